@@ -1,0 +1,88 @@
+"""The audit trail: one AuditEvent per read or change of patient data.
+
+Call ``audit_request`` from API views (it takes actor and address from the request) and
+``audit_record`` from anywhere else (DIMSE associations, management commands, Celery tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from core.models import AuditEvent
+
+logger = logging.getLogger("dicomsvc.audit")
+
+Outcome = AuditEvent.Outcome
+
+
+def client_address(request) -> str | None:
+    # REMOTE_ADDR is what the socket saw; behind a proxy the operator sets BEHIND_TLS_PROXY and the
+    # proxy overwrites X-Forwarded-For, so its first entry is the real client.
+    meta = getattr(request, "META", {})
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return meta.get("REMOTE_ADDR") or None
+
+
+def actor_of(request) -> tuple[str, str]:
+    user = getattr(request, "user", None)
+    if user is None:
+        return ("anonymous", "anonymous")
+    kind = getattr(user, "kind", None)
+    if kind:
+        return (user.name, kind)
+    if getattr(user, "is_authenticated", False):
+        return (user.get_username(), "user")
+    return ("anonymous", "anonymous")
+
+
+def audit_record(
+    *,
+    actor: str,
+    actor_type: str,
+    action: str,
+    outcome: str = Outcome.SUCCESS,
+    patient_id: str = "",
+    study_uid: str = "",
+    client_address: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent | None:
+    if not settings.AUDIT_ENABLED:
+        return None
+    return AuditEvent.objects.create(
+        actor=actor[:150],
+        actor_type=actor_type[:20],
+        action=action[:60],
+        outcome=outcome,
+        patient_id=(patient_id or "")[:64],
+        study_uid=(study_uid or "")[:64],
+        client_address=client_address,
+        detail=detail or {},
+    )
+
+
+def audit_request(
+    request,
+    *,
+    action: str,
+    outcome: str = Outcome.SUCCESS,
+    patient_id: str = "",
+    study_uid: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent | None:
+    actor, actor_type = actor_of(request)
+    return audit_record(
+        actor=actor,
+        actor_type=actor_type,
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        study_uid=study_uid,
+        client_address=client_address(request),
+        detail=detail,
+    )

@@ -1,0 +1,62 @@
+"""Query-string parsing shared by the API views.
+
+Parameter names match case-insensitively (the reference docs spell ``patientID``, ``PatientId``
+and ``PatientID``); an unknown parameter is a 400, so a typo never silently widens a query to
+every patient's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.errors import ApiError
+
+
+class QueryParams:
+    def __init__(self, query_dict, allowed: Iterable[str]):
+        self._canonical = {name.lower(): name for name in allowed}
+        self.values: dict[str, str] = {}
+        unknown: dict[str, list[str]] = {}
+        for raw_name in query_dict:
+            canonical = self._canonical.get(raw_name.lower())
+            if canonical is None:
+                unknown[raw_name] = ["is not a known query parameter"]
+                continue
+            values = query_dict.getlist(raw_name)
+            if len(values) > 1 or canonical in self.values:
+                unknown[raw_name] = ["must be given once"]
+                continue
+            self.values[canonical] = values[0]
+        if unknown:
+            raise ApiError(
+                "Unknown or repeated query parameters: " + ", ".join(sorted(unknown)) + ".",
+                errors=unknown,
+            )
+
+    def get(self, name: str) -> str | None:
+        value = self.values.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ApiError(f"The query parameter {name} is required.", errors={name: ["is required"]})
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(
+                f"{name} must be a whole number.", errors={name: ["must be a whole number"]}
+            ) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ApiError(f"{name} must be {bound}.", errors={name: [f"must be {bound}"]})
+        return value

@@ -1,0 +1,121 @@
+"""Validation of values by their DICOM Value Representation (PS3.5 section 6.2).
+
+pydicom's validators give the length and character-repertoire rules; on top of them this
+module checks what pydicom leaves open: a DA is a real calendar date, a TM a single valid time,
+no control characters or backslashes in single-valued text, enumerated values.
+Each function returns a list of human-readable reasons (empty when the value is valid); the
+reasons never repeat the value itself, so they are safe to return and to log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydicom import config as pydicom_config
+from pydicom.valuerep import validate_value
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) is allowed: ISO 2022
+_TM_RE = re.compile(r"^([01]\d|2[0-3])(([0-5]\d)(([0-5]\d)(\.(\d{1,6}))?)?)?$")
+_DA_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+TEXT_VRS = {"AE", "CS", "LO", "SH", "PN", "LT", "ST", "UT", "UC"}
+MAX_LENGTH = {"AE": 16, "CS": 16, "LO": 64, "SH": 16, "UI": 64, "LT": 10240, "ST": 1024}
+
+
+def parse_da(value: str) -> dt.date:
+    """A DICOM DA (YYYYMMDD) as a date; ValueError when it is not a real date."""
+    match = _DA_RE.match(value)
+    if not match:
+        raise ValueError("must be a date as YYYYMMDD")
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise ValueError("must be a real calendar date (YYYYMMDD)") from None
+
+
+def parse_tm(value: str) -> dt.time:
+    """A DICOM TM (HH[MM[SS[.F{1,6}]]]) as a time; ValueError otherwise."""
+    match = _TM_RE.match(value)
+    if not match:
+        raise ValueError("must be a time as HHMMSS or HHMMSS.FFFFFF (HH 00-23, MM and SS 00-59)")
+    hour = int(match.group(1))
+    minute = int(match.group(3) or 0)
+    second = int(match.group(5) or 0)
+    fraction = (match.group(7) or "").ljust(6, "0")
+    return dt.time(hour, minute, second, int(fraction or 0))
+
+
+def format_da(value: dt.date | None) -> str:
+    return value.strftime("%Y%m%d") if value else ""
+
+
+def format_tm(value: dt.time | None) -> str:
+    if value is None:
+        return ""
+    text = value.strftime("%H%M%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text
+
+
+def _pydicom_reasons(vr: str, value) -> list[str]:
+    try:
+        validate_value(vr, value, pydicom_config.RAISE)
+    except ValueError:
+        # pydicom's messages quote the value; return only the rule.
+        if vr == "CS":
+            return ["may contain only upper-case letters, digits, space and underscore"]
+        if vr == "AE":
+            return ["may contain only printable ASCII characters"]
+        return [f"is not a valid {vr} value"]
+    return []
+
+
+def value_problems(vr: str, value) -> list[str]:
+    """Reasons why ``value`` is not valid for ``vr``."""
+    if vr == "US":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return ["must be a whole number"]
+        return [] if 0 <= value <= 0xFFFF else ["must be between 0 and 65535"]
+    if not isinstance(value, str):
+        return ["must be a string"]
+    reasons: list[str] = []
+    if vr in TEXT_VRS and _CONTROL.search(value):
+        reasons.append("must not contain control characters")
+    if vr in {"AE", "CS", "LO", "SH", "PN", "UI", "DA", "TM"} and "\\" in value:
+        reasons.append("must be a single value (no backslash)")
+    if reasons:
+        return reasons
+    if vr == "DA":
+        try:
+            parse_da(value)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
+    if vr == "TM":
+        try:
+            parse_tm(value)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
+    if vr == "UI":
+        from dicomsvc.dicom.uids import uid_problems
+
+        return uid_problems(value)
+    if vr == "PN":
+        groups = value.split("=")
+        if len(groups) > 3:
+            return ["must have at most 3 component groups (alphabetic=ideographic=phonetic)"]
+        for group in groups:
+            if len(group) > 64:
+                return ["each component group must be at most 64 characters"]
+            if group.count("^") > 4:
+                return ["must have at most 5 components separated by ^"]
+        return []
+    if vr == "AE" and value and not value.strip():
+        return ["must not be only spaces"]
+    limit = MAX_LENGTH.get(vr)
+    if limit is not None and len(value) > limit:
+        return [f"must be at most {limit} characters"]
+    return _pydicom_reasons(vr, value)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv and install dicomsvc (with the dev extra when asked). Idempotent and quick when done.
+#   scripts/bootstrap.sh          runtime only
+#   scripts/bootstrap.sh dev      runtime + test tools + the Debian packages the tests drive
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${1:-run}
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    if [ "${1:-}" = "dev" ]; then
+        .venv/bin/python -m pip install --quiet -e '.[dev]'
+    else
+        .venv/bin/python -m pip install --quiet -e .
+    fi
+    touch "$stamp"
+fi
+if [ "${1:-}" = "dev" ]; then
+    # Real peers for the tests: Orthanc with DICOMweb, dcmtk, Chromium.
+    need=()
+    command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
+    [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+    command -v findscu >/dev/null 2>&1 || need+=(dcmtk)
+    [ -x /usr/bin/chromium ] || need+=(chromium)
+    if [ ${#need[@]} -gt 0 ]; then
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+fi

@@ -1,0 +1,48 @@
+"""Shared fixtures: API clients with scoped keys, a valid workitem payload.
+
+Tests run on the real Postgres named by DATABASE_URL (scripts/test.sh sets it); pytest-django
+creates a test database per xdist worker.
+"""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.scopes import ALL_SCOPES
+from core.services import api_key_create
+
+
+@pytest.fixture
+def make_client(db):
+    """``make_client("worklist:read", ...)`` -> an APIClient sending a key with exactly those scopes."""
+
+    def _make(*scopes: str, name: str = "test client") -> APIClient:
+        _, key = api_key_create(name=name, scopes=list(scopes))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return _make
+
+
+@pytest.fixture
+def api(make_client) -> APIClient:
+    """A client whose key has every scope."""
+    return make_client(*ALL_SCOPES, name="all scopes")
+
+
+@pytest.fixture
+def workitem_payload() -> dict:
+    """The reference documentation's own example request."""
+    return {
+        "StudyInstanceUID": "1.2.752.24.5.2584605181.20150129083013.816906",
+        "PatientID": "SDJ38WMD1MS01",
+        "PatientName": "MARIO^ROSSI",
+        "ScheduledStationAETitle": "NGV",
+        "ScheduledProcedureStepStartDate": "20000101",
+        "ScheduledProcedureStepStartTime": "120000",
+        "ScheduledProcedureStepDescription": "Tac",
+        "Modality": "CT",
+        "AccessionNumber": "NDS83JF784N209D2",
+    }
