@@ -51,20 +51,53 @@ class WorkItemAdmin(admin.ModelAdmin):
     readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
     actions = ["mark_completed", "mark_canceled"]
     fieldsets = [
-        ("Patient", {"fields": [
-            "patient_id", "patient_name", "patient_birth_date", "patient_sex", "pregnancy_status",
-            "medical_alerts", "patient_state", "confidentiality_constraint",
-        ]}),
-        ("Scheduled procedure step", {"fields": [
-            "modality", "scheduled_station_ae_title", "scheduled_station_name", "scheduled_date", "scheduled_time",
-            "scheduled_procedure_step_description", "scheduled_procedure_step_id",
-            "scheduled_performing_physician_name",
-        ]}),
-        ("Request", {"fields": [
-            "study_instance_uid", "accession_number", "requested_procedure_id", "requested_procedure_description",
-            "requesting_physician", "referring_physician_name", "placer_order_number", "admission_id",
-            "service_episode_id", "current_patient_location",
-        ]}),
+        (
+            "Patient",
+            {
+                "fields": [
+                    "patient_id",
+                    "patient_name",
+                    "patient_birth_date",
+                    "patient_sex",
+                    "pregnancy_status",
+                    "medical_alerts",
+                    "patient_state",
+                    "confidentiality_constraint",
+                ]
+            },
+        ),
+        (
+            "Scheduled procedure step",
+            {
+                "fields": [
+                    "modality",
+                    "scheduled_station_ae_title",
+                    "scheduled_station_name",
+                    "scheduled_date",
+                    "scheduled_time",
+                    "scheduled_procedure_step_description",
+                    "scheduled_procedure_step_id",
+                    "scheduled_performing_physician_name",
+                ]
+            },
+        ),
+        (
+            "Request",
+            {
+                "fields": [
+                    "study_instance_uid",
+                    "accession_number",
+                    "requested_procedure_id",
+                    "requested_procedure_description",
+                    "requesting_physician",
+                    "referring_physician_name",
+                    "placer_order_number",
+                    "admission_id",
+                    "service_episode_id",
+                    "current_patient_location",
+                ]
+            },
+        ),
         ("State", {"fields": ["state", "created_at", "updated_at", "created_by"]}),
         ("DICOM", {"fields": ["dicom_json"], "classes": ["collapse"]}),
     ]
@@ -81,8 +114,13 @@ class WorkItemAdmin(admin.ModelAdmin):
             obj.study_instance_uid = obj.study_instance_uid or new_uid()
             obj.created_by = request.user.get_username()
         super().save_model(request, obj, form, change)
-        _audit(request, "workitem.update" if change else "workitem.create", obj,
-               changed=sorted(form.changed_data), via="admin")
+        _audit(
+            request,
+            "workitem.update" if change else "workitem.create",
+            obj,
+            changed=sorted(form.changed_data),
+            via="admin",
+        )
 
     def delete_model(self, request, obj: WorkItem) -> None:
         _audit(request, "workitem.delete", obj, via="admin", accession_number=obj.accession_number)

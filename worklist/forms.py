@@ -53,8 +53,13 @@ class WorkItemAdminForm(forms.ModelForm):
             required=False,
             coerce=int,
             empty_value=None,
-            choices=[("", "—"), (1, "1 not pregnant"), (2, "2 possibly pregnant"), (3, "3 definitely pregnant"),
-                     (4, "4 unknown")],
+            choices=[
+                ("", "—"),
+                (1, "1 not pregnant"),
+                (2, "2 possibly pregnant"),
+                (3, "3 definitely pregnant"),
+                (4, "4 unknown"),
+            ],
         )
 
     def clean(self):

@@ -18,9 +18,15 @@ def scheduler(db, client):
 @pytest.fixture
 def item(db):
     return WorkItem.objects.create(
-        study_instance_uid="1.2.3.4", patient_id="P1", patient_name="DOE^JANE", accession_number="A1",
-        modality="CT", scheduled_station_ae_title="CT1", scheduled_date=dt.date(2024, 3, 1),
-        scheduled_time=dt.time(9, 30), scheduled_procedure_step_description="CT head",
+        study_instance_uid="1.2.3.4",
+        patient_id="P1",
+        patient_name="DOE^JANE",
+        accession_number="A1",
+        modality="CT",
+        scheduled_station_ae_title="CT1",
+        scheduled_date=dt.date(2024, 3, 1),
+        scheduled_time=dt.time(9, 30),
+        scheduled_procedure_step_description="CT head",
     )
 
 
@@ -39,8 +45,13 @@ FORM = {
 
 def test_scheduler_group_holds_exactly_the_worklist_permissions(db):
     codenames = set(Group.objects.get(name="scheduler").permissions.values_list("codename", flat=True))
-    assert codenames == {"view_workitem", "add_workitem", "change_workitem", "delete_workitem",
-                         "change_workitem_state"}
+    assert codenames == {
+        "view_workitem",
+        "add_workitem",
+        "change_workitem",
+        "delete_workitem",
+        "change_workitem_state",
+    }
 
 
 def test_scheduler_sees_the_worklist_with_its_columns(scheduler, item):
@@ -67,8 +78,10 @@ def test_scheduler_creates_a_workitem_with_a_generated_uid(scheduler):
 
 
 def test_admin_form_applies_the_same_validation_as_the_api(scheduler):
-    response = scheduler.post("/admin/worklist/workitem/add/",
-                              {**FORM, "modality": "m-r", "scheduled_station_ae_title": "A" * 16 + "B"})
+    response = scheduler.post(
+        "/admin/worklist/workitem/add/",
+        {**FORM, "modality": "m-r", "scheduled_station_ae_title": "A" * 16 + "B"},
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "may contain only upper-case letters, digits, space and underscore" in html

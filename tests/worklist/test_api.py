@@ -4,11 +4,36 @@ from core.models import AuditEvent
 from worklist.models import WorkItem
 
 DOCUMENTED_TAGS = [
-    "00080005", "00080050", "00080090", "00100010", "00100020", "00100030", "00100040", "00102000",
-    "001021C0", "0020000D", "00321032", "00321060", "00380010", "00380300", "00380500", "00400100",
-    "00401001", "00402016", "00403001",
+    "00080005",
+    "00080050",
+    "00080090",
+    "00100010",
+    "00100020",
+    "00100030",
+    "00100040",
+    "00102000",
+    "001021C0",
+    "0020000D",
+    "00321032",
+    "00321060",
+    "00380010",
+    "00380300",
+    "00380500",
+    "00400100",
+    "00401001",
+    "00402016",
+    "00403001",
 ]
-DOCUMENTED_SPS_TAGS = ["00080060", "00400001", "00400002", "00400003", "00400006", "00400007", "00400009", "00400010"]
+DOCUMENTED_SPS_TAGS = [
+    "00080060",
+    "00400001",
+    "00400002",
+    "00400003",
+    "00400006",
+    "00400007",
+    "00400009",
+    "00400010",
+]
 
 
 def test_documented_example_request_is_created_with_200(api, workitem_payload):
@@ -133,8 +158,13 @@ def test_missing_required_fields_are_all_listed(api):
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert set(errors) == {
-        "PatientName", "ScheduledStationAETitle", "ScheduledProcedureStepDescription",
-        "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime", "Modality", "AccessionNumber",
+        "PatientName",
+        "ScheduledStationAETitle",
+        "ScheduledProcedureStepDescription",
+        "ScheduledProcedureStepStartDate",
+        "ScheduledProcedureStepStartTime",
+        "Modality",
+        "AccessionNumber",
     }
     assert errors["Modality"] == ["is required"]
 
@@ -173,8 +203,13 @@ def test_list_filters_by_patient_and_is_ordered_by_schedule(api, workitem_payloa
     ):
         api.post(
             "/workitems",
-            {**workitem_payload, "StudyInstanceUID": f"1.2.3.{index}", "PatientID": patient,
-             "ScheduledProcedureStepStartDate": date, "ScheduledProcedureStepStartTime": time},
+            {
+                **workitem_payload,
+                "StudyInstanceUID": f"1.2.3.{index}",
+                "PatientID": patient,
+                "ScheduledProcedureStepStartDate": date,
+                "ScheduledProcedureStepStartTime": time,
+            },
             format="json",
         )
     response = api.get("/workitems", {"patientID": "P1"})
@@ -200,12 +235,31 @@ def test_list_filters_by_patient_and_is_ordered_by_schedule(api, workitem_payloa
     ],
 )
 def test_list_filters(api, workitem_payload, params, expected):
-    api.post("/workitems", {**workitem_payload, "StudyInstanceUID": "1.2.3.1", "PatientID": "P1",
-                            "AccessionNumber": "ACC1", "ScheduledStationAETitle": "CT1",
-                            "ScheduledProcedureStepStartDate": "20240101"}, format="json")
-    api.post("/workitems", {**workitem_payload, "StudyInstanceUID": "1.2.3.2", "PatientID": "P1",
-                            "AccessionNumber": "ACC2", "Modality": "MR", "ScheduledStationAETitle": "MR1",
-                            "ScheduledProcedureStepStartDate": "20240102"}, format="json")
+    api.post(
+        "/workitems",
+        {
+            **workitem_payload,
+            "StudyInstanceUID": "1.2.3.1",
+            "PatientID": "P1",
+            "AccessionNumber": "ACC1",
+            "ScheduledStationAETitle": "CT1",
+            "ScheduledProcedureStepStartDate": "20240101",
+        },
+        format="json",
+    )
+    api.post(
+        "/workitems",
+        {
+            **workitem_payload,
+            "StudyInstanceUID": "1.2.3.2",
+            "PatientID": "P1",
+            "AccessionNumber": "ACC2",
+            "Modality": "MR",
+            "ScheduledStationAETitle": "MR1",
+            "ScheduledProcedureStepStartDate": "20240102",
+        },
+        format="json",
+    )
     response = api.get("/workitems", params)
     assert response.status_code == 200
     assert [item["0020000D"]["Value"][0] for item in response.json()] == expected
@@ -267,7 +321,9 @@ def test_create_list_and_delete_are_audited(api, workitem_payload):
     api.post("/workitems", workitem_payload, format="json")
     api.get("/workitems", {"patientID": "SDJ38WMD1MS01"})
     api.delete(f"/workitems/{workitem_payload['StudyInstanceUID']}")
-    events = list(AuditEvent.objects.order_by("id").values_list("action", "patient_id", "study_uid", "outcome"))
+    events = list(
+        AuditEvent.objects.order_by("id").values_list("action", "patient_id", "study_uid", "outcome")
+    )
     uid = workitem_payload["StudyInstanceUID"]
     assert events == [
         ("workitem.create", "SDJ38WMD1MS01", uid, "success"),

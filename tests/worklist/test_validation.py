@@ -28,7 +28,9 @@ def test_valid_payload_converts_dicom_dates_and_times():
     assert cleaned["scheduled_time"] == dt.time(9, 30)
 
 
-@pytest.mark.parametrize("value", ["2024-01-01", "20231301", "20230229", "2024010", "202401011", "abcdefgh", ""])
+@pytest.mark.parametrize(
+    "value", ["2024-01-01", "20231301", "20230229", "2024010", "202401011", "abcdefgh", ""]
+)
 def test_bad_dates_are_refused(value):
     key = "ScheduledProcedureStepStartDate"
     assert key in errors_for(**{key: value})
@@ -36,8 +38,13 @@ def test_bad_dates_are_refused(value):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("12", dt.time(12)), ("1230", dt.time(12, 30)), ("123045", dt.time(12, 30, 45)),
-     ("123045.5", dt.time(12, 30, 45, 500000)), ("235959.999999", dt.time(23, 59, 59, 999999))],
+    [
+        ("12", dt.time(12)),
+        ("1230", dt.time(12, 30)),
+        ("123045", dt.time(12, 30, 45)),
+        ("123045.5", dt.time(12, 30, 45, 500000)),
+        ("235959.999999", dt.time(23, 59, 59, 999999)),
+    ],
 )
 def test_partial_and_fractional_times_are_accepted(value, expected):
     assert validate_workitem({**BASE, "ScheduledProcedureStepStartTime": value})["scheduled_time"] == expected
