@@ -115,8 +115,11 @@ def instance_to_dicom_json(row: Mapping[str, Any], *, base_url: str) -> dict:
 def _from_element(vr: str, element: Mapping[str, Any] | None) -> Any:
     values = (element or {}).get("Value") or []
     if vr == "PN":
-        values = ["=".join(v.get(g, "") for g in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-                  for v in values if isinstance(v, dict)]
+        values = [
+            "=".join(v.get(g, "") for g in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+            for v in values
+            if isinstance(v, dict)
+        ]
     if vr in ("IS", "US"):
         try:
             return int(values[0]) if values else None
@@ -135,3 +138,41 @@ def row_from_dicom_json(dataset: Mapping[str, Any], level: str) -> dict[str, Any
         modalities = row["modalities"]
         row["modalities"] = modalities if isinstance(modalities, list) else [m for m in [modalities] if m]
     return row
+
+
+def stow_response(outcomes, *, base_url: str) -> dict:
+    """The STOW-RS style store response (PS3.18 10.5.3): referenced and failed SOP instances.
+
+    Each failed item carries (0008,1197) FailureReason and, beyond the standard, the reason as
+    text in (0000,0902) ErrorComment, so that a client sees why without reading the audit trail.
+    """
+    referenced, failed = [], []
+    for outcome in outcomes:
+        if outcome.ok:
+            referenced.append(
+                {
+                    "00081150": {"vr": "UI", "Value": [outcome.sop_class_uid]},
+                    "00081155": {"vr": "UI", "Value": [outcome.sop_instance_uid]},
+                    "00081190": {
+                        "vr": "UR",
+                        "Value": [
+                            instance_retrieve_url(
+                                base_url, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
+                            )
+                        ],
+                    },
+                }
+            )
+        else:
+            item = {"00000902": {"vr": "LO", "Value": [outcome.reason or "failed"]}}
+            if outcome.sop_class_uid:
+                item["00081150"] = {"vr": "UI", "Value": [outcome.sop_class_uid]}
+                item["00081155"] = {"vr": "UI", "Value": [outcome.sop_instance_uid]}
+            item["00081197"] = {"vr": "US", "Value": [outcome.failure_code or 0x0110]}
+            failed.append(item)
+    out: dict = {}
+    if failed:
+        out["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        out["00081199"] = {"vr": "SQ", "Value": referenced}
+    return out

@@ -8,10 +8,15 @@ it out to CALLBACK_URLS.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 
+from callbacks.services import CallbackEventInvalid, new_exam_event_record
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.models import Series, Study
+
+logger = logging.getLogger("dicomsvc.exams")
 
 EVENT_TYPE = "INSTANCES_ADDED"
 
@@ -51,8 +56,8 @@ def new_exam_event_emit(*, study_pk: int) -> None:
     """Record the event (call inside the transaction that stored the instance)."""
     payload = new_exam_event_payload(study_pk=study_pk)
     try:
-        from callbacks.services import new_exam_event_record
-    except ImportError:
-        # callbacks/services.py has not landed on this branch yet; see the exams report.
-        return
-    new_exam_event_record(payload=payload, origin="embedded")
+        new_exam_event_record(payload=payload, origin="embedded")
+    except CallbackEventInvalid as exc:
+        # The instance is stored whatever its header holds; an event the callbacks app refuses
+        # (e.g. a malformed value in an optional attribute) must not undo the store.
+        logger.warning("new-exam event refused by callbacks validation: fields %s", sorted(exc.errors))

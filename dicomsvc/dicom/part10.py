@@ -127,9 +127,7 @@ def _check_preamble(fileobj: BinaryIO) -> None:
     fileobj.seek(0)
     head = fileobj.read(PREAMBLE_LENGTH + 4)
     if len(head) < PREAMBLE_LENGTH + 4 or head[PREAMBLE_LENGTH:] != b"DICM":
-        raise Part10Invalid(
-            "not a DICOM Part 10 file: the 128-byte preamble and 'DICM' prefix are missing"
-        )
+        raise Part10Invalid("not a DICOM Part 10 file: the 128-byte preamble and 'DICM' prefix are missing")
     preamble = head[:PREAMBLE_LENGTH]
     for signature, kind in _POLYGLOT_SIGNATURES.items():
         if preamble.startswith(signature):

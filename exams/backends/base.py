@@ -8,9 +8,7 @@ remote PACS that refuses or fails; the API turns them into 401 / 502 / 504 JSON 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -93,11 +91,10 @@ class PacsBackend:
         study, or (with ``patient_id``) another patient's."""
         raise NotImplementedError
 
-    def open_instance(
-        self, *, study_uid: str, series_uid: str, instance_uid: str
-    ) -> contextlib.AbstractContextManager[BinaryIO]:
-        """A context manager yielding the stored Part 10 file, readable and seekable; raises
-        ``InstanceNotFound`` when the instance is not under that study and series."""
+    def open_instance(self, *, study_uid: str, series_uid: str, instance_uid: str) -> BinaryIO:
+        """The stored Part 10 file, open for reading, seekable, and usable as a context manager
+        (closing it releases everything it holds); raises ``InstanceNotFound`` when the instance
+        is not under that study and series."""
         raise NotImplementedError
 
     def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
@@ -107,11 +104,3 @@ class PacsBackend:
     def check(self) -> list:
         """Django system check messages about this backend's configuration."""
         return []
-
-
-@contextlib.contextmanager
-def closing_file(fileobj: BinaryIO) -> Iterator[BinaryIO]:
-    try:
-        yield fileobj
-    finally:
-        fileobj.close()

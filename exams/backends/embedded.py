@@ -18,7 +18,7 @@ from django.db.models import F
 
 from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
-from exams.backends.base import InstanceNotFound, PacsBackend, StoreResult, StudyFilter, closing_file
+from exams.backends.base import InstanceNotFound, PacsBackend, StoreResult, StudyFilter
 from exams.events import new_exam_event_emit
 from exams.models import Instance, Patient, Series, Study
 
@@ -151,7 +151,9 @@ class EmbeddedBackend(PacsBackend):
                 "failed", "this Study Instance UID belongs to another patient", FAILURE_PROCESSING
             )
         series_study = (
-            Series.objects.filter(series_uid=info.series_uid).values_list("study__study_uid", flat=True).first()
+            Series.objects.filter(series_uid=info.series_uid)
+            .values_list("study__study_uid", flat=True)
+            .first()
         )
         if series_study is not None and series_study != info.study_uid:
             return StoreResult(
@@ -219,7 +221,8 @@ class EmbeddedBackend(PacsBackend):
             if series_created:
                 study_update["number_of_series"] = F("number_of_series") + 1
                 modalities = sorted(
-                    {m for m in study.modalities.split("\\") if m} | ({info.modality} if info.modality else set())
+                    {m for m in study.modalities.split("\\") if m}
+                    | ({info.modality} if info.modality else set())
                 )
                 study_update["modalities"] = "\\".join(modalities)
             Study.objects.filter(pk=study.pk).update(**study_update)
@@ -256,25 +259,40 @@ class EmbeddedBackend(PacsBackend):
         study_pk = self._study_pk(study_uid, patient_id)
         if study_pk is None:
             return None
-        rows = Series.objects.filter(study_id=study_pk).order_by(F("series_number").asc(nulls_last=True), "id")
+        rows = Series.objects.filter(study_id=study_pk).order_by(
+            F("series_number").asc(nulls_last=True), "id"
+        )
         return [
             {**row, "study_uid": study_uid}
-            for row in rows.values("series_uid", "modality", "series_number", "description", "number_of_instances")
+            for row in rows.values(
+                "series_uid", "modality", "series_number", "description", "number_of_instances"
+            )
         ]
 
-    def search_instances(self, *, study_uid: str, series_uid: str, patient_id: str | None) -> list[dict] | None:
+    def search_instances(
+        self, *, study_uid: str, series_uid: str, patient_id: str | None
+    ) -> list[dict] | None:
         study_pk = self._study_pk(study_uid, patient_id)
         if study_pk is None:
             return None
         series_pk = (
-            Series.objects.filter(series_uid=series_uid, study_id=study_pk).values_list("pk", flat=True).first()
+            Series.objects.filter(series_uid=series_uid, study_id=study_pk)
+            .values_list("pk", flat=True)
+            .first()
         )
         if series_pk is None:
             return None
         rows = Instance.objects.filter(series_id=series_pk).order_by(
             F("instance_number").asc(nulls_last=True), "id"
         )
-        fields = ("sop_class_uid", "sop_instance_uid", "instance_number", "number_of_frames", "rows", "columns")
+        fields = (
+            "sop_class_uid",
+            "sop_instance_uid",
+            "instance_number",
+            "number_of_frames",
+            "rows",
+            "columns",
+        )
         return [{**row, "study_uid": study_uid, "series_uid": series_uid} for row in rows.values(*fields)]
 
     def _located(self, study_uid: str, series_uid: str, instance_uid: str) -> dict:
@@ -298,7 +316,7 @@ class EmbeddedBackend(PacsBackend):
         except FileNotFoundError:
             logger.error("embedded PACS: the indexed file of instance row is missing from storage")
             raise InstanceNotFound(instance_uid) from None
-        return closing_file(fileobj)
+        return fileobj
 
     def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
         return self._located(study_uid, series_uid, instance_uid)["sha256"][:16]
@@ -314,4 +332,3 @@ class EmbeddedBackend(PacsBackend):
                 )
             ]
         return []
-
