@@ -21,6 +21,7 @@ from typing import BinaryIO
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomsvc.dicom.uids import uid_problems
@@ -96,7 +97,7 @@ def _text(ds, keyword: str, limit: int = 64) -> str:
         return ""
     if value is None:
         return ""
-    if not isinstance(value, str | bytes) and hasattr(value, "__iter__"):
+    if isinstance(value, MultiValue):
         value = "\\".join(str(v) for v in value)
     return str(value).strip()[:limit]
 

@@ -90,12 +90,14 @@ class DicomWebBackend(PacsBackend):
         read_timeout: float = 30.0,
         retries: int = 2,
         pool_size: int = 10,
+        max_matches: int = 5000,
         **options,
     ):
         super().__init__(**options)
         self.url = url.rstrip("/")
         self.label = name or urlsplit(self.url).netloc or "the PACS"
         self.timeout = (connect_timeout, read_timeout)
+        self.max_matches = max_matches
         self.session = requests.Session()
         retry = Retry(
             total=retries,
@@ -186,7 +188,9 @@ class DicomWebBackend(PacsBackend):
     # -- queries -------------------------------------------------------------------------------
 
     def search_studies(self, flt: StudyFilter, *, limit: int, offset: int) -> list[dict]:
-        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        # The PACS pages in its own order: fetch the patient's matches (a bounded number), then
+        # order newest first and page here, so both backends page alike.
+        params: dict[str, str | int] = {"limit": self.max_matches}
         if flt.patient_id is not None:
             params["PatientID"] = flt.patient_id
         if flt.study_uid is not None:
@@ -202,7 +206,7 @@ class DicomWebBackend(PacsBackend):
         if flt.patient_id is not None:
             rows = [row for row in rows if row["patient_id"] == flt.patient_id]
         rows.sort(key=lambda r: (r["study_date"] or "", r["study_time"] or ""), reverse=True)
-        return rows
+        return rows[offset : offset + limit]
 
     def _study_is_patients(self, study_uid: str, patient_id: str | None) -> bool:
         return bool(
