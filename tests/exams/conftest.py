@@ -69,7 +69,9 @@ def make_dicom(
     ds.PixelRepresentation = 0
     ds.RescaleIntercept = 0
     ds.RescaleSlope = 1
-    pixels = (np.arange(rows * columns, dtype=np.uint16).reshape(rows, columns) + pixel_value).astype(np.uint16)
+    pixels = (np.arange(rows * columns, dtype=np.uint16).reshape(rows, columns) + pixel_value).astype(
+        np.uint16
+    )
     ds.PixelData = pixels.tobytes()
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
@@ -91,7 +93,10 @@ def embedded_pacs(settings, tmp_path):
     settings.PACS_BACKEND = "embedded"
     settings.STORAGES = {
         **settings.STORAGES,
-        "dicom": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "dicom"}},
+        "dicom": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "dicom"},
+        },
         "dicom-thumbnails": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": tmp_path / "thumbnails"},
@@ -123,7 +128,10 @@ def use_dicomweb(settings, server, tmp_path, **overrides) -> None:
     reset_backend()
 
 
-@pytest.fixture(params=["embedded", pytest.param("dicomweb", marks=[pytest.mark.orthanc, pytest.mark.xdist_group("orthanc")])])
+ORTHANC_MARKS = [pytest.mark.orthanc, pytest.mark.xdist_group("orthanc")]
+
+
+@pytest.fixture(params=["embedded", pytest.param("dicomweb", marks=ORTHANC_MARKS)])
 def pacs(request, settings, tmp_path):
     """Run the test once per backend; yields the backend name."""
     if request.param == "embedded":
@@ -151,10 +159,15 @@ def upload(client, *files: bytes, content_type: str = "multipart/form-data"):
         return client.generic("POST", "/exams", files[0], content_type="application/dicom")
     if content_type == "multipart/related":
         boundary = "b" + uuid.uuid4().hex
-        body = b"".join(
-            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n"
-            for data in files
-        ) + b"--" + boundary.encode() + b"--\r\n"
+        body = (
+            b"".join(
+                b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n"
+                for data in files
+            )
+            + b"--"
+            + boundary.encode()
+            + b"--\r\n"
+        )
         return client.generic(
             "POST",
             "/exams",
@@ -166,3 +179,7 @@ def upload(client, *files: bytes, content_type: str = "multipart/form-data"):
         {"file": [io.BytesIO(data) for data in files]},
         format="multipart",
     )
+
+
+def instance_path(ds) -> str:
+    return f"/exams/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instance/{ds.SOPInstanceUID}"

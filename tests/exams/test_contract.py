@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pydicom
 import pytest
 
-from tests.exams.conftest import make_dicom, new_patient, upload
+from tests.exams.conftest import instance_path, make_dicom, new_patient, upload
 
 
 def _retrieve_url(body) -> str:
@@ -23,7 +25,7 @@ def test_an_uploaded_instance_is_referenced_and_retrievable_byte_for_byte(pacs, 
     assert response.status_code == 200, response.content
     body = response.json()
     ref = body[0]["00081199"]["Value"][0]
-    ds = pydicom.dcmread(__import__("io").BytesIO(data))
+    ds = pydicom.dcmread(io.BytesIO(data))
     assert ref["00081150"] == {"vr": "UI", "Value": [ds.SOPClassUID]}
     assert ref["00081155"] == {"vr": "UI", "Value": [ds.SOPInstanceUID]}
     assert "00081198" not in body[0]
@@ -125,10 +127,11 @@ def test_a_bad_study_date_is_400(pacs, api):
 def test_series_and_instances_are_listed_in_order_with_their_attributes(pacs, api):
     patient = new_patient()
     study, series_a, series_b = (pydicom.uid.generate_uid() for _ in range(3))
+    same = {"patient_id": patient, "study_uid": study}
     files = [
-        make_dicom(patient_id=patient, study_uid=study, series_uid=series_b, series_number=2, instance_number=1),
-        make_dicom(patient_id=patient, study_uid=study, series_uid=series_a, series_number=1, instance_number=2),
-        make_dicom(patient_id=patient, study_uid=study, series_uid=series_a, series_number=1, instance_number=1),
+        make_dicom(**same, series_uid=series_b, series_number=2, instance_number=1),
+        make_dicom(**same, series_uid=series_a, series_number=1, instance_number=2),
+        make_dicom(**same, series_uid=series_a, series_number=1, instance_number=1),
     ]
     assert upload(api, *files).status_code == 200
     series = api.get(f"/exams/studies/{study}/series", {"PatientID": patient}).json()
@@ -145,13 +148,13 @@ def test_series_and_instances_are_listed_in_order_with_their_attributes(pacs, ap
     assert first["00280011"] == {"vr": "US", "Value": [16]}
     retrieved = api.get(_path(first["00081190"]["Value"][0]))
     assert retrieved.status_code == 200
-    assert pydicom.dcmread(__import__("io").BytesIO(b"".join(retrieved.streaming_content))).InstanceNumber == 1
+    assert pydicom.dcmread(io.BytesIO(b"".join(retrieved.streaming_content))).InstanceNumber == 1
 
 
 def test_another_patients_study_and_series_are_404_and_leak_nothing(pacs, api):
     owner, other = new_patient(), new_patient()
     data = make_dicom(patient_id=owner)
-    ds = pydicom.dcmread(__import__("io").BytesIO(data))
+    ds = pydicom.dcmread(io.BytesIO(data))
     assert upload(api, data).status_code == 200
     assert upload(api, make_dicom(patient_id=other)).status_code == 200
     for path in (
@@ -162,7 +165,7 @@ def test_another_patients_study_and_series_are_404_and_leak_nothing(pacs, api):
         assert response.status_code == 404
         assert owner not in response.content.decode()
         assert "ROSSI" not in response.content.decode()
-    retrieve = f"/exams/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instance/{ds.SOPInstanceUID}"
+    retrieve = instance_path(ds)
     assert api.get(retrieve, {"fileType": "application/dicom", "PatientID": other}).status_code == 404
     assert api.get(retrieve, {"fileType": "application/dicom", "PatientID": owner}).status_code == 200
     studies = api.get("/exams/studies", {"PatientID": other}).json()
@@ -172,7 +175,7 @@ def test_another_patients_study_and_series_are_404_and_leak_nothing(pacs, api):
 def test_unknown_study_series_and_instance_are_404(pacs, api):
     patient = new_patient()
     data = make_dicom(patient_id=patient)
-    ds = pydicom.dcmread(__import__("io").BytesIO(data))
+    ds = pydicom.dcmread(io.BytesIO(data))
     assert upload(api, data).status_code == 200
     assert api.get("/exams/studies/1.2.3.4/series", {"PatientID": patient}).status_code == 404
     unknown_series = f"/exams/studies/{ds.StudyInstanceUID}/series/1.2.3.4/instances"
@@ -247,10 +250,10 @@ def test_a_rejected_file_is_422_with_the_reason_and_nothing_is_stored(pacs, api,
 
 def test_missing_uids_are_422_naming_the_attribute(pacs, api):
     patient = new_patient()
-    ds = pydicom.dcmread(__import__("io").BytesIO(make_dicom(patient_id=patient)))
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id=patient)))
     del ds.SeriesInstanceUID
     ds.StudyInstanceUID = "1.2.03"  # leading zero in a component
-    out = __import__("io").BytesIO()
+    out = io.BytesIO()
     ds.save_as(out)
     response = upload(api, out.getvalue())
     assert response.status_code == 422
