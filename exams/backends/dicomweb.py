@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.core.checks import Error
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from dicomsvc.dicom.part10 import FAILURE_PROCESSING, Part10Info
@@ -75,6 +76,14 @@ class _MultipartBody:
         return out
 
 
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A read timeout, also when urllib3's retries wrapped it into a ConnectionError."""
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, ReadTimeoutError)
+
+
 class DicomWebBackend(PacsBackend):
     name = "dicomweb"
 
@@ -122,9 +131,9 @@ class DicomWebBackend(PacsBackend):
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
             response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise PacsTimeout(f"The PACS at {self.label} did not answer in time.") from None
-        except requests.RequestException:
+        except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise PacsTimeout(f"The PACS at {self.label} did not answer in time.") from None
             raise PacsUnavailable(f"The PACS at {self.label} cannot be reached.") from None
         if response.status_code in (401, 403):
             response.close()
