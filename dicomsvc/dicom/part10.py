@@ -196,18 +196,13 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     if errors:
         raise Part10Invalid("; ".join(errors))
     media_class = _text(meta, "MediaStorageSOPClassUID", limit=1000)
-    media_instance = _text(meta, "MediaStorageSOPInstanceUID", limit=1000)
+    # A MediaStorageSOPInstanceUID that differs from the data set's is accepted (some anonymisers
+    # forget the File Meta); the data set's SOPInstanceUID is the one indexed and answered.
     if media_class and media_class != values["SOPClassUID"]:
         raise Part10Invalid(
             "MediaStorageSOPClassUID (0002,0002) does not match SOPClassUID (0008,0016)",
             failure_code=FAILURE_SOP_CLASS_MISMATCH,
         )
-    if media_instance and media_instance != values["SOPInstanceUID"]:
-        raise Part10Invalid(
-            "MediaStorageSOPInstanceUID (0002,0003) does not match SOPInstanceUID (0008,0018)",
-            failure_code=FAILURE_SOP_CLASS_MISMATCH,
-        )
-
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
     frames = _int(ds, "NumberOfFrames")
