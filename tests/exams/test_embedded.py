@@ -219,3 +219,16 @@ def test_the_system_check_reports_a_misconfigured_backend(settings, overrides, c
     with pytest.raises(SystemCheckError, match=check_id):
         call_command("check")
     reset_backend()
+
+
+def test_an_invalid_header_value_is_never_logged(api, caplog):
+    patient = new_patient()
+    ds = _dataset(make_dicom(patient_id=patient))
+    ds.PatientName = "SECRETNAME^" + "X" * 80  # too long for PN: pydicom complains on read
+    out = io.BytesIO()
+    ds.save_as(out)
+    caplog.set_level("DEBUG")
+    assert upload(api, out.getvalue()).status_code == 200
+    assert any(record.name == "pydicom" for record in caplog.records)
+    assert "SECRETNAME" not in caplog.text
+    assert patient not in caplog.text
