@@ -15,11 +15,14 @@ from worklist.services import workitem_create
 
 
 def bare_list(request):
-    rows = WorkItem.objects.filter(patient_id=request.GET["patientID"]).order_by(
-        "scheduled_date", "scheduled_time", "id"
-    ).values(*COLUMNS)[:100]
-    return HttpResponse(orjson.dumps([workitem_to_dicom_json(row) for row in rows]),
-                        content_type="application/json")
+    rows = (
+        WorkItem.objects.filter(patient_id=request.GET["patientID"])
+        .order_by("scheduled_date", "scheduled_time", "id")
+        .values(*COLUMNS)[:100]
+    )
+    return HttpResponse(
+        orjson.dumps([workitem_to_dicom_json(row) for row in rows]), content_type="application/json"
+    )
 
 
 @csrf_exempt

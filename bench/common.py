@@ -47,8 +47,12 @@ def throwaway_database(name: str, *, keep: bool = False):
 
 def manage(env: dict, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, check=True,
-        capture_output=True, text=True,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout
 
@@ -57,10 +61,20 @@ def manage(env: dict, *args: str) -> str:
 def gunicorn(env: dict, *, workers: int = 2, threads: int = 4, app: str = "dicomsvc.wsgi:application"):
     port = free_port()
     cmd = [
-        str(Path(sys.executable).parent / "gunicorn"), app, "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
+        str(Path(sys.executable).parent / "gunicorn"),
+        app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
     ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for_port(port, timeout=30)
         yield port
@@ -103,7 +117,9 @@ class Client:
         return response.status, data
 
 
-def timed_requests(make_request: Callable[[Client, int], int], port: int, headers: dict, count: int) -> list[float]:
+def timed_requests(
+    make_request: Callable[[Client, int], int], port: int, headers: dict, count: int
+) -> list[float]:
     """Latency in ms of ``count`` sequential requests (one client, no concurrency)."""
     client = Client(port, headers)
     samples = []
@@ -116,8 +132,9 @@ def timed_requests(make_request: Callable[[Client, int], int], port: int, header
     return samples
 
 
-def throughput(make_request: Callable[[Client, int], int], port: int, headers: dict, *, clients: int,
-               seconds: float) -> float:
+def throughput(
+    make_request: Callable[[Client, int], int], port: int, headers: dict, *, clients: int, seconds: float
+) -> float:
     """Requests per second over ``seconds`` with ``clients`` concurrent keep-alive clients (threads)."""
     done = [0] * clients
     errors = [0] * clients

@@ -40,13 +40,34 @@ FIXED = {
 def load_rows(url: str, rows: int, patients: int) -> float:
     """COPY ``rows`` workitems into the migrated table; returns seconds."""
     columns = [
-        "study_instance_uid", "patient_id", "patient_name", "patient_sex", "accession_number", "modality",
-        "scheduled_station_ae_title", "scheduled_station_name", "scheduled_date", "scheduled_time",
-        "scheduled_procedure_step_description", "scheduled_procedure_step_id",
-        "scheduled_performing_physician_name", "requested_procedure_description", "requested_procedure_id",
-        "requesting_physician", "referring_physician_name", "admission_id", "current_patient_location",
-        "confidentiality_constraint", "patient_state", "medical_alerts", "placer_order_number",
-        "service_episode_id", "state", "created_at", "updated_at", "created_by",
+        "study_instance_uid",
+        "patient_id",
+        "patient_name",
+        "patient_sex",
+        "accession_number",
+        "modality",
+        "scheduled_station_ae_title",
+        "scheduled_station_name",
+        "scheduled_date",
+        "scheduled_time",
+        "scheduled_procedure_step_description",
+        "scheduled_procedure_step_id",
+        "scheduled_performing_physician_name",
+        "requested_procedure_description",
+        "requested_procedure_id",
+        "requesting_physician",
+        "referring_physician_name",
+        "admission_id",
+        "current_patient_location",
+        "confidentiality_constraint",
+        "patient_state",
+        "medical_alerts",
+        "placer_order_number",
+        "service_episode_id",
+        "state",
+        "created_at",
+        "updated_at",
+        "created_by",
     ]
     rng = random.Random(7)
     start_day = dt.date(2024, 1, 1)
@@ -56,20 +77,47 @@ def load_rows(url: str, rows: int, patients: int) -> float:
         with cur.copy(f"COPY worklist_workitem ({', '.join(columns)}) FROM STDIN") as copy:
             for index in range(rows):
                 patient = rng.randrange(patients)
-                copy.write_row((
-                    f"1.2.826.0.1.3680043.10.1.{index + 1}", f"PAT{patient:07d}", f"PATIENT^{patient}", "O",
-                    f"ACC{index:012d}", FIXED["modality"][index % 5], FIXED["station"][index % 5], "",
-                    start_day + dt.timedelta(days=index % 730), dt.time(8 + index % 10, (index * 7) % 60),
-                    "Scheduled exam", "", "", "", "", "", "", "", "", "", "", "", "", "", "SCHEDULED", now, now,
-                    "bench",
-                ))
+                copy.write_row(
+                    (
+                        f"1.2.826.0.1.3680043.10.1.{index + 1}",
+                        f"PAT{patient:07d}",
+                        f"PATIENT^{patient}",
+                        "O",
+                        f"ACC{index:012d}",
+                        FIXED["modality"][index % 5],
+                        FIXED["station"][index % 5],
+                        "",
+                        start_day + dt.timedelta(days=index % 730),
+                        dt.time(8 + index % 10, (index * 7) % 60),
+                        "Scheduled exam",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "SCHEDULED",
+                        now,
+                        now,
+                        "bench",
+                    )
+                )
         conn.commit()
         cur.execute("ANALYZE worklist_workitem")
     return time.perf_counter() - started
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--patients", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=2000, help="GET requests timed per endpoint")
@@ -79,14 +127,18 @@ def main() -> int:
 
     with throwaway_database("dicomsvc_bench_worklist") as url:
         env = {
-            **os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
-            "LOG_LEVEL": "WARNING", "DICOMSVC_VAR_DIR": str(ROOT / "var" / "bench"),
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+            "LOG_LEVEL": "WARNING",
+            "DICOMSVC_VAR_DIR": str(ROOT / "var" / "bench"),
             "CELERY_BROKER_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             "PYTHONPATH": str(ROOT),
         }
         manage(env, "migrate", "--noinput", "-v", "0")
-        key = manage(env, "create_api_key", "bench", "--scopes", "worklist:read", "worklist:write",
-                     "--quiet").strip()
+        key = manage(
+            env, "create_api_key", "bench", "--scopes", "worklist:read", "worklist:write", "--quiet"
+        ).strip()
         print(f"loading {args.rows:,} workitems for {args.patients:,} patients ...", flush=True)
         seconds = load_rows(url, args.rows, args.patients)
         print(f"loaded in {seconds:.1f}s ({args.rows / seconds:,.0f} rows/s via COPY)")
@@ -98,12 +150,19 @@ def main() -> int:
             return client.request("GET", f"/workitems?patientID={patient_ids[index % len(patient_ids)]}")[0]
 
         def get_bare(client, index):
-            return client.request("GET", f"/bare/workitems?patientID={patient_ids[index % len(patient_ids)]}")[0]
+            return client.request(
+                "GET", f"/bare/workitems?patientID={patient_ids[index % len(patient_ids)]}"
+            )[0]
 
         body_base = {
-            "PatientID": "NEWPAT", "PatientName": "NEW^PATIENT", "ScheduledStationAETitle": "CT1",
-            "ScheduledProcedureStepDescription": "CT head", "ScheduledProcedureStepStartDate": "20261125",
-            "ScheduledProcedureStepStartTime": "101500", "Modality": "CT", "AccessionNumber": "NEWACC",
+            "PatientID": "NEWPAT",
+            "PatientName": "NEW^PATIENT",
+            "ScheduledStationAETitle": "CT1",
+            "ScheduledProcedureStepDescription": "CT head",
+            "ScheduledProcedureStepStartDate": "20261125",
+            "ScheduledProcedureStepStartTime": "101500",
+            "Modality": "CT",
+            "AccessionNumber": "NEWACC",
         }
         json_header = {"Content-Type": "application/json"}
 
@@ -127,7 +186,9 @@ def main() -> int:
             results["get_api"] = percentiles(api_samples)
             results["get_bare"] = percentiles(bare_samples)
             results["post_api"] = throughput(post_api, port, auth, clients=args.clients, seconds=args.seconds)
-            results["post_bare"] = throughput(post_bare, port, auth, clients=args.clients, seconds=args.seconds)
+            results["post_bare"] = throughput(
+                post_bare, port, auth, clients=args.clients, seconds=args.seconds
+            )
 
     api, bare = results["get_api"], results["get_bare"]
     print()
