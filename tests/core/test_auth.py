@@ -97,3 +97,21 @@ def test_create_api_key_command_refuses_unknown_scopes(db):
 
     with pytest.raises(CommandError, match="unknown scopes: worklist:everything"):
         call_command("create_api_key", "RIS", "--scopes", "worklist:everything")
+
+
+def test_a_key_revoked_after_use_stops_working_once_the_cache_expires(db, settings):
+    settings.API_KEY_CACHE_SECONDS = 0
+    api_key, key = api_key_create(name="k", scopes=["worklist:read"])
+    client = client_with(f"Bearer {key}")
+    assert client.get("/workitems").status_code == 200
+    api_key.revoked = True
+    api_key.save()
+    assert client.get("/workitems").status_code == 401
+
+
+def test_verified_keys_are_cached_so_reads_skip_the_key_query(db, django_assert_num_queries):
+    _, key = api_key_create(name="k", scopes=["uid"])
+    client = client_with(f"Bearer {key}")
+    client.get("/uid")
+    with django_assert_num_queries(0):
+        assert client.get("/uid").status_code == 200
