@@ -61,6 +61,9 @@ class PacsBackend:
     name = "pacs"
     #: True when ``store`` keeps the index itself and so can emit new-exam events.
     emits_new_exam_events = False
+    #: True when ``store`` writes only to this database (and a storage): the caller may then run the
+    #: stores of one request in one transaction (one commit per request instead of one per instance).
+    atomic_batches = False
 
     def __init__(self, **options):
         self.options = options

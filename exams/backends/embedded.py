@@ -9,12 +9,14 @@ the new-exam event; a file whose rows could not be written is deleted again.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.core.checks import Error
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
@@ -61,9 +63,25 @@ def study_row(values: dict) -> dict:
     }
 
 
+# What decides a store, in one round trip: the stored instance (content hash and place), the owner
+# of the study and the study of the series.
+_LOOKUP_SQL = """
+SELECT i.sha256, se.series_uid, st.study_uid,
+  (SELECT p.patient_id FROM exams_study s2 JOIN exams_patient p ON p.id = s2.patient_id
+     WHERE s2.study_uid = %(study)s),
+  (SELECT s3.study_uid FROM exams_series se3 JOIN exams_study s3 ON s3.id = se3.study_id
+     WHERE se3.series_uid = %(series)s)
+FROM (SELECT 1 AS one) AS one
+LEFT JOIN exams_instance i ON i.sop_instance_uid = %(sop)s
+LEFT JOIN exams_series se ON se.id = i.series_id
+LEFT JOIN exams_study st ON st.id = se.study_id
+"""
+
+
 class EmbeddedBackend(PacsBackend):
     name = "embedded"
     emits_new_exam_events = True
+    atomic_batches = True
 
     def __init__(self, *, storage_alias: str = "dicom", allow_overwrite: bool | None = None, **options):
         super().__init__(**options)
@@ -83,18 +101,9 @@ class EmbeddedBackend(PacsBackend):
     # -- store ---------------------------------------------------------------------------------
 
     def store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
-        existing = (
-            Instance.objects.filter(sop_instance_uid=info.sop_instance_uid)
-            .values("sha256", "series__series_uid", "series__study__study_uid")
-            .first()
-        )
-        if existing is not None:
-            verdict = self._existing_verdict(existing, info, sha256)
-            if verdict is not None:
-                return verdict
-        conflict = self._patient_conflict(info)
-        if conflict is not None:
-            return conflict
+        verdict = self._verdict(info, sha256)
+        if verdict is not None:
+            return verdict
         # UIDs are digits and dots (validated), so they are safe path components.
         name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{sha256[:16]}.dcm"
         fileobj.seek(0)
@@ -103,65 +112,54 @@ class EmbeddedBackend(PacsBackend):
             with transaction.atomic():
                 self._index(info, size=size, sha256=sha256, storage_name=stored_name)
         except IntegrityError:
-            # A concurrent upload of the same SOP Instance UID won the race: decide against it.
+            # A concurrent upload of the same UIDs won the race: decide again against what it stored.
             self.storage.delete(stored_name)
-            existing = (
-                Instance.objects.filter(sop_instance_uid=info.sop_instance_uid)
-                .values("sha256", "series__series_uid", "series__study__study_uid")
-                .first()
-            )
-            if existing is not None and existing["sha256"] == sha256:
-                return StoreResult("duplicate")
-            return StoreResult(
-                "failed",
-                "another upload stored different content under this SOP Instance UID at the same time",
-                FAILURE_DUPLICATE_DIFFERENT,
+            return self._verdict(info, sha256) or StoreResult(
+                "failed", "a concurrent upload conflicted with this instance", FAILURE_PROCESSING
             )
         except BaseException:
             self.storage.delete(stored_name)
             raise
         return StoreResult("stored")
 
-    def _existing_verdict(self, existing: dict, info: Part10Info, sha256: str) -> StoreResult | None:
-        if existing["sha256"] == sha256:
-            return StoreResult("duplicate")
-        if not self.allow_overwrite:
-            return StoreResult(
-                "failed",
-                "an instance with this SOP Instance UID is stored already with different content "
-                "(EXAMS_ALLOW_OVERWRITE is off)",
-                FAILURE_DUPLICATE_DIFFERENT,
+    def _verdict(self, info: Part10Info, sha256: str) -> StoreResult | None:
+        """None when the instance may be stored; else the duplicate or failure result."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _LOOKUP_SQL,
+                {"sop": info.sop_instance_uid, "study": info.study_uid, "series": info.series_uid},
             )
-        if (
-            existing["series__series_uid"] != info.series_uid
-            or existing["series__study__study_uid"] != info.study_uid
-        ):
-            return StoreResult(
-                "failed",
-                "an instance with this SOP Instance UID is stored in another study or series",
-                FAILURE_DUPLICATE_DIFFERENT,
-            )
-        return None
-
-    def _patient_conflict(self, info: Part10Info) -> StoreResult | None:
-        owner = Study.objects.filter(study_uid=info.study_uid).values_list("patient__patient_id", flat=True)
-        owner = owner.first()
-        if owner is not None and owner != info.patient_id:
+            stored_sha, stored_series, stored_study, study_owner, series_study = cursor.fetchone()
+        if stored_sha is not None:
+            if stored_sha == sha256:
+                return StoreResult("duplicate")
+            if not self.allow_overwrite:
+                return StoreResult(
+                    "failed",
+                    "an instance with this SOP Instance UID is stored already with different content "
+                    "(EXAMS_ALLOW_OVERWRITE is off)",
+                    FAILURE_DUPLICATE_DIFFERENT,
+                )
+            if stored_series != info.series_uid or stored_study != info.study_uid:
+                return StoreResult(
+                    "failed",
+                    "an instance with this SOP Instance UID is stored in another study or series",
+                    FAILURE_DUPLICATE_DIFFERENT,
+                )
+        if study_owner is not None and study_owner != info.patient_id:
             return StoreResult(
                 "failed", "this Study Instance UID belongs to another patient", FAILURE_PROCESSING
             )
-        series_study = (
-            Series.objects.filter(series_uid=info.series_uid)
-            .values_list("study__study_uid", flat=True)
-            .first()
-        )
         if series_study is not None and series_study != info.study_uid:
             return StoreResult(
                 "failed", "this Series Instance UID belongs to another study", FAILURE_PROCESSING
             )
         return None
 
-    def _index(self, info: Part10Info, *, size: int, sha256: str, storage_name: str) -> None:
+    def _series_for(self, info: Part10Info) -> tuple[Series, bool]:
+        series = Series.objects.filter(series_uid=info.series_uid).first()
+        if series is not None:
+            return series, False
         patient, _ = Patient.objects.get_or_create(
             patient_id=info.patient_id,
             defaults={
@@ -170,7 +168,7 @@ class EmbeddedBackend(PacsBackend):
                 "sex": info.patient_sex,
             },
         )
-        study, _ = Study.objects.select_for_update().get_or_create(
+        study, _ = Study.objects.get_or_create(
             study_uid=info.study_uid,
             defaults={
                 "patient": patient,
@@ -182,26 +180,32 @@ class EmbeddedBackend(PacsBackend):
                 "description": info.study_description,
             },
         )
-        series, series_created = Series.objects.get_or_create(
+        series = Series.objects.create(
             series_uid=info.series_uid,
-            defaults={
-                "study": study,
-                "modality": info.modality,
-                "series_number": info.series_number,
-                "description": info.series_description,
-                "station_name": info.station_name,
-                "source_ae_title": info.source_ae_title,
-            },
+            study=study,
+            modality=info.modality,
+            series_number=info.series_number,
+            description=info.series_description,
+            station_name=info.station_name,
+            source_ae_title=info.source_ae_title,
         )
-        replaced = Instance.objects.select_for_update().filter(sop_instance_uid=info.sop_instance_uid).first()
-        old_name = None
-        if replaced is not None:  # overwrite allowed and checked by the caller
-            old_name = replaced.storage_name
-            replaced.storage_name, replaced.size, replaced.sha256 = storage_name, size, sha256
-            replaced.transfer_syntax_uid = info.transfer_syntax_uid
-            replaced.instance_number, replaced.rows = info.instance_number, info.rows
-            replaced.columns, replaced.number_of_frames = info.columns, info.number_of_frames
-            replaced.save()
+        return series, True
+
+    def _index(self, info: Part10Info, *, size: int, sha256: str, storage_name: str) -> None:
+        series, series_created = self._series_for(info)
+        replaced = Instance.objects.filter(sop_instance_uid=info.sop_instance_uid).first()
+        if replaced is not None:  # overwrite: allowed and checked by _verdict
+            transaction.on_commit(partial(self.storage.delete, replaced.storage_name))
+            Instance.objects.filter(pk=replaced.pk).update(
+                storage_name=storage_name,
+                size=size,
+                sha256=sha256,
+                transfer_syntax_uid=info.transfer_syntax_uid,
+                instance_number=info.instance_number,
+                rows=info.rows,
+                columns=info.columns,
+                number_of_frames=info.number_of_frames,
+            )
         else:
             Instance.objects.create(
                 sop_instance_uid=info.sop_instance_uid,
@@ -217,18 +221,15 @@ class EmbeddedBackend(PacsBackend):
                 sha256=sha256,
             )
             Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
-            study_update = {"number_of_instances": F("number_of_instances") + 1}
+            counts = {"number_of_instances": F("number_of_instances") + 1, "updated_at": timezone.now()}
             if series_created:
-                study_update["number_of_series"] = F("number_of_series") + 1
-                modalities = sorted(
-                    {m for m in study.modalities.split("\\") if m}
-                    | ({info.modality} if info.modality else set())
-                )
-                study_update["modalities"] = "\\".join(modalities)
-            Study.objects.filter(pk=study.pk).update(**study_update)
-        new_exam_event_emit(study_pk=study.pk)
-        if old_name:
-            transaction.on_commit(lambda: self.storage.delete(old_name))
+                # A new series may bring a modality: recompute under the study's row lock.
+                Study.objects.select_for_update().filter(pk=series.study_id).values_list("pk").first()
+                modalities = Series.objects.filter(study_id=series.study_id).exclude(modality="")
+                counts["number_of_series"] = F("number_of_series") + 1
+                counts["modalities"] = "\\".join(sorted(set(modalities.values_list("modality", flat=True))))
+            Study.objects.filter(pk=series.study_id).update(**counts)
+        new_exam_event_emit(study_pk=series.study_id)
 
     # -- queries -------------------------------------------------------------------------------
 
