@@ -7,7 +7,6 @@ audit record. ``exams_upload`` runs it over the parts of one ``POST /exams`` req
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
 from collections.abc import Iterable
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
 
 from core.audit import Outcome, audit_record
 from dicomsvc.dicom.part10 import (
@@ -149,8 +147,7 @@ def exams_upload(
     *, parts: Iterable[UploadPart], actor: str, actor_type: str, client_address: str | None
 ) -> list[IngestOutcome]:
     """Ingest each part of one request in order; a bad part fails alone, the others are stored."""
-    batch = transaction.atomic() if get_backend().atomic_batches else contextlib.nullcontext()
-    with batch:
+    with get_backend().batch():
         return _upload_parts(parts, actor=actor, actor_type=actor_type, client_address=client_address)
 
 

@@ -8,6 +8,7 @@ remote PACS that refuses or fails; the API turns them into 401 / 502 / 504 JSON 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -61,9 +62,6 @@ class PacsBackend:
     name = "pacs"
     #: True when ``store`` keeps the index itself and so can emit new-exam events.
     emits_new_exam_events = False
-    #: True when ``store`` writes only to this database (and a storage): the caller may then run the
-    #: stores of one request in one transaction (one commit per request instead of one per instance).
-    atomic_batches = False
 
     def __init__(self, **options):
         self.options = options
@@ -77,6 +75,11 @@ class PacsBackend:
         behind when the result is "failed".
         """
         raise NotImplementedError
+
+    def batch(self) -> contextlib.AbstractContextManager:
+        """A context manager around the stores of one request; a backend may use it to commit
+        once per request. Default: nothing."""
+        return contextlib.nullcontext()
 
     def search_studies(self, flt: StudyFilter, *, limit: int, offset: int) -> list[dict]:
         """Study rows matching every non-None field of ``flt``, newest study date first."""

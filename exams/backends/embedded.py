@@ -8,7 +8,10 @@ the new-exam event; a file whose rows could not be written is deleted again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import partial
 
 from django.core.checks import Error
@@ -78,10 +81,26 @@ LEFT JOIN exams_study st ON st.id = se.study_id
 """
 
 
+class _Pending:
+    """Counter increments and touched studies of the stores of one batch."""
+
+    def __init__(self):
+        self.series: dict[int, int] = {}
+        self.studies: dict[int, tuple[int, int]] = {}  # study pk -> (instances added, series added)
+
+    def add(self, series: Series, *, created: bool, counted: bool) -> None:
+        added = 1 if counted else 0
+        self.series[series.pk] = self.series.get(series.pk, 0) + added
+        instances, new_series = self.studies.get(series.study_id, (0, 0))
+        self.studies[series.study_id] = (instances + added, new_series + (1 if created else 0))
+
+
+_pending: ContextVar[_Pending | None] = ContextVar("exams_embedded_batch", default=None)
+
+
 class EmbeddedBackend(PacsBackend):
     name = "embedded"
     emits_new_exam_events = True
-    atomic_batches = True
 
     def __init__(self, *, storage_alias: str = "dicom", allow_overwrite: bool | None = None, **options):
         super().__init__(**options)
@@ -109,14 +128,21 @@ class EmbeddedBackend(PacsBackend):
         fileobj.seek(0)
         stored_name = self.storage.save(name, File(fileobj, name=name))
         try:
-            with transaction.atomic():
-                self._index(info, size=size, sha256=sha256, storage_name=stored_name)
-        except IntegrityError:
-            # A concurrent upload of the same UIDs won the race: decide again against what it stored.
-            self.storage.delete(stored_name)
-            return self._verdict(info, sha256) or StoreResult(
-                "failed", "a concurrent upload conflicted with this instance", FAILURE_PROCESSING
-            )
+            for _attempt in range(3):
+                try:
+                    with transaction.atomic():
+                        self._index(info, size=size, sha256=sha256, storage_name=stored_name)
+                    break
+                except IntegrityError:
+                    # A concurrent upload created the same patient, study, series or instance first:
+                    # decide again against what it stored, then retry with its rows.
+                    verdict = self._verdict(info, sha256)
+                    if verdict is not None:
+                        self.storage.delete(stored_name)
+                        return verdict
+            else:
+                self.storage.delete(stored_name)
+                return StoreResult("failed", "concurrent uploads kept conflicting; retry", FAILURE_PROCESSING)
         except BaseException:
             self.storage.delete(stored_name)
             raise
@@ -220,16 +246,47 @@ class EmbeddedBackend(PacsBackend):
                 size=size,
                 sha256=sha256,
             )
-            Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
-            counts = {"number_of_instances": F("number_of_instances") + 1, "updated_at": timezone.now()}
-            if series_created:
-                # A new series may bring a modality: recompute under the study's row lock.
-                Study.objects.select_for_update().filter(pk=series.study_id).values_list("pk").first()
-                modalities = Series.objects.filter(study_id=series.study_id).exclude(modality="")
-                counts["number_of_series"] = F("number_of_series") + 1
+        pending = _pending.get()
+        if pending is None:  # a store outside a batch: counters and event now
+            pending = _Pending()
+            pending.add(series, created=series_created, counted=replaced is None)
+            self._apply(pending)
+        else:
+            pending.add(series, created=series_created, counted=replaced is None)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for the stores of a request; counters and one new-exam event per study
+        are written at its end, so that row locks on busy study / series rows are held briefly."""
+        if _pending.get() is not None:
+            yield
+            return
+        pending = _Pending()
+        token = _pending.set(pending)
+        try:
+            with transaction.atomic():
+                yield
+                self._apply(pending)
+        finally:
+            _pending.reset(token)
+
+    def _apply(self, pending: _Pending) -> None:
+        for series_pk, count in sorted(pending.series.items()):
+            Series.objects.filter(pk=series_pk).update(number_of_instances=F("number_of_instances") + count)
+        for study_pk in sorted(pending.studies):
+            added, new_series = pending.studies[study_pk]
+            counts = {
+                "number_of_instances": F("number_of_instances") + added,
+                "updated_at": timezone.now(),
+            }
+            if new_series:
+                # New series may bring a modality: recompute under the study's row lock.
+                Study.objects.select_for_update().filter(pk=study_pk).values_list("pk").first()
+                modalities = Series.objects.filter(study_id=study_pk).exclude(modality="")
+                counts["number_of_series"] = F("number_of_series") + new_series
                 counts["modalities"] = "\\".join(sorted(set(modalities.values_list("modality", flat=True))))
-            Study.objects.filter(pk=series.study_id).update(**counts)
-        new_exam_event_emit(study_pk=series.study_id)
+            Study.objects.filter(pk=study_pk).update(**counts)
+            new_exam_event_emit(study_pk=study_pk)
 
     # -- queries -------------------------------------------------------------------------------
 

@@ -98,14 +98,15 @@ def test_a_study_uid_held_by_another_patient_is_refused(api):
     assert "belongs to another patient" in response.json()["detail"]
 
 
-def test_each_stored_instance_records_a_new_exam_event_with_the_documented_fields(api):
+def test_each_upload_records_a_new_exam_event_with_the_documented_fields(api):
     patient = new_patient()
     study = pydicom.uid.generate_uid()
     files = [
         make_dicom(patient_id=patient, study_uid=study, instance_number=1, modality="CT"),
         make_dicom(patient_id=patient, study_uid=study, instance_number=1, modality="MR"),
     ]
-    assert upload(api, *files).status_code == 200
+    assert upload(api, files[0]).status_code == 200
+    assert upload(api, files[1]).status_code == 200
     assert upload(api, files[0]).status_code == 200  # a duplicate stores nothing, emits nothing
     events = list(CallbackEvent.objects.filter(study_instance_uid=study).order_by("id"))
     assert [e.origin for e in events] == ["embedded", "embedded"]
@@ -131,6 +132,24 @@ def test_each_stored_instance_records_a_new_exam_event_with_the_documented_field
         "PatientSex": "M",
     }
     assert events[0].payload["NumberOfStudyRelatedInstances"] == 1
+
+
+def test_one_request_with_many_instances_of_a_study_records_one_event_with_the_final_counts(api):
+    patient = new_patient()
+    study, other_study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    series = pydicom.uid.generate_uid()
+    files = [
+        make_dicom(patient_id=patient, study_uid=study, series_uid=series, instance_number=n)
+        for n in (1, 2, 3)
+    ]
+    files.append(make_dicom(patient_id=patient, study_uid=other_study))
+    assert upload(api, *files).status_code == 200
+    [event] = CallbackEvent.objects.filter(study_instance_uid=study)
+    assert event.payload["NumberOfStudyRelatedInstances"] == 3
+    assert event.payload["NumberOfStudyRelatedSeries"] == 1
+    assert CallbackEvent.objects.filter(study_instance_uid=other_study).count() == 1
+    counts = Study.objects.get(study_uid=study)
+    assert (counts.number_of_series, counts.number_of_instances, counts.modalities) == (1, 3, "CT")
 
 
 def test_uploads_and_reads_are_audited_with_patient_and_study(api):
