@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import psycopg
 import requests
 
@@ -376,6 +377,12 @@ def main() -> int:  # noqa: C901 - a linear script
                 print("ingest ...", flush=True)
                 results["ingest_ours"] = ingest(post_ours, batches, args.clients)
                 results["ingest_orthanc"] = ingest(post_orthanc, batches, args.clients)
+                # The concurrent uploads must have kept the study counters exact.
+                expected = sum(1 for i in range(len(files)) if i % len(studies_uids) == 0)
+                _, body = Client(port, auth).request("GET", f"/exams/studies?PatientID={studies_uids[0][0]}")
+                counted = orjson.loads(body)[0]["00201208"]["Value"][0]
+                if counted != expected:
+                    raise RuntimeError(f"study counter says {counted} instances, {expected} were stored")
 
                 # -- QIDO ----------------------------------------------------------------------
                 print(

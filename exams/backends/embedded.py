@@ -87,8 +87,10 @@ class _Pending:
     def __init__(self):
         self.series: dict[int, int] = {}
         self.studies: dict[int, tuple[int, int]] = {}  # study pk -> (instances added, series added)
+        self.known_series: dict[str, Series] = {}
 
     def add(self, series: Series, *, created: bool, counted: bool) -> None:
+        self.known_series[series.series_uid] = series
         added = 1 if counted else 0
         self.series[series.pk] = self.series.get(series.pk, 0) + added
         instances, new_series = self.studies.get(series.study_id, (0, 0))
@@ -183,6 +185,10 @@ class EmbeddedBackend(PacsBackend):
         return None
 
     def _series_for(self, info: Part10Info) -> tuple[Series, bool]:
+        pending = _pending.get()
+        known = pending.known_series.get(info.series_uid) if pending is not None else None
+        if known is not None:  # a batch's 2nd..nth instance of a series: no lookup
+            return known, False
         series = Series.objects.filter(series_uid=info.series_uid).first()
         if series is not None:
             return series, False
@@ -219,7 +225,11 @@ class EmbeddedBackend(PacsBackend):
 
     def _index(self, info: Part10Info, *, size: int, sha256: str, storage_name: str) -> None:
         series, series_created = self._series_for(info)
-        replaced = Instance.objects.filter(sop_instance_uid=info.sop_instance_uid).first()
+        replaced = (
+            Instance.objects.filter(sop_instance_uid=info.sop_instance_uid).first()
+            if self.allow_overwrite
+            else None
+        )
         if replaced is not None:  # overwrite: allowed and checked by _verdict
             transaction.on_commit(partial(self.storage.delete, replaced.storage_name))
             Instance.objects.filter(pk=replaced.pk).update(
