@@ -143,14 +143,17 @@ class Instance:
 def _pixel_options(header: Dataset) -> dict[str, Any]:
     """pydicom's decoding options from the Image Pixel module, with the lenient defaults that old
     files need (no SamplesPerPixel, BitsStored, PixelRepresentation; an unusable NumberOfFrames)."""
-    image = Dataset()
-    for element in header.group_dataset(0x0028):
-        if element.tag != 0x00280008:
-            image.add(element)
-    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
-        if keyword in header:
-            image[keyword] = header[keyword]
-    opts = as_pixel_options(image, number_of_frames=header_frame_count(header) or 1)
+    try:
+        opts = as_pixel_options(header, number_of_frames=header_frame_count(header) or 1)
+    except ValueError:  # an unusable NumberOfFrames, e.g. "1A"
+        image = Dataset()
+        for element in header.group_dataset(0x0028):
+            if element.tag != 0x00280008:
+                image.add(element)
+        for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+            if keyword in header:
+                image[keyword] = header[keyword]
+        opts = as_pixel_options(image, number_of_frames=header_frame_count(header) or 1)
     opts.setdefault("samples_per_pixel", 1)
     opts.setdefault("bits_stored", opts.get("bits_allocated"))
     opts.setdefault("pixel_representation", 0)
