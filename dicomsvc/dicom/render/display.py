@@ -137,7 +137,10 @@ def _grayscale(
         if high - low < _LUT_MAX_ENTRIES:
             # The whole pipeline runs once per stored value in the frame's range, then one gather
             # maps the frame: a 512 x 512 CT costs a few thousand windowing operations, not 262,144.
-            index = np.subtract(arr, low, dtype=np.int32)
+            if arr.dtype.kind == "u" and high < _LUT_MAX_ENTRIES:
+                low, index = 0, arr  # unsigned values index the table as they are
+            else:
+                index = np.subtract(arr, low, dtype=np.int32)
             domain = np.arange(low, high + 1, dtype=np.int64)
             lut = _display_curve(
                 domain,
