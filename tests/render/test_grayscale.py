@@ -214,3 +214,35 @@ def test_enhanced_multiframe_takes_rescale_and_window_from_the_functional_groups
     assert_close(frames[0], linear_window(hu, 0, 400))
     assert_close(frames[2], linear_window(hu, -600, 1500))
     assert not np.array_equal(frames[0], frames[2])
+
+
+def test_pixel_padding_is_left_out_of_the_auto_window():
+    arr = ramp(64, 64, 1000, 2000)
+    arr[:, :32] = 0  # half the frame is padding outside the field of view
+    padded = image_dataset(arr, bits_stored=12, PixelPaddingValue=0)
+    values = arr[:, 32:].astype(float)
+    low, high = np.percentile(values, [0.5, 99.5], method="inverted_cdf")
+    expected = np.rint(np.clip((values - low) / (high - low), 0, 1) * 255)
+
+    got = native(padded)
+
+    assert_close(got[:, 32:], expected)
+    assert (got[:, :32] == 0).all()
+    # Without the padding attribute the zeros take part and the image is compressed into the top.
+    assert native(image_dataset(arr, bits_stored=12))[:, 32:].min() > 100
+
+
+def test_presentation_lut_shape_inverse_inverts_monochrome2():
+    arr = ramp()
+    plain = native(image_dataset(arr, bits_stored=12))
+    inverse = native(image_dataset(arr, bits_stored=12, PresentationLUTShape="INVERSE"))
+    assert_close(inverse, 255 - plain, tolerance=0)
+
+
+def test_presentation_lut_shape_inverse_on_monochrome1_is_the_same_single_inversion():
+    arr = ramp()
+    mono1 = native(image_dataset(arr, photometric="MONOCHROME1", bits_stored=12))
+    both = native(
+        image_dataset(arr, photometric="MONOCHROME1", bits_stored=12, PresentationLUTShape="INVERSE")
+    )
+    assert_close(both, mono1, tolerance=0)

@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import (
     MPEG2MPML,
+    DeflatedExplicitVRLittleEndian,
     EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
     GrayscaleSoftcopyPresentationStateStorage,
@@ -24,6 +26,7 @@ from dicomsvc.dicom.render import (
     RenderError,
     check_pixel_dimensions,
     render_image,
+    source,
 )
 
 from .factories import image_dataset, pixels, save
@@ -208,3 +211,54 @@ def test_non_square_pixels_are_drawn_with_their_true_proportions(attributes, siz
     longest = max(size)
     thumbnail = Image.open(io.BytesIO(render_image(ds, size=50))).size
     assert thumbnail == tuple(round(side * 50 / longest) for side in size)
+
+
+def deflated(ds: Dataset) -> bytes:
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_deflated_file_renders_like_its_plain_copy():
+    ds = image_dataset(np.random.default_rng(5).integers(0, 4096, (32, 48), dtype=np.uint16), bits_stored=12)
+    plain = render_image(ds)
+    assert render_image(io.BytesIO(deflated(ds))) == plain
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(monkeypatch):
+    ds = image_dataset(np.zeros((8, 8), np.uint8))
+    ds.add_new(0x00091010, "LO", "bomb")  # private creator
+    ds.add_new(0x00091011, "OB", bytes(8 * 1024 * 1024))  # 8 MiB of zeros: 8 KiB deflated
+    data = deflated(ds)
+    assert len(data) < 64 * 1024
+    monkeypatch.setattr(source, "MAX_INFLATED_BYTES", 4 * 1024 * 1024)
+
+    with pytest.raises(RenderError, match="too large to inflate"):
+        render_image(io.BytesIO(data))
+
+
+def test_a_compressed_frame_declaring_more_pixels_than_the_header_is_refused():
+    ds = pydicom.dcmread(get_testdata_file("MR_small_jp2klossless.dcm"))  # a 64 x 64 codestream
+    ds.Rows = ds.Columns = 16
+
+    with pytest.raises(RenderError, match="declares 64 x 64 pixels"):
+        render_image(ds)
+
+
+def test_a_jpeg_frame_without_a_frame_header_is_refused():
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])
+
+    with pytest.raises(RenderError, match="no readable image header"):
+        render_image(ds)
+
+
+def test_an_unknown_transfer_syntax_is_a_render_error(tmp_path):
+    ds = image_dataset(np.zeros((8, 8), np.uint8))
+    path = save(ds, tmp_path / "private.dcm")
+    data = path.read_bytes().replace(ExplicitVRLittleEndian.encode() + b"\x00", b"1.2.3.4.5.6.7.8.9.10", 1)
+    path.write_bytes(data)
+
+    with pytest.raises(RenderError, match="cannot be decoded"):
+        render_image(path)

@@ -45,6 +45,9 @@ _FRAME_KEYWORDS = (
     "PixelAspectRatio",
     "ImagerPixelSpacing",
     "NominalScannedPixelSpacing",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "PresentationLUTShape",
 )
 _FUNCTIONAL_GROUPS = (
     "PixelValueTransformationSequence",
@@ -103,7 +106,10 @@ def to_display(
     photometric = str(props.get("photometric_interpretation") or "").upper()
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
         out = _grayscale(arr, props, view, window_center=window_center, window_width=window_width)
-        return 255 - out if photometric == "MONOCHROME1" else out
+        # MONOCHROME1 shows its lowest value white; so does a Presentation LUT Shape of INVERSE
+        # (PS3.3 C.11.6: for MONOCHROME1 that is the same inversion, not a second one).
+        inverse = str(view.get("PresentationLUTShape") or "").strip().upper() == "INVERSE"
+        return 255 - out if photometric == "MONOCHROME1" or inverse else out
     if photometric == "PALETTE COLOR":
         return _palette(arr, header)
     if photometric in (
@@ -170,7 +176,17 @@ def _display_curve(
     header_window = _header_window(view)
 
     def auto() -> Window:
-        return _auto_window(values, histogram() if histogram else None)
+        # Padding (the air outside a CT's field of view, often -2000) is not part of the image: it
+        # would pull the auto window down.
+        padding = _padding_mask(stored, view)
+        if histogram is not None:
+            counts = histogram()
+            if padding is not None and counts[~padding].any():
+                counts[padding] = 0
+            return _auto_window(values, counts)
+        if padding is not None and not padding.all():
+            return _auto_window(values[~padding], None)
+        return _auto_window(values, None)
 
     if window_center is not None or window_width is not None:
         base = header_window or auto()
@@ -226,6 +242,19 @@ def _override_window(base: Window, center: float | None, width: float | None) ->
         base.width if width is None else float(width),
         base.function,
     )
+
+
+def _padding_mask(stored: np.ndarray, view: Dataset) -> np.ndarray | None:
+    """Where ``stored`` holds Pixel Padding Value (up to Pixel Padding Range Limit); None without."""
+    try:
+        padding = view.get("PixelPaddingValue")
+        if padding is None:
+            return None
+        limit = view.get("PixelPaddingRangeLimit")
+        low, high = sorted((int(padding), int(padding if limit is None else limit)))
+    except (TypeError, ValueError):
+        return None
+    return (stored >= low) & (stored <= high)
 
 
 def _auto_window(values: np.ndarray, counts: np.ndarray | None) -> Window:

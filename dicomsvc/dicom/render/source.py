@@ -8,8 +8,10 @@ instead of loading a 1,000-frame pixel data element. A ``Dataset`` is decoded fr
 
 from __future__ import annotations
 
+import io
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
@@ -17,11 +19,20 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import get_frame
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import as_pixel_options, get_decoder
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
+from .codestream import CHECKED_TRANSFER_SYNTAXES, frame_dimensions
 from .errors import NoPixelData, RenderError
 
 Source = str | PathLike[str] | BinaryIO | Dataset
@@ -30,6 +41,12 @@ PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009:
 _PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"UN"}
 # Non-seekable streams are spooled; small ones stay in memory.
 _SPOOL_MEMORY = 16 * 1024 * 1024
+# Header values longer than this are left in the file (read only if used): a huge private element
+# before the pixel data costs nothing.
+_DEFER_SIZE = 4 * 1024 * 1024
+# A deflated data set is inflated in memory (pydicom would inflate it whole, without a bound):
+# zlib reaches 1000:1, so a small upload could otherwise claim gigabytes.
+MAX_INFLATED_BYTES = 512 * 1024 * 1024
 
 
 def header_frame_count(ds: Dataset) -> int:
@@ -66,15 +83,13 @@ class Instance:
     def _locate_pixel_data(self) -> None:
         """Find the pixel data element's value in the stream, where the header read stopped."""
         assert self._stream is not None
-        if self.transfer_syntax.is_deflated:
-            # The position in a deflated stream means nothing: decode_frame() reads it whole.
-            self._pixel = (-1, "", None)
-            return
         stream = self._stream
         head = stream.read(8)
         if len(head) < 8:
             return  # the header read stopped at the end: no pixel data
-        endian = "<" if self.transfer_syntax.is_little_endian else ">"
+        # The encoding pydicom read the header with (also right for a private transfer syntax).
+        implicit, little = self.header.original_encoding
+        endian = "<" if little is not False else ">"
         group, element = struct.unpack(f"{endian}HH", head[:4])
         keyword = PIXEL_TAGS.get((group << 16) | element)
         if keyword is None:
@@ -84,7 +99,7 @@ class Instance:
         vr: str | None = None
         # Some writers encode the pixel data element implicitly under an explicit transfer syntax
         # (pydicom's reader accepts that too): look for a VR before trusting one.
-        if not self.transfer_syntax.is_implicit_VR and head[4:6] in _PIXEL_VRS:
+        if not implicit and head[4:6] in _PIXEL_VRS:
             vr = head[4:6].decode("ascii")
             (length,) = struct.unpack(f"{endian}L", stream.read(4))
         else:
@@ -108,6 +123,8 @@ class Instance:
             )
         opts = _pixel_options(self.header)
         try:
+            if self.transfer_syntax in CHECKED_TRANSFER_SYNTAXES:
+                self._check_codestream(index, opts)
             if self._pixel is not None and self._pixel[0] >= 0:
                 offset, keyword, vr = self._pixel
                 opts["pixel_keyword"] = keyword
@@ -128,6 +145,33 @@ class Instance:
             raise RenderError(
                 f"the pixel data could not be decoded ({_ts_label(self.transfer_syntax)})"
             ) from exc
+
+    def _check_codestream(self, index: int, opts: dict[str, Any]) -> None:
+        """Refuse a compressed frame that declares more pixels than the (capped) header does."""
+        where = {
+            "number_of_frames": opts["number_of_frames"],
+            "extended_offsets": opts.get("extended_offsets"),
+        }
+        if self._pixel is not None and self._pixel[0] >= 0:
+            assert self._stream is not None
+            self._stream.seek(self._pixel[0])
+            frame = get_frame(self._stream, index, **where)
+        else:
+            frame = get_frame(self._full_dataset().PixelData, index, **where)
+        declared = frame_dimensions(self.transfer_syntax, frame)
+        if declared is None:
+            raise RenderError(
+                f"the compressed frame has no readable image header ({_ts_label(self.transfer_syntax)})"
+            )
+        rows, columns = int(opts["rows"]), int(opts["columns"])
+        if declared.components > 4 or (
+            declared.rows * declared.columns * declared.components
+            > rows * columns * int(opts["samples_per_pixel"])
+        ):
+            raise RenderError(
+                f"the compressed frame declares {declared.columns} x {declared.rows} pixels x "
+                f"{declared.components} components, more than the header's {columns} x {rows}"
+            )
 
     def _full_dataset(self) -> Dataset:
         if self._dataset is None:
@@ -180,17 +224,68 @@ def _ts_label(uid: UID) -> str:
     return uid.name if uid.is_transfer_syntax else "unknown transfer syntax"
 
 
+def _not_file_meta(tag: Any, vr: Any, length: Any) -> bool:
+    return tag >> 16 != 0x0002
+
+
+def _file_meta(stream: BinaryIO) -> FileMetaDataset | None:
+    """The File Meta Information of a Part 10 stream (None without the "DICM" prefix); the stream is
+    left after it."""
+    if stream.read(132)[128:] != b"DICM":
+        return None
+    try:
+        return FileMetaDataset(
+            read_dataset(stream, is_implicit_VR=False, is_little_endian=True, stop_when=_not_file_meta)
+        )
+    except Exception:  # noqa: BLE001 - pydicom's full read reports it below
+        return None
+
+
+def _inflate(stream: BinaryIO) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = bytearray()
+    try:
+        while not inflater.eof and (chunk := inflater.unconsumed_tail or stream.read(1024 * 1024)):
+            inflated += inflater.decompress(chunk, MAX_INFLATED_BYTES + 1 - len(inflated))
+            if len(inflated) > MAX_INFLATED_BYTES:
+                raise RenderError("the deflated data set is too large to inflate")
+    except zlib.error:
+        raise RenderError("the deflated data set is corrupt") from None
+    return bytes(inflated)
+
+
+def _read_deflated(stream: BinaryIO, meta: FileMetaDataset) -> Dataset:
+    """A Deflated Explicit VR Little Endian data set, inflated within MAX_INFLATED_BYTES."""
+    inflated = _inflate(stream)
+    try:
+        dataset = read_dataset(io.BytesIO(inflated), is_implicit_VR=False, is_little_endian=True)
+    except Exception as exc:
+        raise RenderError("the file is not a readable DICOM instance") from exc
+    dataset.file_meta = meta
+    dataset.set_original_encoding(False, True)
+    return dataset
+
+
+def _stream_instance(stream: BinaryIO) -> Instance:
+    start = stream.tell()
+    meta = _file_meta(stream)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return Instance(_read_deflated(stream, meta))
+    stream.seek(start)
+    return Instance(_read_header(stream), stream=stream, start=start)
+
+
 def _read_header(stream: BinaryIO) -> Dataset:
     start = stream.tell()
     try:
-        return pydicom.dcmread(stream, stop_before_pixels=True)
+        return pydicom.dcmread(stream, stop_before_pixels=True, defer_size=_DEFER_SIZE)
     except InvalidDicomError:
         pass  # no preamble / "DICM": maybe a bare data set, tried below
     except Exception as exc:
         raise RenderError("the file is not a readable DICOM instance") from exc
     stream.seek(start)
     try:
-        header = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
+        header = pydicom.dcmread(stream, stop_before_pixels=True, force=True, defer_size=_DEFER_SIZE)
     except Exception as exc:
         raise RenderError("the file is not a readable DICOM instance") from exc
     if "SOPClassUID" not in header and "Rows" not in header:
@@ -213,7 +308,7 @@ def open_instance(source: Source) -> Iterator[Instance]:
         except OSError:
             raise RenderError("the instance file cannot be read") from None
         with stream:
-            yield Instance(_read_header(stream), stream=stream)
+            yield _stream_instance(stream)
         return
     if not hasattr(source, "read"):
         raise TypeError("source must be a path, a binary file object or a pydicom Dataset")
@@ -222,11 +317,11 @@ def open_instance(source: Source) -> Iterator[Instance]:
             while chunk := source.read(1024 * 1024):
                 spool.write(chunk)
             spool.seek(0)
-            yield Instance(_read_header(spool), stream=spool)  # type: ignore[arg-type]
+            yield _stream_instance(spool)  # type: ignore[arg-type]
         return
     start = source.tell()
     try:
-        yield Instance(_read_header(source), stream=source, start=start)
+        yield _stream_instance(source)
     finally:
         source.seek(start)
 
