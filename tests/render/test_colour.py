@@ -102,3 +102,16 @@ def test_planar_configuration_1_is_handled():
     ds.PlanarConfiguration = 1
     ds.PixelData = rgb.transpose(2, 0, 1).tobytes()  # R plane, G plane, B plane
     assert_close(native(ds), rgb, tolerance=0)
+
+
+def test_ybr_partial_is_converted_from_studio_swing():
+    # ITU-R BT.601 reference colours: Y 16-235, Cb/Cr 16-240.
+    ybr = np.array(
+        [[(235, 128, 128), (16, 128, 128), (81, 90, 240), (145, 54, 34), (41, 240, 110)]], np.uint8
+    )
+    ds = image_dataset(ybr, photometric="RGB")
+    ds.PhotometricInterpretation = "YBR_PARTIAL_422"  # as some old JPEG files label themselves
+
+    got = native(ds)[0]
+
+    assert_close(got, np.array([(255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]), 2)

@@ -167,12 +167,24 @@ def test_a_missing_file_is_a_render_error(tmp_path):
         {"window_width": -5},
         {"window_center": float("nan")},
         {"window_width": float("inf")},
+        {"window_center": "forty"},
+        {"size": 2.5},
+        {"frame": "1"},
     ],
     ids=str,
 )
 def test_invalid_arguments_are_render_errors(arguments):
     with pytest.raises(RenderError):
         render_image(get_testdata_file("CT_small.dcm"), **arguments)
+
+
+def test_numpy_integers_and_numeric_strings_are_accepted_where_numbers_are():
+    path = get_testdata_file("examples_ybr_color.dcm")
+    assert render_image(path, frame=np.int64(3), size=np.int32(64)) == render_image(path, frame=3, size=64)
+    ct = get_testdata_file("CT_small.dcm")
+    assert render_image(ct, window_center="40", window_width="400") == render_image(
+        ct, window_center=40, window_width=400
+    )
 
 
 def test_size_is_the_longest_side_and_the_aspect_ratio_is_kept():

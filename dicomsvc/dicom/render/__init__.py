@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 
 import numpy as np
 from PIL import Image
@@ -122,6 +123,10 @@ def render_image(
     Their messages are safe to show to clients.
     """
     image_format = _check_arguments(frame, size, fmt, quality)
+    window_center = _finite(window_center, "window_center")
+    window_width = _finite(window_width, "window_width")
+    if window_width is not None and window_width <= 0:
+        raise RenderError("window_width must be a positive number")
     with open_instance(source) as instance:
         require_pixel_data(instance)
         header = instance.header
@@ -130,22 +135,41 @@ def render_image(
         if frame_pixels > _setting("RENDER_MAX_FRAME_PIXELS", DEFAULT_MAX_FRAME_PIXELS):
             raise PixelLimitExceeded("one frame of this image is too large to render")
         frames = frame_count(header)
-        index = frames // 2 if frame is None else frame
+        index = frames // 2 if frame is None else operator.index(frame)
         if index >= frames:
             raise RenderError(f"frame {index} does not exist: the instance has {frames} frame(s)")
         arr, props = instance.decode_frame(index)
         view = frame_view(header, index)
         pixels = to_display(arr, props, header, view, window_center=window_center, window_width=window_width)
-        target = _output_size(pixels.shape[1], pixels.shape[0], view, size)
-    return _encode(pixels, target, image_format, quality)
+        target = _output_size(pixels.shape[1], pixels.shape[0], view, None if size is None else int(size))
+    return _encode(pixels, target, image_format, int(quality))
+
+
+def _whole(value: object) -> int | None:
+    try:
+        return operator.index(value)  # int and numpy integers, not floats or strings
+    except TypeError:
+        return None
+
+
+def _finite(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RenderError(f"{name} must be a number") from None
+    if not math.isfinite(number):
+        raise RenderError(f"{name} must be a finite number")
+    return number
 
 
 def _check_arguments(frame: int | None, size: int | None, fmt: str, quality: int) -> str:
-    if frame is not None and (not isinstance(frame, int) or frame < 0):
+    if frame is not None and ((index := _whole(frame)) is None or index < 0):
         raise RenderError("frame must be a whole number, 0 or more")
-    if size is not None and (not isinstance(size, int) or not 1 <= size <= MAX_OUTPUT_SIZE):
+    if size is not None and ((side := _whole(size)) is None or not 1 <= side <= MAX_OUTPUT_SIZE):
         raise RenderError(f"size must be a whole number from 1 to {MAX_OUTPUT_SIZE}")
-    if not isinstance(quality, int) or not 1 <= quality <= 100:
+    if (level := _whole(quality)) is None or not 1 <= level <= 100:
         raise RenderError("quality must be a whole number from 1 to 100")
     image_format = FORMATS.get(str(fmt).lower())
     if image_format is None:

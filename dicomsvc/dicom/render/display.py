@@ -223,7 +223,7 @@ def _header_window(view: Dataset) -> Window | None:
         center = _float_or_none(view.get("WindowCenter"))
         width = _float_or_none(view.get("WindowWidth"))
         function = str(view.get("VOILUTFunction") or "LINEAR").strip().upper()
-    except Exception:  # noqa: BLE001 - an unreadable window is as good as none
+    except Exception:  # an unreadable window is as good as none
         return None
     if center is None or width is None or width <= 0:
         return None
@@ -233,10 +233,7 @@ def _header_window(view: Dataset) -> Window | None:
 
 
 def _override_window(base: Window, center: float | None, width: float | None) -> Window:
-    if center is not None and not math.isfinite(center):
-        raise RenderError("window_center must be a finite number")
-    if width is not None and (not math.isfinite(width) or width <= 0):
-        raise RenderError("window_width must be a positive number")
+    """The caller's center and/or width (validated by render_image) over ``base``."""
     return Window(
         base.center if center is None else float(center),
         base.width if width is None else float(width),
@@ -313,7 +310,7 @@ def _apply_voi_lut(values: np.ndarray, view: Dataset) -> np.ndarray | None:
         if values.dtype.kind == "f":
             values = np.rint(values).astype(np.int64)
         out = apply_voi(values, view)
-    except Exception:  # noqa: BLE001 - a malformed LUT falls back to the auto window
+    except Exception:  # a malformed LUT falls back to the auto window
         return None
     return _scale_to_byte(out, 0, 2**bits - 1)
 

@@ -235,9 +235,15 @@ def _file_meta(stream: BinaryIO) -> FileMetaDataset | None:
         return None
     try:
         return FileMetaDataset(
-            read_dataset(stream, is_implicit_VR=False, is_little_endian=True, stop_when=_not_file_meta)
+            read_dataset(
+                stream,
+                is_implicit_VR=False,
+                is_little_endian=True,
+                stop_when=_not_file_meta,
+                defer_size=_DEFER_SIZE,
+            )
         )
-    except Exception:  # noqa: BLE001 - pydicom's full read reports it below
+    except Exception:  # pydicom's full read reports the problem below
         return None
 
 
