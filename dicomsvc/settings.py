@@ -192,6 +192,12 @@ WORKLIST_PAGE_DEFAULT = env_int("WORKLIST_PAGE_DEFAULT", 100, minimum=1)
 # --- exams (issue 3) ----------------------------------------------------------------------------
 # (end exams)
 
+# --- render -----------------------------------------------------------------------------------
+# Header-only caps checked before any pixel decode (dicomsvc.dicom.render).
+RENDER_MAX_PIXELS = env_int("RENDER_MAX_PIXELS", 2**32, minimum=1)
+RENDER_MAX_FRAME_PIXELS = env_int("RENDER_MAX_FRAME_PIXELS", 2**26, minimum=1)
+# (end render)
+
 # --- callbacks (issue 4) ------------------------------------------------------------------------
 CALLBACK_URLS = env_list("CALLBACK_URLS", [])
 # (end callbacks)
