@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc.env import env_bool, env_float, env_int, env_list, env_str
+from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DICOMSVC_VAR_DIR", str(BASE_DIR / "var")))
@@ -190,6 +190,42 @@ WORKLIST_PAGE_DEFAULT = env_int("WORKLIST_PAGE_DEFAULT", 100, minimum=1)
 # (end worklist)
 
 # --- exams (issue 3) ----------------------------------------------------------------------------
+# Which PACS holds the exams: "embedded" (files in the "dicom" storage + an index in the database),
+# "dicomweb" (any DICOMweb PACS at PACS_SERVICE_URL) or a dotted path to a PacsBackend subclass.
+PACS_BACKEND = env_str("PACS_BACKEND", "embedded")
+PACS_SERVICE_URL = env_str("PACS_SERVICE_URL", "").rstrip("/")
+PACS_AUTHORIZATION_TOKEN = env_str("PACS_AUTHORIZATION_TOKEN", "")
+PACS_USERNAME = env_str("PACS_USERNAME", "")
+PACS_PASSWORD = env_str("PACS_PASSWORD", "")
+PACS_NAME = env_str("PACS_NAME", "")
+PACS_OPTIONS = {
+    "url": PACS_SERVICE_URL,
+    "token": PACS_AUTHORIZATION_TOKEN,
+    "username": PACS_USERNAME,
+    "password": PACS_PASSWORD,
+    "name": PACS_NAME,
+    "connect_timeout": env_float("PACS_CONNECT_TIMEOUT", 3.0, minimum=0.1),
+    "read_timeout": env_float("PACS_READ_TIMEOUT", 30.0, minimum=0.1),
+    "retries": env_int("PACS_RETRIES", 2, minimum=0, maximum=10),
+    "pool_size": env_int("PACS_POOL_SIZE", 10, minimum=1, maximum=200),
+}
+PACS_SOURCE_ID = env_str("PACS_SOURCE_ID", "DICOMSVC")
+# Instance files of the embedded backend and cached thumbnails: Django storage aliases. S3 (or any
+# django-storages backend) is EXAMS_STORAGE_BACKEND=storages.backends.s3.S3Storage plus its
+# options as JSON in EXAMS_STORAGE_OPTIONS, e.g. {"bucket_name": "pacs", "endpoint_url": "..."}.
+EXAMS_STORAGE_BACKEND = env_str("EXAMS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+EXAMS_STORAGE_OPTIONS = env_json("EXAMS_STORAGE_OPTIONS", {"location": str(VAR_DIR / "dicom")})
+STORAGES["dicom"] = {"BACKEND": EXAMS_STORAGE_BACKEND, "OPTIONS": EXAMS_STORAGE_OPTIONS}
+STORAGES["dicom-thumbnails"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": env_str("EXAMS_THUMBNAIL_DIR", str(VAR_DIR / "thumbnails"))},
+}
+EXAMS_UPLOAD_MAX_BYTES = env_int("EXAMS_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+EXAMS_MAX_PIXELS = env_int("EXAMS_MAX_PIXELS", 1024**3, minimum=1)
+EXAMS_ALLOW_OVERWRITE = env_bool("EXAMS_ALLOW_OVERWRITE", False)
+EXAMS_PAGE_DEFAULT = env_int("EXAMS_PAGE_DEFAULT", 100, minimum=1)
+EXAMS_PAGE_MAX = env_int("EXAMS_PAGE_MAX", 1000, minimum=1)
+EXAMS_THUMBNAIL_MAX_SIZE = env_int("EXAMS_THUMBNAIL_MAX_SIZE", 1024, minimum=16)
 # (end exams)
 
 # --- render -----------------------------------------------------------------------------------
