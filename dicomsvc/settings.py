@@ -228,6 +228,12 @@ EXAMS_PAGE_MAX = env_int("EXAMS_PAGE_MAX", 1000, minimum=1)
 EXAMS_THUMBNAIL_MAX_SIZE = env_int("EXAMS_THUMBNAIL_MAX_SIZE", 1024, minimum=16)
 # (end exams)
 
+# --- render -----------------------------------------------------------------------------------
+# Header-only caps checked before any pixel decode (dicomsvc.dicom.render).
+RENDER_MAX_PIXELS = env_int("RENDER_MAX_PIXELS", 2**32, minimum=1)
+RENDER_MAX_FRAME_PIXELS = env_int("RENDER_MAX_FRAME_PIXELS", 2**26, minimum=1)
+# (end render)
+
 # --- callbacks (issue 4) ------------------------------------------------------------------------
 CALLBACK_URLS = env_list("CALLBACK_URLS", [])
 # (end callbacks)
