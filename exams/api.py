@@ -12,6 +12,7 @@ from core import scopes
 from core.audit import actor_of, audit_request, client_address
 from core.errors import ApiError
 from core.params import QueryParams
+from dicomsvc.dicom.render import NoPixelData, RenderError
 from exams import schema, selectors
 from exams.backends import PacsError, StudyFilter
 from exams.dicomjson import stow_response
@@ -303,14 +304,16 @@ class InstanceRetrieve(ExamsView):
                 fmt=fmt,
                 quality=quality,
             )
-        except selectors.InstanceNotFound:
-            raise
-        except ValueError as exc:  # the renderer's NoPixelData / RenderError: safe messages
-            if type(exc).__name__ == "NoPixelData":
-                detail = "This instance holds no image (no Pixel Data): retrieve it as application/dicom."
-            else:
-                detail = f"This instance cannot be rendered: {exc}"
-            raise ApiError(detail, status_code=422, errors={"fileType": [str(exc)]}) from None
+        except NoPixelData as exc:
+            raise ApiError(
+                "This instance holds no image (no Pixel Data): retrieve it as application/dicom.",
+                status_code=422,
+                errors={"fileType": [str(exc)]},
+            ) from None
+        except RenderError as exc:  # messages are safe to return (no patient data)
+            raise ApiError(
+                f"This instance cannot be rendered: {exc}.", status_code=422, errors={"fileType": [str(exc)]}
+            ) from None
         response = HttpResponse(image, content_type=file_type)
         response["Cache-Control"] = "private, max-age=3600"
         return response

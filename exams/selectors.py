@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
+from dicomsvc.dicom.render import render_image
 from exams.backends import InstanceNotFound, StudyFilter, get_backend
 from exams.dicomjson import instance_to_dicom_json, series_to_dicom_json, study_to_dicom_json
 
@@ -115,8 +116,6 @@ def instance_rendered(
     The cache key holds the backend's version token of the instance (the embedded store's content
     hash), so an overwritten instance is never served from a stale thumbnail.
     """
-    from dicomsvc.dicom.render import render_image
-
     backend = get_backend()
     version = backend.instance_version(study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
     params = f"{frame}-{size}-{window_center}-{window_width}-{fmt}-{quality}"

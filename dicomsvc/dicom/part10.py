@@ -24,6 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from dicomsvc.dicom.render import PixelLimitExceeded, RenderError, check_pixel_dimensions
 from dicomsvc.dicom.uids import uid_problems
 from dicomsvc.dicom.vr import parse_da, parse_tm
 
@@ -247,25 +248,11 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
 def check_pixel_header(ds, *, max_pixels: int) -> None:
     """Refuse an image whose decoded size would pass ``max_pixels`` samples (header only)."""
     try:
-        from dicomsvc.dicom.render import check_pixel_dimensions
-    except ImportError:
-        check_pixel_dimensions = None
-    if check_pixel_dimensions is not None:
-        try:
-            check_pixel_dimensions(ds, max_pixels=max_pixels)
-        except ValueError as exc:
-            raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
-        return
-    total = 1
-    for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"):
-        value = _int(ds, keyword)
-        total *= value if value and value > 0 else 1
-    if total > max_pixels:
-        raise Part10Invalid(
-            f"the image holds {total} pixel samples (rows x columns x frames x samples); "
-            f"the limit is {max_pixels}",
-            failure_code=FAILURE_OUT_OF_RESOURCES,
-        )
+        check_pixel_dimensions(ds, max_pixels=max_pixels)
+    except PixelLimitExceeded as exc:
+        raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
+    except RenderError as exc:
+        raise Part10Invalid(f"the image header is invalid: {exc}") from None
 
 
 def zero_preamble(fileobj) -> None:

@@ -34,6 +34,7 @@ from exams.dicomjson import INCLUDE_FIELDS, row_from_dicom_json
 from exams.multipart import MultipartError, header_params, iter_parts, new_spool
 
 DICOM_JSON = "application/dicom+json"
+ACCEPT_AS_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 COPY_CHUNK = 1024 * 1024
 
 
@@ -249,7 +250,9 @@ class DicomWebBackend(PacsBackend):
             "GET",
             path,
             # identity: DICOM pixel data gains little from gzip and costs the PACS CPU.
-            headers={"Accept": 'multipart/related; type="application/dicom"', "Accept-Encoding": "identity"},
+            # transfer-syntax=*: the stored bytes as they are (the default would be transcoding to
+            # Explicit VR Little Endian, which is neither byte for byte nor always possible).
+            headers={"Accept": ACCEPT_AS_STORED, "Accept-Encoding": "identity"},
             stream=True,
         )
         with response:

@@ -84,7 +84,11 @@ def new_patient() -> str:
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory):
-    with orthanc_server(tmp_path_factory.mktemp("orthanc")) as server:
+    # Several pydicom files share a SOP Instance UID with different content: let the last upload win,
+    # as our embedded store does with EXAMS_ALLOW_OVERWRITE (Orthanc's default keeps the first).
+    with orthanc_server(
+        tmp_path_factory.mktemp("orthanc"), extra_config={"OverwriteInstances": True}
+    ) as server:
         yield server
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_files
 
-from tests.exams.conftest import upload
+from tests.exams.conftest import instance_path, upload
 
 # Image-bearing files that are refused on purpose, with the reason the API gives.
 REFUSED = {
@@ -25,6 +26,9 @@ REFUSED = {
 # Files Orthanc 1.10 itself refuses (its DICOM parser answers STOW-RS with HTTP 400): the
 # dicomweb backend reports the PACS's refusal as a 422 naming the PACS.
 ORTHANC_REFUSED = {"SC_rgb_jpeg.dcm", "rtdose_rle.dcm", "rtdose_rle_1frame.dcm"}
+
+# Stored, but broken on purpose in their pixel data (see tests/render): the thumbnail is a 422.
+UNRENDERABLE = {"JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"}
 
 
 def _image_files() -> list[Path]:
@@ -50,7 +54,9 @@ def test_pydicom_ships_a_sizeable_image_corpus():
 
 
 @pytest.mark.parametrize("path", IMAGE_FILES, ids=lambda p: p.name)
-def test_an_image_file_from_pydicom_is_stored_or_refused_for_its_stated_reason(pacs, api, path):
+def test_an_image_file_from_pydicom_is_stored_and_thumbnailed_or_refused_for_its_stated_reason(
+    pacs, api, path
+):
     data = path.read_bytes()
     response = upload(api, data)
     if path.name in REFUSED:
@@ -65,3 +71,10 @@ def test_an_image_file_from_pydicom_is_stored_or_refused_for_its_stated_reason(p
     [ref] = response.json()[0]["00081199"]["Value"]
     ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     assert ref["00081155"]["Value"] == [ds.SOPInstanceUID]
+    thumbnail = api.get(instance_path(ds), {"fileType": "image/jpeg", "size": 64})
+    if path.name in UNRENDERABLE:
+        assert thumbnail.status_code == 422
+        assert "cannot be rendered" in thumbnail.json()["detail"]
+        return
+    assert thumbnail.status_code == 200, thumbnail.json()
+    assert max(Image.open(io.BytesIO(thumbnail.content)).size) == 64
