@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import http.client
 import io
 import os
 import random
@@ -96,6 +97,34 @@ def ct_instance(*, patient: str, study: str, series: str, number: int, rng, rows
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def big_instance_file(path: Path, megabytes: int) -> int:
+    """A multi-frame 512 x 512 16-bit CT of about ``megabytes`` MB written to ``path`` frame by frame
+    (never whole in memory); returns its size."""
+    from pydicom import dcmread
+
+    frames = max(1, megabytes * 1024 * 1024 // (512 * 512 * 2))
+    header = ct_instance(patient="BIG", study=_uid(), series=_uid(), number=1, rng=np.random.default_rng(1))
+    ds = dcmread(io.BytesIO(header))
+    frame = ds.PixelData
+    del ds.PixelData
+    ds.NumberOfFrames = frames
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    with path.open("wb") as fileobj:
+        fileobj.write(out.getvalue())
+        # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length.
+        fileobj.write(b"\xe0\x7f\x10\x00OW\x00\x00" + (len(frame) * frames).to_bytes(4, "little"))
+        for _ in range(frames):
+            fileobj.write(frame)
+    return path.stat().st_size
+
+
+def _uid() -> str:
+    from pydicom.uid import generate_uid
+
+    return generate_uid()
 
 
 def related_body(files: list[bytes], boundary: str) -> bytes:
@@ -292,7 +321,7 @@ def main() -> int:  # noqa: C901 - a linear script
     parser.add_argument("--orthanc-studies", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--thumbnails", type=int, default=50)
-    parser.add_argument("--big-mb", type=int, default=256)
+    parser.add_argument("--big-mb", type=int, default=1024)
     args = parser.parse_args()
     if args.quick:
         args.instances, args.studies, args.orthanc_studies = 50, 5_000, 100
@@ -473,22 +502,22 @@ def main() -> int:  # noqa: C901 - a linear script
                 )
 
                 # -- upload memory -------------------------------------------------------------
-                frames = max(1, args.big_mb * 1024 * 1024 // (512 * 512 * 2))
-                big = ct_instance(
-                    patient="BIG",
-                    study=generate_uid(),
-                    series=generate_uid(),
-                    number=1,
-                    rng=rng,
-                    frames=frames,
-                )
+                big_path = workdir / "big.dcm"
+                big_size = big_instance_file(big_path, args.big_mb)
                 workers = worker_pids(master)
                 before = {pid: peak_rss_mb(pid) for pid in workers}
-                status, body = Client(port, auth).request(
-                    "POST", "/exams", big, {"Content-Type": "application/dicom"}
-                )
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
+                with big_path.open("rb") as body:
+                    connection.request(
+                        "POST",
+                        "/exams",
+                        body,
+                        {**auth, "Content-Type": "application/dicom", "Content-Length": str(big_size)},
+                    )
+                    status = connection.getresponse().status
+                connection.close()
                 after = {pid: peak_rss_mb(pid) for pid in workers}
-                results["big"] = (len(big) / 1e6, status, max(after[p] - before[p] for p in workers))
+                results["big"] = (big_size / 1e6, status, max(after[p] - before[p] for p in workers))
                 (orthanc_count,) = [session.get(f"{orthanc.url}/statistics").json()["CountStudies"]]
                 results["orthanc_studies"] = orthanc_count
     finally:

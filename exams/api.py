@@ -89,7 +89,7 @@ class ExamUpload(ExamsView):
         )
         actor, actor_type = actor_of(request)
         outcomes = exams_upload(
-            parts=iter_upload_parts(media_type, params, request._request.read),
+            parts=iter_upload_parts(media_type, params, request.stream.read),
             actor=actor,
             actor_type=actor_type,
             client_address=client_address(request),

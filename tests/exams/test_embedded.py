@@ -251,3 +251,18 @@ def test_an_invalid_header_value_is_never_logged(api, caplog):
     assert any(record.name == "pydicom" for record in caplog.records)
     assert "SECRETNAME" not in caplog.text
     assert patient not in caplog.text
+
+
+def test_an_upload_without_content_length_is_411(api):
+    data = make_dicom(patient_id=new_patient())
+    response = api.generic("POST", "/exams", data, content_type="application/dicom", CONTENT_LENGTH="")
+    assert response.status_code == 411
+    assert response.json()["errors"] == {"Content-Length": ["is required"]}
+
+
+def test_retrieve_urls_use_the_public_base_url_when_set(api, settings):
+    settings.PUBLIC_BASE_URL = "https://dicomsvc.example.org"
+    data = make_dicom(patient_id=new_patient())
+    response = upload(api, data)
+    url = response.json()[0]["00081199"]["Value"][0]["00081190"]["Value"][0]
+    assert url == "https://dicomsvc.example.org" + instance_path(_dataset(data)) + "?fileType=application/dicom"
