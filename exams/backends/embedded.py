@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import partial
@@ -81,6 +83,20 @@ LEFT JOIN exams_study st ON st.id = se.study_id
 """
 
 
+_INSERT_SQL = """
+INSERT INTO exams_instance (sop_instance_uid, series_id, sop_class_uid, transfer_syntax_uid, instance_number,
+  "rows", "columns", number_of_frames, storage_name, size, sha256, created_at)
+VALUES (%(sop)s, %(series)s, %(sop_class)s, %(ts)s, %(number)s, %(rows)s, %(columns)s, %(frames)s,
+  %(storage_name)s, %(size)s, %(sha256)s, %(now)s)
+ON CONFLICT (sop_instance_uid) DO NOTHING
+RETURNING id
+"""
+
+
+class _Conflict(Exception):
+    """Another upload inserted this SOP Instance UID first."""
+
+
 class _Pending:
     """Counter increments and touched studies of the stores of one batch."""
 
@@ -97,6 +113,7 @@ class _Pending:
         self.studies[series.study_id] = (instances + added, new_series + (1 if created else 0))
 
 
+VERSION_CACHE_SIZE = 100_000
 _pending: ContextVar[_Pending | None] = ContextVar("exams_embedded_batch", default=None)
 
 
@@ -108,6 +125,8 @@ class EmbeddedBackend(PacsBackend):
         super().__init__(**options)
         self.storage_alias = storage_alias
         self._allow_overwrite = allow_overwrite
+        self._versions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._versions_lock = threading.Lock()
 
     @property
     def storage(self):
@@ -132,10 +151,9 @@ class EmbeddedBackend(PacsBackend):
         try:
             for _attempt in range(3):
                 try:
-                    with transaction.atomic():
-                        self._index(info, size=size, sha256=sha256, storage_name=stored_name)
+                    self._index(info, size=size, sha256=sha256, storage_name=stored_name)
                     break
-                except IntegrityError:
+                except (IntegrityError, _Conflict):
                     # A concurrent upload created the same patient, study, series or instance first:
                     # decide again against what it stored, then retry with its rows.
                     verdict = self._verdict(info, sha256)
@@ -184,14 +202,14 @@ class EmbeddedBackend(PacsBackend):
             )
         return None
 
-    def _series_for(self, info: Part10Info) -> tuple[Series, bool]:
+    def _known_series(self, info: Part10Info) -> Series | None:
         pending = _pending.get()
         known = pending.known_series.get(info.series_uid) if pending is not None else None
         if known is not None:  # a batch's 2nd..nth instance of a series: no lookup
-            return known, False
-        series = Series.objects.filter(series_uid=info.series_uid).first()
-        if series is not None:
-            return series, False
+            return known
+        return Series.objects.filter(series_uid=info.series_uid).first()
+
+    def _create_series(self, info: Part10Info) -> Series:
         patient, _ = Patient.objects.get_or_create(
             patient_id=info.patient_id,
             defaults={
@@ -212,7 +230,7 @@ class EmbeddedBackend(PacsBackend):
                 "description": info.study_description,
             },
         )
-        series = Series.objects.create(
+        return Series.objects.create(
             series_uid=info.series_uid,
             study=study,
             modality=info.modality,
@@ -221,21 +239,47 @@ class EmbeddedBackend(PacsBackend):
             station_name=info.station_name,
             source_ae_title=info.source_ae_title,
         )
-        return series, True
+
+    def _insert_instance(self, info: Part10Info, series: Series, **file_fields) -> None:
+        """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin is a ``_Conflict``, not an error
+        that would abort the request's transaction (so the common path needs no savepoint)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT_SQL,
+                {
+                    "sop": info.sop_instance_uid,
+                    "series": series.pk,
+                    "sop_class": info.sop_class_uid,
+                    "ts": info.transfer_syntax_uid,
+                    "number": info.instance_number,
+                    "rows": info.rows,
+                    "columns": info.columns,
+                    "frames": info.number_of_frames,
+                    "now": timezone.now(),
+                    **file_fields,
+                },
+            )
+            if cursor.fetchone() is None:
+                raise _Conflict
 
     def _index(self, info: Part10Info, *, size: int, sha256: str, storage_name: str) -> None:
-        series, series_created = self._series_for(info)
+        file_fields = {"storage_name": storage_name, "size": size, "sha256": sha256}
+        series = self._known_series(info)
+        series_created = series is None
         replaced = (
             Instance.objects.filter(sop_instance_uid=info.sop_instance_uid).first()
-            if self.allow_overwrite
+            if self.allow_overwrite and not series_created
             else None
         )
-        if replaced is not None:  # overwrite: allowed and checked by _verdict
+        if series_created:
+            # Rare (the first instance of a series): in a savepoint, as concurrent uploads may race.
+            with transaction.atomic():
+                series = self._create_series(info)
+                self._insert_instance(info, series, **file_fields)
+        elif replaced is not None:  # overwrite: allowed and checked by _verdict
             transaction.on_commit(partial(self.storage.delete, replaced.storage_name))
             Instance.objects.filter(pk=replaced.pk).update(
-                storage_name=storage_name,
-                size=size,
-                sha256=sha256,
+                **file_fields,
                 transfer_syntax_uid=info.transfer_syntax_uid,
                 instance_number=info.instance_number,
                 rows=info.rows,
@@ -243,19 +287,7 @@ class EmbeddedBackend(PacsBackend):
                 number_of_frames=info.number_of_frames,
             )
         else:
-            Instance.objects.create(
-                sop_instance_uid=info.sop_instance_uid,
-                series=series,
-                sop_class_uid=info.sop_class_uid,
-                transfer_syntax_uid=info.transfer_syntax_uid,
-                instance_number=info.instance_number,
-                rows=info.rows,
-                columns=info.columns,
-                number_of_frames=info.number_of_frames,
-                storage_name=storage_name,
-                size=size,
-                sha256=sha256,
-            )
+            self._insert_instance(info, series, **file_fields)
         pending = _pending.get()
         if pending is None:  # a store outside a batch: counters and event now
             pending = _Pending()
@@ -387,7 +419,21 @@ class EmbeddedBackend(PacsBackend):
         return fileobj
 
     def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
-        return self._located(study_uid, series_uid, instance_uid)["sha256"][:16]
+        key = (study_uid, series_uid, instance_uid)
+        if not self.allow_overwrite:
+            # Without overwrite a stored instance's bytes never change: remember its version, so a
+            # cached thumbnail costs no index query.
+            with self._versions_lock:
+                version = self._versions.get(key)
+                if version is not None:
+                    self._versions.move_to_end(key)
+                    return version
+        version = self._located(study_uid, series_uid, instance_uid)["sha256"][:16]
+        with self._versions_lock:
+            self._versions[key] = version
+            if len(self._versions) > VERSION_CACHE_SIZE:
+                self._versions.popitem(last=False)
+        return version
 
     def check(self) -> list:
         try:

@@ -265,4 +265,6 @@ def test_retrieve_urls_use_the_public_base_url_when_set(api, settings):
     data = make_dicom(patient_id=new_patient())
     response = upload(api, data)
     url = response.json()[0]["00081199"]["Value"][0]["00081190"]["Value"][0]
-    assert url == "https://dicomsvc.example.org" + instance_path(_dataset(data)) + "?fileType=application/dicom"
+    assert (
+        url == "https://dicomsvc.example.org" + instance_path(_dataset(data)) + "?fileType=application/dicom"
+    )
