@@ -1,0 +1,48 @@
+"""Concurrent uploads into one study, each request in its own thread and database connection."""
+
+from __future__ import annotations
+
+import threading
+
+import pydicom
+import pytest
+from django.db import connection
+
+from exams.models import Instance, Series, Study
+from tests.exams.conftest import make_dicom, new_patient, upload
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_into_one_study_keep_exact_counters(embedded_pacs, make_client):
+    patient = new_patient()
+    study = pydicom.uid.generate_uid()
+    series = [pydicom.uid.generate_uid() for _ in range(2)]
+    batches = [
+        [
+            make_dicom(patient_id=patient, study_uid=study, series_uid=series[(t + n) % 2], instance_number=n)
+            for n in range(5)
+        ]
+        for t in range(4)
+    ]
+    clients = [make_client("exams:write") for _ in batches]
+    statuses = []
+
+    def send(client, files):
+        try:
+            statuses.append(upload(client, *files).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, batches, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    stored = Study.objects.get(study_uid=study)
+    assert (stored.number_of_series, stored.number_of_instances) == (2, 20)
+    assert Instance.objects.filter(series__study=stored).count() == 20
+    assert sorted(Series.objects.filter(study=stored).values_list("number_of_instances", flat=True)) == [
+        10,
+        10,
+    ]
