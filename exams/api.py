@@ -271,10 +271,14 @@ class InstanceRetrieve(ExamsView):
                 response = self._image(params, study_uid, series_uid, instance_uid, fmt, file_type)
         except selectors.InstanceNotFound:
             raise ApiError("No such instance under this study and series.", status_code=404) from None
+        if patient_id is None:
+            patient_id = selectors.instance_patient_id(
+                study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+            )
         audit_request(
             request,
             action="exam.retrieve",
-            patient_id=patient_id or "",
+            patient_id=patient_id,
             study_uid=study_uid,
             detail={"sop_instance_uid": instance_uid, "fileType": file_type},
         )
@@ -285,9 +289,13 @@ class InstanceRetrieve(ExamsView):
         fileobj = selectors.instance_open(
             study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
         )
-        return FileResponse(
+        size = fileobj.seek(0, 2)
+        fileobj.seek(0)
+        response = FileResponse(
             fileobj, content_type="application/dicom", as_attachment=True, filename=f"{instance_uid}.dcm"
         )
+        response["Content-Length"] = str(size)
+        return response
 
     def _image(self, params, study_uid, series_uid, instance_uid, fmt, file_type):
         size = params.integer("size", 256, minimum=1, maximum=settings.EXAMS_THUMBNAIL_MAX_SIZE)

@@ -22,6 +22,7 @@ __all__ = [
     "InstanceNotFound",
     "StudyFilter",
     "instance_open",
+    "instance_patient_id",
     "instance_rendered",
     "instances_list",
     "instances_search",
@@ -89,6 +90,16 @@ def instance_open(*, study_uid: str, series_uid: str, instance_uid: str) -> Bina
     """The stored file, to use as a context manager (``with instance_open(...) as f``); raises
     InstanceNotFound."""
     return get_backend().open_instance(study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
+
+
+def instance_patient_id(*, study_uid: str, series_uid: str, instance_uid: str) -> str:
+    """The instance's PatientID if the backend knows it without a remote query (for audit), else ""."""
+    try:
+        return get_backend().instance_patient_id(
+            study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+        )
+    except InstanceNotFound:
+        return ""
 
 
 def _thumbnail_name(study_uid, series_uid, instance_uid, version, params) -> str:

@@ -107,6 +107,10 @@ class PacsBackend:
         """A token that changes when the instance's bytes change (keys the thumbnail cache)."""
         return ""
 
+    def instance_patient_id(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
+        """The instance's PatientID when the backend knows it cheaply (for the audit trail), else ""."""
+        return ""
+
     def check(self) -> list:
         """Django system check messages about this backend's configuration."""
         return []

@@ -125,7 +125,7 @@ class EmbeddedBackend(PacsBackend):
         super().__init__(**options)
         self.storage_alias = storage_alias
         self._allow_overwrite = allow_overwrite
-        self._versions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._versions: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
         self._versions_lock = threading.Lock()
 
     @property
@@ -402,7 +402,7 @@ class EmbeddedBackend(PacsBackend):
                 series__series_uid=series_uid,
                 series__study__study_uid=study_uid,
             )
-            .values("storage_name", "sha256")
+            .values("storage_name", "sha256", "series__study__patient__patient_id")
             .first()
         )
         if row is None:
@@ -418,22 +418,30 @@ class EmbeddedBackend(PacsBackend):
             raise InstanceNotFound(instance_uid) from None
         return fileobj
 
-    def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
+    def _identity(self, study_uid: str, series_uid: str, instance_uid: str) -> tuple[str, str]:
+        """(content version, patient ID) of a stored instance; raises InstanceNotFound."""
         key = (study_uid, series_uid, instance_uid)
         if not self.allow_overwrite:
-            # Without overwrite a stored instance's bytes never change: remember its version, so a
-            # cached thumbnail costs no index query.
+            # Without overwrite a stored instance's bytes never change: remember them, so a cached
+            # thumbnail costs no index query.
             with self._versions_lock:
-                version = self._versions.get(key)
-                if version is not None:
+                known = self._versions.get(key)
+                if known is not None:
                     self._versions.move_to_end(key)
-                    return version
-        version = self._located(study_uid, series_uid, instance_uid)["sha256"][:16]
+                    return known
+        row = self._located(study_uid, series_uid, instance_uid)
+        known = (row["sha256"][:16], row["series__study__patient__patient_id"])
         with self._versions_lock:
-            self._versions[key] = version
+            self._versions[key] = known
             if len(self._versions) > VERSION_CACHE_SIZE:
                 self._versions.popitem(last=False)
-        return version
+        return known
+
+    def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
+        return self._identity(study_uid, series_uid, instance_uid)[0]
+
+    def instance_patient_id(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
+        return self._identity(study_uid, series_uid, instance_uid)[1]
 
     def check(self) -> list:
         try:

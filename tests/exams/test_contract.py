@@ -33,6 +33,7 @@ def test_an_uploaded_instance_is_referenced_and_retrievable_byte_for_byte(pacs, 
     assert retrieved.status_code == 200
     assert retrieved["Content-Type"] == "application/dicom"
     assert f'filename="{ds.SOPInstanceUID}.dcm"' in retrieved["Content-Disposition"]
+    assert retrieved["Content-Length"] == str(len(data))
     assert b"".join(retrieved.streaming_content) == data
 
 

@@ -165,6 +165,7 @@ def test_uploads_and_reads_are_audited_with_patient_and_study(api):
         {"PatientID": patient},
     )
     api.get(instance_path(ds), {"fileType": "application/dicom", "PatientID": patient})
+    api.get(instance_path(ds), {"fileType": "image/png"})  # no PatientID given: the index knows it
     rows = list(AuditEvent.objects.order_by("id").values("action", "outcome", "patient_id", "study_uid"))
     assert rows == [
         {
@@ -183,6 +184,12 @@ def test_uploads_and_reads_are_audited_with_patient_and_study(api):
         },
         {
             "action": "exam.instances",
+            "outcome": "success",
+            "patient_id": patient,
+            "study_uid": ds.StudyInstanceUID,
+        },
+        {
+            "action": "exam.retrieve",
             "outcome": "success",
             "patient_id": patient,
             "study_uid": ds.StudyInstanceUID,
