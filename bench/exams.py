@@ -321,6 +321,8 @@ def main() -> int:  # noqa: C901 - a linear script
     parser.add_argument("--orthanc-studies", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--thumbnails", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--big-mb", type=int, default=1024)
     args = parser.parse_args()
     if args.quick:
@@ -358,7 +360,7 @@ def main() -> int:  # noqa: C901 - a linear script
             key = manage(env, "create_api_key", "bench", "--scopes", "exams:read", "exams:write", "--quiet")
             auth = {"Authorization": f"Bearer {key.strip()}"}
             with (
-                gunicorn_server(env, workers=2, threads=4) as (port, master),
+                gunicorn_server(env, workers=args.workers, threads=args.threads) as (port, master),
                 orthanc_server(workdir / "orthanc") as orthanc,
             ):
                 local = threading.local()
@@ -528,7 +530,7 @@ def main() -> int:  # noqa: C901 - a linear script
     print()
     print(
         f"Ingest: {n} CT instances 512x512x16 ({total_mb:.0f} MB), {args.per_request} per request, "
-        f"{args.clients} clients"
+        f"{args.clients} clients, gunicorn {args.workers} workers x {args.threads} threads"
     )
     print(f"  POST /exams (embedded)  {n / ours_s:7.1f} inst/s  {total_mb / ours_s:7.1f} MB/s")
     print(f"  Orthanc STOW-RS         {n / orthanc_s:7.1f} inst/s  {total_mb / orthanc_s:7.1f} MB/s")
