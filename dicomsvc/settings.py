@@ -221,7 +221,8 @@ CALLBACKS_BEAT_SCHEDULE = {
     "callbacks-sweep": {
         "task": "callbacks.tasks.deliveries_sweep",
         "schedule": CALLBACK_SWEEP_INTERVAL,
-        "options": {"expires": CALLBACK_SWEEP_INTERVAL, **({"queue": CALLBACK_TASK_QUEUE} if CALLBACK_TASK_QUEUE else {})},
+        "options": {"expires": CALLBACK_SWEEP_INTERVAL}
+        | ({"queue": CALLBACK_TASK_QUEUE} if CALLBACK_TASK_QUEUE else {}),
     }
 }
 # (end callbacks)
