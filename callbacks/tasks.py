@@ -47,12 +47,15 @@ class WakeupTask(DjangoTask):
         transaction.on_commit(functools.partial(self.wake, *args, countdown=countdown))
 
 
-@shared_task(base=WakeupTask, name="callbacks.tasks.delivery_send", ignore_result=True, acks_late=True)
+# acks_late is off on purpose: the row, not the message, is what must survive, and a message held
+# unacknowledged only adds Redis's hour-long redelivery (the sweeper is faster) and, in kombu 5.7,
+# a worker crash when the broker connection drops while messages are unacknowledged.
+@shared_task(base=WakeupTask, name="callbacks.tasks.delivery_send", ignore_result=True, acks_late=False)
 def delivery_send(delivery_id: int) -> None:
     delivery.delivery_attempt(delivery_id)
 
 
-@shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_sweep", ignore_result=True)
+@shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_sweep", ignore_result=True, acks_late=False)
 def deliveries_sweep() -> int:
     ids = delivery.deliveries_sweep()
     for delivery_id in ids:
