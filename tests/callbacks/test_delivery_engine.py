@@ -197,7 +197,7 @@ def test_backoff_doubles_with_jitter_and_is_capped(settings):
 
 def test_receivers_are_parsed_with_optional_per_url_secrets(settings):
     settings.CALLBACK_SIGNING_SECRET = SECRET
-    settings.CALLBACK_URLS = ["https://ris.example/hook", f"http://10.0.0.5:8080/in|whsec_c2VjcmV0"]
+    settings.CALLBACK_URLS = ["https://ris.example/hook", "http://10.0.0.5:8080/in|whsec_c2VjcmV0"]
 
     assert targets() == [
         Target("https://ris.example/hook", SECRET),
