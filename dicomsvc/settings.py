@@ -235,7 +235,39 @@ RENDER_MAX_FRAME_PIXELS = env_int("RENDER_MAX_FRAME_PIXELS", 2**26, minimum=1)
 # (end render)
 
 # --- callbacks (issue 4) ------------------------------------------------------------------------
+# Receivers of every new-exam event: "https://a.example/hook,https://b.example/hook|whsec_..." (an
+# optional per-URL Standard Webhooks secret after "|"; CALLBACK_SIGNING_SECRET signs the others).
 CALLBACK_URLS = env_list("CALLBACK_URLS", [])
+CALLBACK_SIGNING_SECRET = env_str("CALLBACK_SIGNING_SECRET", "")
+# When set, POST /new-exam-callback also needs X-Callback-Signature: sha256=<hex HMAC of the body>.
+CALLBACK_INBOUND_SECRET = env_str("CALLBACK_INBOUND_SECRET", "")
+CALLBACK_CONNECT_TIMEOUT = env_float("CALLBACK_CONNECT_TIMEOUT", 3.0, minimum=0.1)
+CALLBACK_READ_TIMEOUT = env_float("CALLBACK_READ_TIMEOUT", 10.0, minimum=0.1)
+CALLBACK_RETRY_BASE_DELAY = env_float("CALLBACK_RETRY_BASE_DELAY", 10.0, minimum=0.01)
+CALLBACK_RETRY_MAX_DELAY = env_float("CALLBACK_RETRY_MAX_DELAY", 3600.0, minimum=0.01)
+CALLBACK_RETRY_HORIZON = env_float("CALLBACK_RETRY_HORIZON", 26 * 3600.0, minimum=1.0)
+# A claimed delivery whose worker vanished is taken over after this long; it must outlast one attempt.
+CALLBACK_CLAIM_TIMEOUT = env_float(
+    "CALLBACK_CLAIM_TIMEOUT", CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT + 30.0, minimum=1.0
+)
+if CALLBACK_CLAIM_TIMEOUT <= CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT:
+    raise ImproperlyConfigured(
+        "CALLBACK_CLAIM_TIMEOUT must be longer than CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT"
+    )
+CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 30.0, minimum=0.1)
+# A due delivery whose wake-up message has not run after this long is enqueued again (lost message).
+CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 120.0, minimum=0.1)
+CALLBACK_TASK_QUEUE = env_str("CALLBACK_TASK_QUEUE", "")  # empty: CELERY_TASK_DEFAULT_QUEUE
+CALLBACK_EVENTS_PAGE_DEFAULT = env_int("CALLBACK_EVENTS_PAGE_DEFAULT", 100, minimum=1)
+CALLBACK_EVENTS_PAGE_MAX = env_int("CALLBACK_EVENTS_PAGE_MAX", 1000, minimum=1)
+CALLBACKS_BEAT_SCHEDULE = {
+    "callbacks-sweep": {
+        "task": "callbacks.tasks.deliveries_sweep",
+        "schedule": CALLBACK_SWEEP_INTERVAL,
+        "options": {"expires": CALLBACK_SWEEP_INTERVAL}
+        | ({"queue": CALLBACK_TASK_QUEUE} if CALLBACK_TASK_QUEUE else {}),
+    }
+}
 # (end callbacks)
 
 # --- viewer (issue 5) ---------------------------------------------------------------------------
@@ -269,7 +301,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {**CALLBACKS_BEAT_SCHEDULE}
 
 # --- logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
