@@ -317,7 +317,7 @@ class _Pipeline:
         finally:
             connection.close()
 
-    def _results(self) -> list[tuple[list[Row], BatchResult]]:
+    def _results(self, *, raise_errors: bool = True) -> list[tuple[list[Row], BatchResult]]:
         """Batches committed since the last call; re-raises the writer's error, if any."""
         out = []
         while True:
@@ -325,9 +325,10 @@ class _Pipeline:
                 rows, result, exc = self.done.get_nowait()
             except queue.Empty:
                 return out
-            if exc is not None:
+            if exc is None:
+                out.append((rows, result))
+            elif raise_errors:
                 raise exc
-            out.append((rows, result))
 
     def submit(self, rows: list[Row]):
         if not self.thread.is_alive():
@@ -350,14 +351,7 @@ class _Pipeline:
         if self.pg is not None:
             self.pg.cancel_safe()
         self.todo.join()
-        out = []
-        while True:
-            try:
-                rows, result, exc = self.done.get_nowait()
-            except queue.Empty:
-                return out
-            if exc is None:
-                out.append((rows, result))
+        return self._results(raise_errors=False)  # the canceled batch's error is expected
 
     def close(self) -> None:
         if self.thread.is_alive():
