@@ -45,7 +45,10 @@ def test_csv_records_are_numbered_by_the_line_where_they_start():
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 64, 65536])
 def test_json_array_is_decoded_item_by_item_whatever_the_chunk_boundaries(chunk_size):
-    text = '[\n  {"PatientID": "P1", "Note": "a\\nb"},\n  {"PatientID": "P2"}, 12345\n,\n\n{"PatientID": "P3"}\n]\n'
+    text = (
+        '[\n  {"PatientID": "P1", "Note": "a\\nb"},\n  {"PatientID": "P2"}, 12345\n,\n\n'
+        '{"PatientID": "P3"}\n]\n'
+    )
     got = [(r.number, r.data) for r in records(read_json, text, chunk_size=chunk_size)]
     assert got == [
         (2, {"PatientID": "P1", "Note": "a\nb"}),
