@@ -35,6 +35,20 @@ def csv_line(i: int, **overrides: str) -> str:
     return ",".join(values[k] for k in REQUIRED_HEADER)
 
 
+def row(i: int, **overrides: str) -> dict[str, str]:
+    """The same workitem as ``csv_line(i)``, as a POST /workitems body."""
+    return dict(zip(REQUIRED_HEADER, csv_line(i, **overrides).split(","), strict=True))
+
+
+def records_until_ctrl_c(stop_at: int):
+    """Records numbered 2, 3, ... as from a CSV file, then KeyboardInterrupt before row ``stop_at``."""
+    from worklist.bulk.readers import Record
+
+    for i in range(1, stop_at):
+        yield Record(i + 1, row(i))
+    raise KeyboardInterrupt
+
+
 def csv_text(count: int, start: int = 0) -> str:
     return "\n".join([",".join(REQUIRED_HEADER), *(csv_line(i) for i in range(start, start + count))]) + "\n"
 

@@ -163,3 +163,18 @@ def test_invalid_values_are_named_by_keyword_and_segment(db):
         "PatientBirthDate (PID-7)",
         "ScheduledStationAETitle (IPC-9 or --station-ae)",
     }
+
+
+def test_the_command_reports_hl7_problems_by_message_number(db, run_import, tmp_path):
+    path = tmp_path / "orders.hl7"
+    bad = orm()
+    bad[1] = bad[1].replace("19800215", "1980")
+    path.write_bytes(mllp(omi(), bad))
+    result = run_import(path, "--station-ae", "CT1")
+    assert result.returncode == 1
+    assert "message 2: PatientBirthDate (PID-7): must be a date as YYYYMMDD" in result.err
+    assert (tmp_path / "orders.hl7.errors.csv").read_text().splitlines() == [
+        "message,field,reason",
+        "2,PatientBirthDate (PID-7),must be a date as YYYYMMDD",
+    ]
+    assert WorkItem.objects.count() == 2

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from core.models import AuditEvent
-from tests.bulk.conftest import REQUIRED_HEADER, csv_line, csv_text
+from tests.bulk.conftest import REQUIRED_HEADER, csv_line, csv_text, records_until_ctrl_c, row
 from worklist.bulk.importer import Importer
-from worklist.bulk.readers import Record, read_csv
+from worklist.bulk.readers import read_csv
 from worklist.bulk.writers import OrmWriter, PostgresCopyWriter
 from worklist.models import WorkItem
 
@@ -97,7 +97,7 @@ def test_on_conflict_update_changes_only_the_fields_the_file_gives(writer, tmp_p
     path = tmp_path / "first.ndjson"
     first = {
         "StudyInstanceUID": "1.2.3.4",
-        **dict(zip(REQUIRED_HEADER, csv_line(1).split(","), strict=True)),
+        **row(1),
         "MedicalAlerts": "LATEX ALLERGY",
         "PatientBirthDate": "19700101",
     }
@@ -145,25 +145,14 @@ def test_the_same_workitem_twice_in_one_file_is_one_workitem(tmp_path):
 
 
 def test_interruption_keeps_committed_batches_and_rolls_back_the_current_one():
-    def records():
-        for i in range(1, 100):
-            if i == 8:
-                raise KeyboardInterrupt
-            yield Record(i + 1, dict(zip(REQUIRED_HEADER, csv_line(i).split(","), strict=True)))
-
-    report = Importer(batch_size=3).run(records())
+    report = Importer(batch_size=3).run(records_until_ctrl_c(8))
     assert report.interrupted
     assert (report.rows, report.created, report.committed_through) == (7, 6, 7)
     assert WorkItem.objects.count() == 6
 
 
 def test_interruption_during_a_strict_run_keeps_nothing():
-    def records():
-        yield Record(2, dict(zip(REQUIRED_HEADER, csv_line(1).split(","), strict=True)))
-        yield Record(3, dict(zip(REQUIRED_HEADER, csv_line(2).split(","), strict=True)))
-        raise KeyboardInterrupt
-
-    report = Importer(batch_size=1, strict=True).run(records())
+    report = Importer(batch_size=1, strict=True).run(records_until_ctrl_c(3))
     assert report.interrupted and report.rolled_back
     assert not WorkItem.objects.exists()
 
@@ -191,7 +180,7 @@ def test_a_bad_header_stops_the_import_with_a_clear_message(run_import, tmp_path
 
 
 def test_json_and_ndjson_rows_take_the_same_validation_as_the_api(run_import, tmp_path):
-    good = dict(zip(REQUIRED_HEADER, csv_line(1).split(","), strict=True))
+    good = row(1)
     path = tmp_path / "orders.json"
     path.write_text(json.dumps([good, {**good, "PatientID": 12, "Shoe": "x"}], indent=1))
     result = run_import(path)

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import connection
 
-from tests.bulk.conftest import REQUIRED_HEADER, csv_line, csv_text
+from tests.bulk.conftest import csv_line, csv_text, records_until_ctrl_c
 from worklist.bulk.importer import Importer
-from worklist.bulk.readers import Record, read_csv
+from worklist.bulk.readers import read_csv
 from worklist.models import WorkItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,13 +30,7 @@ def test_batches_are_written_by_the_writer_thread_in_order(tmp_path):
 
 
 def test_interruption_with_the_writer_thread_keeps_exactly_what_it_reports():
-    def records():
-        for i in range(1, 100):
-            if i == 8:
-                raise KeyboardInterrupt
-            yield Record(i + 1, dict(zip(REQUIRED_HEADER, csv_line(i).split(","), strict=True)))
-
-    report = Importer(batch_size=3).run(records())
+    report = Importer(batch_size=3).run(records_until_ctrl_c(8))
     assert report.interrupted
     # The batch in flight when Ctrl-C came is either committed or rolled back as a whole.
     count = WorkItem.objects.count()

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from worklist.bulk.importer import ON_CONFLICT, Importer, ImportReport, Problem
 from worklist.bulk.readers import FORMATS
 from worklist.bulk.services import workitems_import
+from worklist.bulk.sources import detect_format, unit_of
 
 SHOWN_PROBLEMS = 20
 PLAIN_PROGRESS_SECONDS = 5.0
@@ -127,7 +128,11 @@ class Command(BaseCommand):
                 raise CommandError(f"cannot open {path}: {exc.strerror}") from None
             name, total = path, os.fstat(stream.fileno()).st_size
             report_path = Path(options["report"] or f"{path}.errors.csv")
-        problems = ProblemFile(report_path, "message" if options["format"] == "hl7" else "line")
+        try:
+            fmt = detect_format(stream, name, options["format"])
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        problems = ProblemFile(report_path, unit_of(fmt))
         progress = Progress(self, stream, total)
         importer = Importer(
             on_conflict=options["on_conflict"],
@@ -142,20 +147,17 @@ class Command(BaseCommand):
             fmt, report = workitems_import(
                 stream=stream,
                 name=name,
-                fmt=options["format"],
+                fmt=fmt,
                 importer=importer,
                 actor=os_user(),
                 actor_type="os user",
                 station_ae=options["station_ae"],
             )
-        except ValueError as exc:  # an unknown format name
-            raise CommandError(str(exc)) from None
         finally:
             progress.close()
             problems.close()
             if stream is not sys.stdin.buffer:
                 stream.close()
-        problems.unit = report.unit
         self._summary(fmt, report, problems, options["dry_run"])
         if report.interrupted:
             raise CommandError("interrupted", returncode=130)
