@@ -155,10 +155,8 @@ def test_start_date_and_time_together_form_one_date_time_range(scp, tmp_path):
 
 def test_a_list_of_uids_built_with_dump2dcm_matches_any_of_them(scp, tmp_path):
     first, second, _ = make_item(), make_item(), make_item()
-    query = dump2dcm(
-        tmp_path,
-        f"(0010,0020) LO (no value)\n(0020,000d) UI [{first.study_instance_uid}\\{second.study_instance_uid}]\n",
-    )
+    uids = f"{first.study_instance_uid}\\{second.study_instance_uid}"
+    query = dump2dcm(tmp_path, f"(0010,0020) LO (no value)\n(0020,000d) UI [{uids}]\n")
     responses = findscu(scp, tmp_path, query_file=query)
     assert sorted(ds.StudyInstanceUID for ds in responses) == sorted(
         [first.study_instance_uid, second.study_instance_uid]
