@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "exams",
     "callbacks",
     "viewer",
+    "dimse",
 ]
 
 MIDDLEWARE = [
@@ -275,6 +276,24 @@ DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
+# The DICOM network services (manage.py run_dimse): C-ECHO, Modality Worklist C-FIND, C-STORE.
+DIMSE_AE_TITLE = env_str("DIMSE_AE_TITLE", "DICOMSVC")
+DIMSE_BIND_ADDRESS = env_str("DIMSE_BIND_ADDRESS", "0.0.0.0")  # noqa: S104 - a DICOM listener serves the LAN
+DIMSE_PORT = env_int("DIMSE_PORT", 11112, minimum=1, maximum=65535)
+# Calling AE titles allowed to associate, each optionally pinned to addresses: "CT1@10.0.0.5|10.0.0.6,MR1".
+# Empty refuses everyone unless DIMSE_ALLOW_ANY_AE=true (an explicit, logged choice).
+DIMSE_ALLOWED_AES = env_list("DIMSE_ALLOWED_AES", [])
+DIMSE_ALLOW_ANY_AE = env_bool("DIMSE_ALLOW_ANY_AE", False)
+DIMSE_REQUIRE_CALLED_AE = env_bool("DIMSE_REQUIRE_CALLED_AE", True)
+DIMSE_MAX_ASSOCIATIONS = env_int("DIMSE_MAX_ASSOCIATIONS", 10, minimum=1, maximum=1000)
+DIMSE_ACSE_TIMEOUT = env_float("DIMSE_ACSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_DIMSE_TIMEOUT = env_float("DIMSE_DIMSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_NETWORK_TIMEOUT = env_float("DIMSE_NETWORK_TIMEOUT", 60.0, minimum=0.1)
+DIMSE_MAX_PDU = env_int("DIMSE_MAX_PDU", 262144, minimum=0)
+DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum=100000)
+# Procedure step states answered when the query does not match on ScheduledProcedureStepStatus.
+DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
+DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
 # (end dimse)
 
 # --- Celery -----------------------------------------------------------------------------------
