@@ -252,6 +252,7 @@
     if (!state.images.length) { return; }
     var index = state.index, key = imageKey(index);
     state.wantKey = key;
+    $("vw-viewport").dataset.want = key;
     updatePosition();
     var entry = cache.get(key);
     if (entry && entry.image) { draw(entry.image, key, index); return; }
@@ -272,6 +273,7 @@
     paint();
     var canvas = $("vw-canvas");
     canvas.dataset.index = String(index);
+    canvas.dataset.key = key;
     document.body.dataset.state = "ready";
     document.dispatchEvent(new CustomEvent("viewer:shown", {detail: {index: index, key: key}}));
   }
@@ -291,8 +293,15 @@
     var dw = image.naturalWidth * fit, dh = image.naturalHeight * fit;
     ctx.imageSmoothingEnabled = true;
     ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(image, (w - dw) / 2 + state.panX * dpr, (h - dh) / 2 + state.panY * dpr, dw, dh);
-    canvas.classList.toggle("vw-inverted", state.invert);
+    var x = (w - dw) / 2 + state.panX * dpr, y = (h - dh) / 2 + state.panY * dpr;
+    ctx.drawImage(image, x, y, dw, dh);
+    if (state.invert) {
+      // White "difference" over the image only: the background stays black.
+      ctx.globalCompositeOperation = "difference";
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(x, y, dw, dh);
+      ctx.globalCompositeOperation = "source-over";
+    }
     $("vw-overlay-zoom").textContent = state.zoom !== 1 ? "Zoom " + Math.round(state.zoom * 100) + "%" : "";
   }
 
