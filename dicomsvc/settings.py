@@ -144,6 +144,7 @@ if API_AUTH_DISABLED:
         "Only run like this behind a gateway that authenticates every request."
     )
 AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0, maximum=300)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
