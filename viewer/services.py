@@ -12,6 +12,7 @@ from core.audit import Outcome, audit_record
 from exams import selectors as exams
 from viewer import external
 from viewer.models import RedeemedToken
+from viewer.selectors import study_view
 from viewer.tokens import Grant, TokenInvalid, grant_decode, grant_encode, new_grant, session_for
 
 
@@ -102,9 +103,10 @@ def viewer_token_issue(
     return grant_encode(grant), grant
 
 
-def viewer_session_open(*, token: str, actor: Actor) -> tuple[Grant, str]:
+def viewer_session_open(*, token: str, actor: Actor) -> tuple[Grant, str, dict]:
     """Exchange a grant token for a viewer session token (once only for a single-use grant).
 
+    Returns the session grant, its token and the study as the viewer shows it (``study_view``).
     Raises ``TokenInvalid`` (reasons: malformed, invalid, expired, used) or ``StudyNotFound``.
     """
     try:
@@ -119,7 +121,8 @@ def viewer_session_open(*, token: str, actor: Actor) -> tuple[Grant, str]:
             detail={"reason": exc.reason},
         )
         raise
-    if exams.study_get(study_uid=grant.study_uid, patient_id=grant.patient_id or None) is None:
+    view = study_view(grant)
+    if view is None:
         _audit(
             actor,
             action="viewer.open",
@@ -137,7 +140,7 @@ def viewer_session_open(*, token: str, actor: Actor) -> tuple[Grant, str]:
         study_uid=grant.study_uid,
         detail={"token_id": grant.token_id, "role": grant.role, "user": grant.user},
     )
-    return session, session_token
+    return session, session_token, view
 
 
 def _redeem(grant: Grant) -> None:

@@ -141,14 +141,11 @@ class SessionView(ViewerApiView):
     def post(self, request):
         token = body_token(request)
         try:
-            session, session_token = viewer_session_open(token=token, actor=request_actor(request))
+            session, session_token, view = viewer_session_open(token=token, actor=request_actor(request))
         except TokenInvalid as exc:
             raise ApiError(str(exc), status_code=401, errors={"token": [exc.reason]}) from None
         except StudyNotFound:
             raise ApiError("The study of this link is no longer available.", status_code=404) from None
-        view = selectors.study_view(session)
-        if view is None:
-            raise ApiError("The study of this link is no longer available.", status_code=404)
         return Response(
             {
                 "session": session_token,

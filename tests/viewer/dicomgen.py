@@ -27,7 +27,7 @@ class UploadedStudy:
     instances: dict[str, list[str]] = field(default_factory=dict)  # label -> SOP instance UIDs
 
 
-def _to_bytes(ds: Dataset) -> bytes:
+def dicom_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -105,13 +105,13 @@ def ct_slice(
 def ingest(ds: Dataset):
     from exams.services import instance_ingest
 
-    outcome = instance_ingest(fileobj=io.BytesIO(_to_bytes(ds)), origin="rest", actor="viewer tests")
+    outcome = instance_ingest(fileobj=io.BytesIO(dicom_bytes(ds)), origin="rest", actor="viewer tests")
     assert outcome.status in ("stored", "duplicate"), outcome.reason
     return outcome
 
 
 def upload_study(
-    *, ct_count: int = 100, multiframe: bool = True, patient_id: str = PATIENT_ID
+    *, ct_count: int = 100, multiframe: bool = True, scout: bool = True, patient_id: str = PATIENT_ID
 ) -> UploadedStudy:
     """A study with CT_small (series 1), a generated CT series, and a multi-frame ultrasound cine."""
     study = UploadedStudy(study_uid=generate_uid(), patient_id=patient_id)
@@ -122,12 +122,13 @@ def upload_study(
         study.series[label] = datasets[0].SeriesInstanceUID
         study.instances[label] = [ds.SOPInstanceUID for ds in datasets]
 
-    small = from_testdata(
-        "CT_small.dcm", study_uid=study.study_uid, series_uid=generate_uid(), patient_id=patient_id
-    )
-    small.SeriesNumber = 1
-    small.SeriesDescription = "Scout"
-    add("ct_small", [small])
+    if scout:
+        small = from_testdata(
+            "CT_small.dcm", study_uid=study.study_uid, series_uid=generate_uid(), patient_id=patient_id
+        )
+        small.SeriesNumber = 1
+        small.SeriesDescription = "Scout"
+        add("ct_small", [small])
     if ct_count:
         series_uid = generate_uid()
         add(
