@@ -28,15 +28,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import gunicorn, manage, throwaway_database  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.viewer.browser import launch_chromium  # noqa: E402
 
 # Records when the first image is drawn, relative to navigation start.
 FIRST_SHOWN = """
@@ -143,7 +135,7 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
     results: dict = {"first": [], "scroll_cold": None, "scroll_prefetching": None, "scroll_cached": None}
     steps = args.images - 1
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(FIRST_SHOWN)
 
