@@ -272,7 +272,17 @@ CALLBACKS_BEAT_SCHEDULE = {
 # (end callbacks)
 
 # --- viewer (issue 5) ---------------------------------------------------------------------------
+# Our own tokens: HMAC-signed with a key derived from VIEWER_TOKEN_SECRET (else SECRET_KEY) and a salt.
+VIEWER_TOKEN_SECRET = env_str("VIEWER_TOKEN_SECRET", "")
+VIEWER_TOKEN_TTL = env_int("VIEWER_TOKEN_TTL", 900, minimum=10, maximum=7 * 24 * 3600)
+VIEWER_TOKEN_SINGLE_USE = env_bool("VIEWER_TOKEN_SINGLE_USE", False)
+# How long a viewer page may keep reading the study after it exchanged its token.
+VIEWER_SESSION_TTL = env_int("VIEWER_SESSION_TTL", 3600, minimum=60, maximum=24 * 3600)
+# Compatibility mode: all three set -> /token asks that external viewer service for the token.
 DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
+VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
+VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
+VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
