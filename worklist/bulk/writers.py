@@ -116,7 +116,8 @@ SQL_UPDATE = (
 )
 SQL_INSERT = (
     f"WITH ins AS (INSERT INTO {_TABLE} ({_COLS}, state, created_at, updated_at, created_by) "  # noqa: S608
-    f"SELECT {_COLS}, %s, now(), now(), %s FROM {_TEMP} ORDER BY _n "
+    # In UID order: neighbouring keys share index pages, fewer pages are touched per batch.
+    f"SELECT {_COLS}, %s, now(), now(), %s FROM {_TEMP} ORDER BY study_instance_uid "
     "ON CONFLICT (study_instance_uid) DO NOTHING RETURNING study_instance_uid) "
     f"SELECT t._n FROM ins JOIN {_TEMP} t USING (study_instance_uid)"
 )
