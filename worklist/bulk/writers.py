@@ -134,8 +134,7 @@ class PostgresCopyWriter(BatchWriter):
             cursor.execute(SQL_CREATE_TEMP)
             cursor.execute(SQL_TRUNCATE)
             raw = cursor.cursor  # psycopg's own cursor, for COPY
-            columns = COLUMNS
-            defaults = [DEFAULTS[c] for c in columns]
+            pairs = [(c, DEFAULTS[c]) for c in COLUMNS]
             with raw.copy(SQL_COPY) as copy:
                 write_row = copy.write_row
                 for row in rows:
@@ -153,7 +152,7 @@ class PostgresCopyWriter(BatchWriter):
                             mask,
                             row.update,
                             row.generated,
-                            *[get(c, d) for c, d in zip(columns, defaults, strict=True)],
+                            *[get(c, d) for c, d in pairs],
                         )
                     )
             if any_generated:
