@@ -26,9 +26,6 @@ class WorkitemInvalid(Exception):
 
 
 def _clean_value(keyword: str, vr: str, value: Any) -> tuple[Any, list[str]]:
-    if isinstance(value, str):
-        # DICOM pads with trailing spaces and ignores leading ones in these VRs.
-        value = value.strip()
     if keyword == "PregnancyStatus" and isinstance(value, str) and value.isdigit():
         value = int(value)
     problems = value_problems(vr, value)
@@ -147,6 +144,9 @@ def validate_workitem(data: Any, *, partial: bool = False) -> dict[str, Any]:
             errors[str(key)] = ["is not a workitem field"]
             continue
         column, required, blank, check = entry
+        if isinstance(value, str):
+            # DICOM pads with trailing spaces and ignores leading ones in these VRs.
+            value = value.strip()
         if value is None or value == "":
             if required:
                 errors[key] = ["is required and must not be empty"]
