@@ -141,6 +141,11 @@ class EmbeddedBackend(PacsBackend):
     # -- store ---------------------------------------------------------------------------------
 
     def store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
+        # A store outside a request's batch (DIMSE, import) is a batch of one: its own transaction.
+        with self.batch():
+            return self._store(fileobj=fileobj, info=info, size=size, sha256=sha256)
+
+    def _store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
         verdict = self._verdict(info, sha256)
         if verdict is not None:
             return verdict
@@ -288,13 +293,7 @@ class EmbeddedBackend(PacsBackend):
             )
         else:
             self._insert_instance(info, series, **file_fields)
-        pending = _pending.get()
-        if pending is None:  # a store outside a batch: counters and event now
-            pending = _Pending()
-            pending.add(series, created=series_created, counted=replaced is None)
-            self._apply(pending)
-        else:
-            pending.add(series, created=series_created, counted=replaced is None)
+        _pending.get().add(series, created=series_created, counted=replaced is None)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pydicom
@@ -46,3 +47,17 @@ def test_concurrent_uploads_into_one_study_keep_exact_counters(embedded_pacs, ma
         10,
         10,
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_instance_ingest_outside_any_transaction_stores_counts_and_emits(embedded_pacs):
+    """DIMSE and imports call instance_ingest in autocommit mode, not inside a request's batch."""
+    from callbacks.models import CallbackEvent
+    from exams.services import instance_ingest
+
+    data = make_dicom(patient_id=new_patient())
+    outcome = instance_ingest(fileobj=io.BytesIO(data), origin="dimse", actor="MODALITY1")
+    assert outcome.status == "stored"
+    stored = Study.objects.get(study_uid=outcome.study_uid)
+    assert (stored.number_of_series, stored.number_of_instances) == (1, 1)
+    assert CallbackEvent.objects.filter(study_instance_uid=outcome.study_uid).count() == 1
