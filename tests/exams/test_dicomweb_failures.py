@@ -18,10 +18,12 @@ class _FakePacs:
 
     def __init__(self, status: int):
         counts = self.counts = {"GET": 0, "POST": 0}
+        authorizations = self.authorizations = []
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
                 counts[self.command] += 1
+                authorizations.append(self.headers.get("Authorization"))
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 self.send_response(status)
@@ -113,3 +115,19 @@ def test_a_pacs_error_page_on_a_query_is_502_not_500(api, settings, tmp_path, fa
     response = api.get("/exams/studies", {"PatientID": "P1"})
     assert response.status_code == 502
     assert "failed (HTTP 500)" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"token": "s3cret-token", "username": "u", "password": "p"}, "Bearer s3cret-token"),
+        ({"token": "", "username": "u", "password": "p"}, "Basic dTpw"),
+        ({"token": "", "username": "", "password": ""}, None),
+    ],
+    ids=["bearer", "basic", "none"],
+)
+def test_the_pacs_gets_the_configured_credentials(api, settings, tmp_path, fake_pacs, overrides, expected):
+    pacs = fake_pacs(204)
+    use_dicomweb(settings, _Server(pacs.url), tmp_path, **overrides)
+    assert api.get("/exams/studies", {"PatientID": "P1"}).status_code == 200
+    assert pacs.authorizations == [expected]
