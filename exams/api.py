@@ -82,26 +82,31 @@ class ExamUpload(ExamsView):
         tags=["Exams"],
     )
     def post(self, request):
-        media_type, params = check_request(
-            request.META.get("CONTENT_TYPE", ""),
-            request.META.get("CONTENT_LENGTH"),
-            settings.EXAMS_UPLOAD_MAX_BYTES,
+        return _store_upload(request, as_list=True)
+
+
+def _store_upload(request, *, as_list: bool) -> Response:
+    media_type, params = check_request(
+        request.META.get("CONTENT_TYPE", ""),
+        request.META.get("CONTENT_LENGTH"),
+        settings.EXAMS_UPLOAD_MAX_BYTES,
+    )
+    actor, actor_type = actor_of(request)
+    outcomes = exams_upload(
+        parts=iter_upload_parts(media_type, params, request.stream.read),
+        actor=actor,
+        actor_type=actor_type,
+        client_address=client_address(request),
+    )
+    if not any(outcome.ok for outcome in outcomes):
+        conflict = all(outcome.failure_code == 0x0111 for outcome in outcomes)
+        raise ApiError(
+            "No instance was stored: " + (outcomes[0].reason or "failed") + ".",
+            status_code=409 if conflict else 422,
+            errors={f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(outcomes)},
         )
-        actor, actor_type = actor_of(request)
-        outcomes = exams_upload(
-            parts=iter_upload_parts(media_type, params, request.stream.read),
-            actor=actor,
-            actor_type=actor_type,
-            client_address=client_address(request),
-        )
-        if not any(outcome.ok for outcome in outcomes):
-            conflict = all(outcome.failure_code == 0x0111 for outcome in outcomes)
-            raise ApiError(
-                "No instance was stored: " + (outcomes[0].reason or "failed") + ".",
-                status_code=409 if conflict else 422,
-                errors={f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(outcomes)},
-            )
-        return Response([stow_response(outcomes, base_url=base_url(request))])
+    body = stow_response(outcomes, base_url=base_url(request))
+    return Response([body] if as_list else body)
 
 
 def _patient_params(request, extra=()) -> QueryParams:
@@ -109,7 +114,36 @@ def _patient_params(request, extra=()) -> QueryParams:
 
 
 class StudyCollection(ExamsView):
-    required_scopes = {"GET": scopes.EXAMS_READ}
+    required_scopes = {"GET": scopes.EXAMS_READ, "POST": scopes.EXAMS_WRITE}
+
+    @extend_schema(
+        operation_id="exams_stow_rs",
+        summary="Store instances (STOW-RS path)",
+        description=(
+            "The standard STOW-RS path for DICOMweb clients whose root is `<base>/exams`: the same bodies, "
+            "checks and failures as `POST /exams`, answered with the STOW-RS response data set itself "
+            "(a JSON object) rather than the documented one-element array. Scope `exams:write`."
+        ),
+        request=schema.UPLOAD_REQUEST,
+        responses={
+            200: OpenApiResponse(
+                schema.DICOM_JSON_OBJECT,
+                description="STOW-RS response: 00081199 ReferencedSOPSequence, 00081198 FailedSOPSequence",
+            ),
+            400: schema.ERROR_400,
+            401: schema.ERROR_401_PACS,
+            403: schema.ERROR_403,
+            409: OpenApiResponse(schema.ERROR, description="Every part conflicts with a stored instance"),
+            411: OpenApiResponse(schema.ERROR, description="No Content-Length header"),
+            413: OpenApiResponse(schema.ERROR, description="The body is larger than EXAMS_UPLOAD_MAX_BYTES"),
+            415: OpenApiResponse(schema.ERROR, description="Another Content-Type"),
+            422: OpenApiResponse(schema.ERROR, description="No part is a DICOM file we can store"),
+            **schema.PACS_ERRORS,
+        },
+        tags=["Exams"],
+    )
+    def post(self, request):
+        return _store_upload(request, as_list=False)
 
     @extend_schema(
         operation_id="exams_studies",

@@ -3,7 +3,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
-from core.openapi import DICOM_JSON_LIST, ERROR, ERROR_400, ERROR_401, ERROR_403
+from core.openapi import DICOM_JSON_LIST, DICOM_JSON_OBJECT, ERROR, ERROR_400, ERROR_401, ERROR_403
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.2"
@@ -218,6 +218,7 @@ ERROR_404 = OpenApiResponse(ERROR, description="Unknown study/series/instance, o
 
 __all__ = [
     "DICOM_JSON_LIST",
+    "DICOM_JSON_OBJECT",
     "ERROR",
     "ERROR_400",
     "ERROR_401",
