@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -29,6 +31,9 @@ from dicomsvc.dicom.uids import uid_problems
 from dicomsvc.dicom.vr import parse_da, parse_tm
 
 PREAMBLE_LENGTH = 128
+# Deflated data sets are inflated in memory to be read: larger is refused (they are SRs and small
+# images in practice).
+MAX_INFLATED_BYTES = 256 * 1024 * 1024
 # DICOM Failure Reason (0008,1197) values used for refusals (PS3.4 B.2.3, PS3.18 table I.2-2).
 FAILURE_CANNOT_UNDERSTAND = 0xC000
 FAILURE_SOP_CLASS_MISMATCH = 0xA900
@@ -153,9 +158,38 @@ def _check_lengths(ds, size: int) -> None:
             )
 
 
+def _check_inflated_size(fileobj: BinaryIO) -> None:
+    """A deflated data set is inflated whole in memory by pydicom: bound it first (a deflate bomb
+    of a few MB could otherwise claim gigabytes)."""
+    fileobj.seek(PREAMBLE_LENGTH + 4)
+    try:
+        meta = _read_file_meta_info(fileobj)
+    except Exception:  # noqa: BLE001 - dcmread reports the malformed meta with its reason
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = 0
+    while chunk := fileobj.read(1024 * 1024):
+        try:
+            inflated += len(inflater.decompress(chunk, MAX_INFLATED_BYTES + 1 - inflated))
+            while inflater.unconsumed_tail and inflated <= MAX_INFLATED_BYTES:
+                inflated += len(
+                    inflater.decompress(inflater.unconsumed_tail, MAX_INFLATED_BYTES + 1 - inflated)
+                )
+        except zlib.error:
+            raise Part10Invalid("the deflated data set is not a valid deflate stream") from None
+        if inflated > MAX_INFLATED_BYTES:
+            raise Part10Invalid(
+                f"the deflated data set inflates to more than {MAX_INFLATED_BYTES} bytes",
+                failure_code=FAILURE_OUT_OF_RESOURCES,
+            )
+
+
 def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10Info:
     """Validate one uploaded file and return its header summary; raises ``Part10Invalid``."""
     _check_preamble(fileobj)
+    _check_inflated_size(fileobj)
     fileobj.seek(0)
     try:
         # defer_size: no value larger than 4 KiB is loaded (pixel data of a 1 GB upload stays on disk).

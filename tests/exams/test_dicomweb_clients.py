@@ -17,7 +17,9 @@ def test_dicomweb_client_stores_with_stow_rs_and_finds_the_study(embedded_pacs, 
     _, key = api_key_create(name="dicomweb client", scopes=["exams:read", "exams:write"])
     client = DICOMwebClient(url=f"{live_server.url}/exams", headers={"Authorization": f"Bearer {key}"})
     patient = new_patient()
-    datasets = [pydicom.dcmread(io.BytesIO(make_dicom(patient_id=patient, instance_number=n))) for n in (1, 2)]
+    datasets = [
+        pydicom.dcmread(io.BytesIO(make_dicom(patient_id=patient, instance_number=n))) for n in (1, 2)
+    ]
     answer = client.store_instances(datasets)
     assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [
         ds.SOPInstanceUID for ds in datasets

@@ -1,0 +1,50 @@
+"""Part 10 inspection edge cases that need hand-built files."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
+
+from dicomsvc.dicom import part10
+from dicomsvc.dicom.part10 import Part10Invalid, inspect_part10
+
+
+def _deflate_bomb(inflated_mb: int) -> bytes:
+    """File meta (deflate) then a raw deflate stream of a huge OB element made of zeros."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    size = inflated_mb * 1024 * 1024
+    out.write(deflater.compress(b"\x09\x00\x10\x10OB\x00\x00" + size.to_bytes(4, "little")))
+    zeros = b"\x00" * (1024 * 1024)
+    for _ in range(inflated_mb):
+        out.write(deflater.compress(zeros))
+    out.write(deflater.flush())
+    return out.getvalue()
+
+
+def test_a_deflate_bomb_is_refused_before_pydicom_inflates_it(monkeypatch):
+    monkeypatch.setattr(part10, "MAX_INFLATED_BYTES", 8 * 1024 * 1024)
+    bomb = _deflate_bomb(16)
+    assert len(bomb) < 100_000
+    with pytest.raises(Part10Invalid, match="inflates to more than") as caught:
+        inspect_part10(io.BytesIO(bomb), size=len(bomb), max_pixels=10**9)
+    assert caught.value.failure_code == 0xA700
+
+
+def test_a_real_deflated_file_passes_the_inflation_check():
+    data = Path(get_testdata_file("image_dfl.dcm")).read_bytes()
+    info = inspect_part10(io.BytesIO(data), size=len(data), max_pixels=10**9)
+    assert info.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
