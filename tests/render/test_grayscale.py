@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomsvc.dicom.render import render_image
+from dicomsvc.dicom.render import display_window, render_image
 
 from .factories import assert_close, image_dataset, linear_window, pixels
 
@@ -246,3 +246,24 @@ def test_presentation_lut_shape_inverse_on_monochrome1_is_the_same_single_invers
         image_dataset(arr, photometric="MONOCHROME1", bits_stored=12, PresentationLUTShape="INVERSE")
     )
     assert_close(both, mono1, tolerance=0)
+
+
+def test_display_window_reports_the_header_window():
+    assert display_window(get_testdata_file("MR_small.dcm")) == (600.0, 1600.0)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "image_dfl.dcm", "rtdose.dcm", "JPGExtended.dcm"])
+def test_rendering_with_the_display_window_is_rendering_without_one(name):
+    # What a viewer's window/level drag starts from must be what the image already shows.
+    path = get_testdata_file(name)
+    center, width = display_window(path)
+    assert native(path, window_center=center, window_width=width).tolist() == native(path).tolist()
+
+
+def test_display_window_is_none_for_colour_and_for_a_voi_lut():
+    assert display_window(get_testdata_file("SC_rgb_rle.dcm")) is None
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.LUTData = list(range(0, 65536, 16))
+    item["LUTData"].VR = "US"
+    assert display_window(image_dataset(ramp(), VOILUTSequence=Sequence([item]))) is None
