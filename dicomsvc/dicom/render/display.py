@@ -28,8 +28,8 @@ from .errors import RenderError
 # Auto window: the 0.5th-99.5th percentiles ignore the padding and the few hot pixels that a
 # min/max window lets dominate (CT air outside the field of view, metal).
 AUTO_WINDOW_PERCENTILES = (0.5, 99.5)
-# Percentiles are estimated on at most this many samples (a strided subset of larger frames).
-_AUTO_WINDOW_SAMPLES = 1 << 18
+# Percentiles are estimated on about this many samples at most (a strided subset of larger frames).
+_AUTO_WINDOW_SAMPLES = 1 << 20
 # Integer frames whose values span at most this many are rendered through a lookup table.
 _LUT_MAX_ENTRIES = 1 << 17
 
@@ -164,7 +164,11 @@ def _monochrome(
             else:
                 index = np.subtract(arr, low, dtype=np.int32)
             domain = np.arange(low, high + 1, dtype=np.int64)
-            histogram = lambda: np.bincount(index.ravel(), minlength=domain.size)  # noqa: E731
+
+            def histogram() -> np.ndarray:
+                flat = index.ravel()
+                return np.bincount(flat[:: max(1, flat.size // _AUTO_WINDOW_SAMPLES)], minlength=domain.size)
+
             return _Monochrome(domain, histogram, props, view), lambda curve: curve[index]
     return _Monochrome(arr, None, props, view), lambda curve: curve
 
