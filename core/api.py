@@ -5,8 +5,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
+from core.audit import audit_request
+from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403
 from core.params import QueryParams
+from core.selectors import audit_events
 from dicomsvc.dicom.uids import new_uid
 
 
@@ -115,3 +118,85 @@ class ReadyView(APIView):
                 status=503,
             )
         return Response({"status": "ready", "checks": dict.fromkeys(checks, "ok")})
+
+
+AUDIT_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"},
+        "actor_type": {"type": "string"},
+        "action": {"type": "string", "example": "workitem.list"},
+        "outcome": {"type": "string", "enum": ["success", "failure", "denied"]},
+        "patient_id": {"type": "string"},
+        "study_uid": {"type": "string"},
+        "client_address": {"type": "string", "nullable": True},
+        "detail": {"type": "object"},
+    },
+}
+
+
+def _datetime_param(params: QueryParams, name: str):
+    from django.utils.dateparse import parse_datetime
+
+    raw = params.get(name)
+    if raw is None:
+        return None
+    value = parse_datetime(raw)
+    if value is None or value.tzinfo is None:
+        raise ApiError(
+            f"{name} must be an ISO 8601 date-time with a time zone.",
+            errors={name: ["must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T08:00:00Z"]},
+        )
+    return value
+
+
+class AuditEventList(APIView):
+    required_scopes = {"GET": scopes.AUDIT_READ}
+
+    @extend_schema(
+        operation_id="audit_events_list",
+        summary="Read the audit trail",
+        description="Who read or changed which patient's data, newest first. Scope `audit:read`.",
+        parameters=[
+            OpenApiParameter("patientID", str, description="Patient ID (exact)"),
+            OpenApiParameter("studyUID", str, description="Study Instance UID (exact)"),
+            OpenApiParameter("action", str, description="Action, e.g. workitem.list"),
+            OpenApiParameter("actor", str, description="Actor name as recorded"),
+            OpenApiParameter("since", str, description="ISO 8601 date-time with time zone (inclusive)"),
+            OpenApiParameter("until", str, description="ISO 8601 date-time with time zone (exclusive)"),
+            OpenApiParameter("limit", int, description="Page size (default 100, max 1000)"),
+            OpenApiParameter("offset", int, description="Events to skip"),
+        ],
+        responses={
+            200: OpenApiResponse({"type": "array", "items": AUDIT_EVENT}),
+            400: ERROR_400,
+            401: ERROR_401,
+            403: ERROR_403,
+        },
+        tags=["Operations"],
+    )
+    def get(self, request):
+        params = QueryParams(
+            request.query_params,
+            ["patientID", "studyUID", "action", "actor", "since", "until", "limit", "offset"],
+        )
+        events = audit_events(
+            patient_id=params.get("patientID"),
+            study_uid=params.get("studyUID"),
+            action=params.get("action"),
+            actor=params.get("actor"),
+            since=_datetime_param(params, "since"),
+            until=_datetime_param(params, "until"),
+            limit=params.integer("limit", 100, minimum=1, maximum=1000),
+            offset=params.integer("offset", 0, minimum=0),
+        )
+        audit_request(
+            request,
+            action="audit.read",
+            patient_id=params.get("patientID") or "",
+            study_uid=params.get("studyUID") or "",
+            detail={"count": len(events)},
+        )
+        return Response(events)

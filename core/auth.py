@@ -5,6 +5,9 @@ A view states what it needs with ``required_scopes = {"GET": scopes.X, "POST": s
 a method missing from the map is refused (least privilege by default).
 """
 
+import hashlib
+import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -39,6 +42,46 @@ class ApiPrincipal:
 GATEWAY_PRINCIPAL = ApiPrincipal(name="gateway", kind="gateway", scopes=frozenset(ALL_SCOPES))
 
 
+class _PrincipalCache:
+    """Recently verified keys, per process, so hot read paths skip the key lookup query.
+
+    Entries live ``API_KEY_CACHE_SECONDS``: a revoked or expired key stops working within that time.
+    Keyed by a SHA-256 of the presented key, never the key itself.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[float, ApiPrincipal, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> ApiPrincipal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        cached_until, principal, expires_at = entry
+        now = time.time()
+        if now >= cached_until or (expires_at is not None and now >= expires_at):
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: bytes, principal: ApiPrincipal, expires_at: float | None) -> None:
+        ttl = settings.API_KEY_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (time.time() + ttl, principal, expires_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+principal_cache = _PrincipalCache()
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "bearer"
 
@@ -56,6 +99,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = key.strip()
         if not key:
             raise exceptions.AuthenticationFailed("The Authorization header has no API key after 'Bearer'.")
+        digest = hashlib.sha256(key.encode()).digest()
+        cached = principal_cache.get(digest)
+        if cached is not None:
+            return (cached, None)
         try:
             api_key = ApiKey.objects.get_from_key(key)
         except ApiKey.DoesNotExist:
@@ -72,6 +119,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             scopes=frozenset(api_key.scopes or ()),
             key_id=api_key.pk,
         )
+        expires_at = api_key.expiry_date.timestamp() if api_key.expiry_date else None
+        principal_cache.put(digest, principal, expires_at)
         return (principal, api_key)
 
     def authenticate_header(self, request) -> str:
@@ -82,6 +131,8 @@ class HasScope(permissions.BasePermission):
     message = "This API key lacks the scope this endpoint needs."
 
     def has_permission(self, request, view) -> bool:
+        if not hasattr(view, request.method.lower()):
+            return True  # let the view answer 405 Method Not Allowed
         user = request.user
         if not isinstance(user, ApiPrincipal):
             return False

@@ -46,3 +46,12 @@ def workitem_payload() -> dict:
         "Modality": "CT",
         "AccessionNumber": "NDS83JF784N209D2",
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    from core.auth import principal_cache
+
+    principal_cache.clear()
+    yield
+    principal_cache.clear()

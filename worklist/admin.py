@@ -1,0 +1,168 @@
+"""The schedulers' worklist console."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from core.audit import audit_record, client_address
+from dicomsvc.dicom.uids import new_uid
+from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
+from worklist.forms import WorkItemAdminForm
+from worklist.models import ProcedureStepState, WorkItem
+from worklist.services import workitems_set_state
+
+
+def _audit(request, action: str, item: WorkItem | None = None, **detail) -> None:
+    audit_record(
+        actor=request.user.get_username(),
+        actor_type="user",
+        action=action,
+        patient_id=item.patient_id if item else "",
+        study_uid=item.study_instance_uid if item else "",
+        client_address=client_address(request),
+        detail=detail,
+    )
+
+
+@admin.register(WorkItem)
+class WorkItemAdmin(admin.ModelAdmin):
+    form = WorkItemAdminForm
+    list_display = [
+        "scheduled_date",
+        "scheduled_time",
+        "patient_name",
+        "patient_id",
+        "modality",
+        "scheduled_station_ae_title",
+        "accession_number",
+        "scheduled_procedure_step_description",
+        "state",
+    ]
+    list_display_links = ["scheduled_date", "scheduled_time", "patient_name"]
+    list_filter = ["state", "modality", "scheduled_station_ae_title", "scheduled_date"]
+    search_fields = ["=patient_id", "patient_name", "=accession_number", "=study_instance_uid"]
+    date_hierarchy = "scheduled_date"
+    ordering = ["scheduled_date", "scheduled_time", "id"]
+    list_per_page = 100
+    show_full_result_count = False  # no COUNT(*) over a million rows on every page
+    readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
+    actions = ["mark_completed", "mark_canceled"]
+    fieldsets = [
+        (
+            "Patient",
+            {
+                "fields": [
+                    "patient_id",
+                    "patient_name",
+                    "patient_birth_date",
+                    "patient_sex",
+                    "pregnancy_status",
+                    "medical_alerts",
+                    "patient_state",
+                    "confidentiality_constraint",
+                ]
+            },
+        ),
+        (
+            "Scheduled procedure step",
+            {
+                "fields": [
+                    "modality",
+                    "scheduled_station_ae_title",
+                    "scheduled_station_name",
+                    "scheduled_date",
+                    "scheduled_time",
+                    "scheduled_procedure_step_description",
+                    "scheduled_procedure_step_id",
+                    "scheduled_performing_physician_name",
+                ]
+            },
+        ),
+        (
+            "Request",
+            {
+                "fields": [
+                    "study_instance_uid",
+                    "accession_number",
+                    "requested_procedure_id",
+                    "requested_procedure_description",
+                    "requesting_physician",
+                    "referring_physician_name",
+                    "placer_order_number",
+                    "admission_id",
+                    "service_episode_id",
+                    "current_patient_location",
+                ]
+            },
+        ),
+        ("State", {"fields": ["state", "created_at", "updated_at", "created_by"]}),
+        ("DICOM", {"fields": ["dicom_json"], "classes": ["collapse"]}),
+    ]
+
+    @admin.display(description="DICOM JSON (as GET /workitems answers)")
+    def dicom_json(self, obj: WorkItem) -> str:
+        if not obj.pk:
+            return "—"
+        text = json.dumps(workitem_to_dicom_json(instance_to_row(obj)), indent=2)
+        return format_html('<pre style="max-height:40em;overflow:auto">{}</pre>', text)
+
+    def save_model(self, request, obj: WorkItem, form, change: bool) -> None:
+        if not change:
+            obj.study_instance_uid = obj.study_instance_uid or new_uid()
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+        _audit(
+            request,
+            "workitem.update" if change else "workitem.create",
+            obj,
+            changed=sorted(form.changed_data),
+            via="admin",
+        )
+
+    def delete_model(self, request, obj: WorkItem) -> None:
+        _audit(request, "workitem.delete", obj, via="admin", accession_number=obj.accession_number)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for item in queryset.only("patient_id", "study_instance_uid", "accession_number"):
+            _audit(request, "workitem.delete", item, via="admin", accession_number=item.accession_number)
+        super().delete_queryset(request, queryset)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", 200) == 200:
+            _audit(request, "workitem.list", via="admin", query=sorted(request.GET.keys()))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", 200) == 200:
+            item = WorkItem.objects.filter(pk=object_id).only("patient_id", "study_instance_uid").first()
+            if item is not None:
+                _audit(request, "workitem.read", item, via="admin")
+        return response
+
+    def _move(self, request, queryset, state: str, verb: str) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        moved = workitems_set_state(ids=ids, state=state)
+        for item in WorkItem.objects.filter(pk__in=ids, state=state).only("patient_id", "study_instance_uid"):
+            _audit(request, f"workitem.{verb}", item, via="admin")
+        skipped = len(ids) - moved
+        message = f"{moved} workitem(s) {verb}."
+        if skipped:
+            message += f" {skipped} skipped: their state does not allow it (states never move backwards)."
+        self.message_user(request, message, messages.WARNING if skipped else messages.SUCCESS)
+
+    @admin.action(description="Mark selected workitems completed", permissions=["change_state"])
+    def mark_completed(self, request, queryset) -> None:
+        self._move(request, queryset, ProcedureStepState.COMPLETED, "completed")
+
+    @admin.action(description="Cancel selected workitems", permissions=["change_state"])
+    def mark_canceled(self, request, queryset) -> None:
+        self._move(request, queryset, ProcedureStepState.CANCELED, "canceled")
+
+    def has_change_state_permission(self, request) -> bool:
+        return request.user.has_perm("worklist.change_workitem_state")
