@@ -348,7 +348,10 @@ def _scale_to_byte(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def _round_to_byte(values: np.ndarray) -> np.ndarray:
     out = np.clip(values, 0, 255)
-    return np.rint(out, out=out if out.dtype.kind == "f" else None).astype(np.uint8)
+    if out.dtype.kind != "f":
+        return out.astype(np.uint8)
+    np.nan_to_num(out, copy=False, nan=0.0)  # NaN in float pixel data shows black
+    return np.rint(out, out=out).astype(np.uint8)
 
 
 # --- colour ------------------------------------------------------------------------------------
