@@ -90,8 +90,8 @@ def _samples(ds: Dataset) -> int:
         samples = int(ds.get("SamplesPerPixel") or 1)
     except (TypeError, ValueError):
         raise RenderError("SamplesPerPixel is not a number") from None
-    if samples not in (1, 3, 4):
-        raise RenderError("SamplesPerPixel must be 1 or 3")
+    if samples <= 0:
+        raise RenderError("SamplesPerPixel must be positive")
     return samples
 
 
