@@ -233,7 +233,7 @@ def _output_size(columns: int, rows: int, view: Dataset, size: int | None) -> tu
 
 
 def _encode(pixels: np.ndarray, target: tuple[int, int], image_format: str, quality: int) -> bytes:
-    image = Image.fromarray(np.ascontiguousarray(pixels), mode="L" if pixels.ndim == 2 else "RGB")
+    image = Image.fromarray(np.ascontiguousarray(pixels))  # uint8: "L", or "RGB" with 3 samples
     if image.size != target:
         # Shrinking: average whole blocks of pixels first (Image.reduce, an exact area average and
         # ten times faster), then bicubic for the remaining factor, under 2. Enlarging: bicubic.
