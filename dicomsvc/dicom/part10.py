@@ -14,7 +14,6 @@ attribute and the rule, never a value (values can identify a patient).
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -186,6 +185,30 @@ def _check_inflated_size(fileobj: BinaryIO) -> None:
             )
 
 
+def _check_complete(ds, fileobj: BinaryIO, size: int) -> None:
+    """The data set must run to the end of the file, and encapsulated pixel data must close.
+
+    pydicom only warns (through the process-wide warnings machinery, not per call) when a file ends
+    before a sequence delimiter, and then stops reading where the broken element began: so a read
+    that stopped short of the end, or encapsulated pixel data without its closing Sequence
+    Delimitation Item, is a truncated file.
+    """
+    if fileobj.tell() < size:
+        raise Part10Invalid("the file is truncated: it ends inside a sequence or the pixel data")
+    last = max(ds._dict, default=None)
+    element = ds._dict.get(last) if last is not None else None
+    if last == 0x7FE00010 and getattr(element, "length", None) == 0xFFFFFFFF:
+        fileobj.seek(size - 8)
+        trailer = fileobj.read(8)
+        delimiter = (
+            b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+            if ds.is_little_endian
+            else b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
+        )
+        if trailer != delimiter:
+            raise Part10Invalid("the file is truncated: the encapsulated pixel data has no closing delimiter")
+
+
 def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10Info:
     """Validate one uploaded file and return its header summary; raises ``Part10Invalid``."""
     _check_preamble(fileobj)
@@ -193,21 +216,17 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     fileobj.seek(0)
     try:
         # defer_size: no value larger than 4 KiB is loaded (pixel data of a 1 GB upload stays on disk).
-        # pydicom only warns when a file ends before a sequence delimiter: catch that as truncation.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds = dcmread(fileobj, defer_size=4096, force=False)
+        ds = dcmread(fileobj, defer_size=4096, force=False)
     except InvalidDicomError:
         raise Part10Invalid("not a DICOM Part 10 file") from None
     except EOFError:
         raise Part10Invalid("the file is truncated: it ends inside a data element") from None
     except Exception:  # noqa: BLE001 - pydicom raises many types on malformed input
         raise Part10Invalid("the DICOM data set cannot be parsed") from None
-    if any("End of file reached" in str(w.message) for w in caught):
-        raise Part10Invalid("the file is truncated: it ends before a sequence or pixel data delimiter")
     if ds.file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         # (a deflated data set is inflated by pydicom: its offsets are not file offsets)
         _check_lengths(ds, size)
+        _check_complete(ds, fileobj, size)
 
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = _text(meta, "TransferSyntaxUID") if meta is not None else ""

@@ -48,3 +48,19 @@ def test_a_real_deflated_file_passes_the_inflation_check():
     data = Path(get_testdata_file("image_dfl.dcm")).read_bytes()
     info = inspect_part10(io.BytesIO(data), size=len(data), max_pixels=10**9)
     assert info.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+
+
+@pytest.mark.parametrize(
+    "name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"]
+)
+@pytest.mark.parametrize("cut", [4, 10, 300])
+def test_encapsulated_pixel_data_cut_anywhere_is_truncated(name, cut):
+    data = Path(get_testdata_file(name)).read_bytes()[:-cut]
+    with pytest.raises(Part10Invalid, match="truncated"):
+        inspect_part10(io.BytesIO(data), size=len(data), max_pixels=10**9)
+
+
+def test_a_file_cut_inside_a_defined_length_element_is_truncated():
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()[:-1000]
+    with pytest.raises(Part10Invalid, match=r"truncated: element \(7FE0,0010\) declares"):
+        inspect_part10(io.BytesIO(data), size=len(data), max_pixels=10**9)
