@@ -7,6 +7,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from pynetdicom import AE
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
 from core.models import AuditEvent
@@ -91,7 +92,9 @@ def store_assoc(scp):
         association.release()
 
 
-def test_a_data_set_sent_under_another_sop_class_is_refused_as_a_mismatch(store_assoc, tmp_path):
+def test_a_data_set_sent_under_another_sop_class_is_refused_as_a_mismatch(store_assoc, tmp_path, monkeypatch):
+    # Sending a file "chunked", pynetdicom takes the SOP class from the file meta, as a modality would.
+    monkeypatch.setattr(pynetdicom_config, "STORE_SEND_CHUNKED_DATASET", True)
     ds = fresh_copy("CT_small.dcm", tmp_path / "ct.dcm")
     ds.SOPClassUID = MRImageStorage  # the data set says MR...
     ds.save_as(tmp_path / "ct.dcm")  # ...while its file meta, which pynetdicom sends it under, says CT
