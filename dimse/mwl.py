@@ -119,6 +119,8 @@ def _range(text: str, vr: str, key: Key) -> tuple[Any, Any]:
 
 
 def _between(column: str, low: Any, high: Any) -> Q:
+    if low is not None and low == high:
+        return Q(**{column: low})
     q = Q()
     if low is not None:
         q &= Q(**{f"{column}__gte": low})

@@ -140,9 +140,19 @@ class DimseService:
         allowed = allowlist_from_settings().allows(calling, address)
         status = Association.Status.ACCEPTED if allowed else Association.Status.REJECTED
         reason = "" if allowed else REJECT_REASONS[(0x01, 0x03)]
-        row_id = self.workers.call(
-            _log_requested, calling, called, address, assoc.requestor.port, status, reason
-        )
+        try:
+            row_id = self.workers.call(
+                _log_requested, calling, called, address, assoc.requestor.port, status, reason
+            )
+        except Exception as exc:
+            # No audit trail, no service: refuse for now ("temporary congestion"), the modality retries.
+            logger.error(
+                "association from %r refused: database unavailable (%s)", calling, type(exc).__name__
+            )
+            assoc.dicomsvc_state = AssociationState(row_id=None, calling_ae=calling, address=address)
+            assoc.acse.send_reject(0x02, 0x03, 0x01)
+            assoc.kill()
+            return
         assoc.dicomsvc_state = AssociationState(row_id=row_id, calling_ae=calling, address=address)
         if not allowed:
             logger.warning("association refused: calling AE %r from %s is not allowed", calling, address)
@@ -380,7 +390,11 @@ class DimseServer:
         ae = build_ae(ae_title=ae_title)
         service = DimseService(workers)
         address = (bind or settings.DIMSE_BIND_ADDRESS, settings.DIMSE_PORT if port is None else port)
-        server = ae.start_server(address, block=False, evt_handlers=service.handlers())
+        try:
+            server = ae.start_server(address, block=False, evt_handlers=service.handlers())
+        except OSError:
+            workers.shutdown()
+            raise
         logger.info(
             "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
             ae.ae_title,
