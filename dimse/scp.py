@@ -66,9 +66,17 @@ class DbWorkers:
             thread.start()
 
     def call(self, fn, /, *args, **kwargs):
+        """Run ``fn`` on a worker and return its result (or raise its exception)."""
         future: Future = Future()
         self._queue.put((future, fn, args, kwargs))
         return future.result()
+
+    def post(self, fn, /, *args, **kwargs) -> None:
+        """Run ``fn`` on a worker without waiting (audit and log writes off the answer's path).
+        Jobs run in order of posting; ``shutdown`` lets every posted job finish."""
+        future: Future = Future()
+        future.add_done_callback(_log_failed_job)
+        self._queue.put((future, fn, args, kwargs))
 
     def _run(self) -> None:
         while True:
@@ -88,6 +96,12 @@ class DbWorkers:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+def _log_failed_job(future: Future) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("DIMSE audit/log write failed: %s", type(exc).__name__)
 
 
 @dataclass
@@ -162,7 +176,7 @@ class DimseService:
     def on_accepted(self, event) -> None:
         state = event.assoc.dicomsvc_state
         contexts = sorted({cx.abstract_syntax for cx in event.assoc.accepted_contexts})
-        self.workers.call(
+        self.workers.post(
             _audit,
             state,
             action="dimse.associate",
@@ -180,7 +194,7 @@ class DimseService:
         reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "rejected") if rj else "rejected"
         logger.warning("association refused: calling AE %r: %s", state.calling_ae if state else "", reason)
         if state is not None and state.row_id is not None:
-            self.workers.call(_log_rejected, state, reason)
+            self.workers.post(_log_rejected, state, reason)
 
     def on_ended(self, event) -> None:
         state = getattr(event.assoc, "dicomsvc_state", None)
@@ -189,7 +203,7 @@ class DimseService:
         status = (
             Association.Status.RELEASED if event.event is evt.EVT_RELEASED else Association.Status.ABORTED
         )
-        self.workers.call(_log_ended, state, status)
+        self.workers.post(_log_ended, state, state.counters(), status)
         logger.info(
             "association %s: calling AE %r from %s, %s",
             status,
@@ -237,7 +251,7 @@ class DimseService:
             identifier = event.identifier
             query = mwl.parse_query(identifier, default_states=list(settings.DIMSE_MWL_STATES))
         except mwl.QueryInvalid as exc:
-            self.workers.call(
+            self.workers.post(
                 _audit, state, action="dimse.mwl_find", outcome="failure", detail={"reason": str(exc)}
             )
             yield _failure(IDENTIFIER_MISMATCH, str(exc)), None
@@ -276,7 +290,7 @@ class DimseService:
         finally:
             with state.lock:
                 state.matches += sent
-            self.workers.call(
+            self.workers.post(
                 _audit,
                 state,
                 action="dimse.mwl_find",
@@ -352,10 +366,8 @@ def _log_rejected(state: AssociationState, reason: str) -> None:
     _audit(state, action="dimse.associate", outcome="denied", detail={"reason": reason})
 
 
-def _log_ended(state: AssociationState, status: str) -> None:
-    Association.objects.filter(pk=state.row_id).update(
-        status=status, ended_at=timezone.now(), **state.counters()
-    )
+def _log_ended(state: AssociationState, counters: dict[str, int], status: str) -> None:
+    Association.objects.filter(pk=state.row_id).update(status=status, ended_at=timezone.now(), **counters)
 
 
 def build_ae(*, ae_title: str | None = None) -> AE:

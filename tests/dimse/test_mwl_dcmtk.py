@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from core.models import AuditEvent
-from tests.dimse.conftest import dump2dcm, findscu, make_item, sps
+from tests.dimse.conftest import dump2dcm, findscu, make_item, sps, wait_for
 
 pytestmark = pytest.mark.dcmtk
 
@@ -232,7 +232,7 @@ def test_findscu_cancel_stops_the_answers_early(scp, tmp_path):
 def test_each_query_is_audited_with_the_calling_ae_and_without_patient_values(scp, tmp_path):
     make_item(patient_id="SECRET42", patient_name="DOE^JANE")
     findscu(scp, tmp_path, "PatientID=SECRET42", "PatientName")
-    event = AuditEvent.objects.get(action="dimse.mwl_find")
+    event = wait_for(AuditEvent.objects.filter(action="dimse.mwl_find"))
     assert event.actor == "FINDSCU"
     assert event.actor_type == "dicom_ae"
     assert event.client_address == "127.0.0.1"

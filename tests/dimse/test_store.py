@@ -13,7 +13,7 @@ from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 from core.models import AuditEvent
 from dimse import store
 from dimse.models import Association
-from tests.dimse.conftest import AE_TITLE, run
+from tests.dimse.conftest import AE_TITLE, run, wait_for
 
 pytestmark = pytest.mark.skipif(
     not store.available(), reason="exams.services.instance_ingest is not on this branch: no C-STORE"
@@ -118,12 +118,5 @@ def test_stored_instances_are_counted_on_the_association(store_assoc, tmp_path):
     ds = fresh_copy("CT_small.dcm", tmp_path / "ct.dcm")
     assert store_assoc.send_c_store(ds).Status == 0x0000
     store_assoc.release()
-    for _ in range(200):
-        row = Association.objects.filter(calling_ae_title="PYSCU", status="released").first()
-        if row is not None:
-            break
-        import time
-
-        time.sleep(0.02)
-    assert row is not None
+    row = wait_for(Association.objects.filter(calling_ae_title="PYSCU", status="released"))
     assert row.stored == 1
