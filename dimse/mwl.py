@@ -36,6 +36,8 @@ RESPONSE_CHARACTER_SET = "ISO_IR 192"
 WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 SPS_TAG = tag_for_keyword("ScheduledProcedureStepSequence")
 CHARSET_TAG = tag_for_keyword("SpecificCharacterSet")
+# Not worklist attributes: some SCUs send a Query/Retrieve Level anyway; it neither matches nor returns.
+IGNORED_TAGS = frozenset({CHARSET_TAG, tag_for_keyword("QueryRetrieveLevel")})
 DATE_COLUMN, TIME_COLUMN = "scheduled_date", "scheduled_time"
 
 
@@ -229,7 +231,7 @@ def parse_query(identifier: Dataset, *, default_states: list[str]) -> MwlQuery:
 
     for element in identifier:
         tag = int(element.tag)
-        if tag == CHARSET_TAG or element.tag.element == 0:
+        if tag in IGNORED_TAGS or element.tag.element == 0:
             continue
         if tag == SPS_TAG:
             requested.sps = []
@@ -241,7 +243,7 @@ def parse_query(identifier: Dataset, *, default_states: list[str]) -> MwlQuery:
                 requested.sps = [(k.tag, k.vr, k.column) for k in _SPS_KEYS]
                 continue
             for inner in items[0]:
-                if int(inner.tag) != CHARSET_TAG and inner.tag.element != 0:
+                if int(inner.tag) not in IGNORED_TAGS and inner.tag.element != 0:
                     visit(inner, requested.sps)
             continue
         visit(element, requested.top)

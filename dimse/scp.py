@@ -244,6 +244,7 @@ class DimseService:
         return SUCCESS
 
     def on_find(self, event):
+        started = time.perf_counter()
         state: AssociationState = event.assoc.dicomsvc_state
         with state.lock:
             state.queries += 1
@@ -301,6 +302,8 @@ class DimseService:
                     "matches": sent,
                     "truncated": truncated,
                     "cancelled": cancelled,
+                    # request received -> last answer handed to the network layer
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
 
