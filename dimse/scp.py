@@ -24,6 +24,12 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
@@ -274,6 +280,7 @@ class DimseService:
         truncated = len(rows) > limit
         rows = rows[:limit]
         pending = PENDING_WARNING if query.unsupported_keys else PENDING
+        implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
         sent, cancelled = 0, False
         try:
             for row in rows:
@@ -281,7 +288,7 @@ class DimseService:
                     cancelled = True
                     yield CANCELLED, None
                     return
-                yield pending, mwl.response_identifier(query, row)
+                yield pending, mwl.response_identifier(query, row, implicit_vr=implicit_vr)
                 sent += 1
             if truncated:
                 logger.warning(
@@ -382,7 +389,12 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     ae.maximum_pdu_size = settings.DIMSE_MAX_PDU
     ae.require_called_aet = settings.DIMSE_REQUIRE_CALLED_AE
     ae.add_supported_context(Verification)
-    ae.add_supported_context(ModalityWorklistInformationFind)
+    # Little endian only: worklist answers are pre-encoded little endian (Explicit VR Big Endian is
+    # retired and no modality needs it for a query).
+    ae.add_supported_context(
+        ModalityWorklistInformationFind,
+        [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
+    )
     if store.available():
         for sop_class in store.STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)

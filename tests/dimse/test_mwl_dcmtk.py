@@ -70,12 +70,12 @@ def test_the_answer_holds_exactly_the_requested_keys_with_empty_type_2_values(sc
 
 
 def test_an_empty_sequence_key_returns_every_attribute_of_the_step(scp, tmp_path):
-    make_item(patient_id="P1", scheduled_performing_physician_name="HOUSE^GREGORY")
+    make_item(patient_id="P1", scheduled_performing_physician_name="HÄUSER^GRÉGOR")
     (ds,) = findscu(scp, tmp_path, "PatientID=P1", "ScheduledProcedureStepSequence")
     step = sps(ds)
     assert step.Modality == "CT"
     assert step.ScheduledStationAETitle == "CT1"
-    assert str(step.ScheduledPerformingPhysicianName) == "HOUSE^GREGORY"
+    assert str(step.ScheduledPerformingPhysicianName) == "HÄUSER^GRÉGOR"  # UTF-8 inside the item too
     assert step.ScheduledProcedureStepStatus == "SCHEDULED"
 
 

@@ -126,3 +126,42 @@ def test_invalid_values_are_refused_naming_the_attribute(keyword, value, reason)
         mwl.parse_query(ds, default_states=["SCHEDULED"])
     assert str(caught.value).startswith(keyword)
     assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize("implicit_vr", [True, False])
+def test_answers_are_encoded_as_pydicom_would_encode_them(implicit_vr):
+    from pydicom.filebase import DicomBytesIO
+    from pynetdicom.dsutils import decode, encode
+
+    query_ds = typical_query()
+    query_ds.PatientID = ""
+    query_ds.PregnancyStatus = None
+    query_ds.PatientBirthDate = ""
+    query_ds.StudyInstanceUID = ""
+    query_ds.ScheduledProcedureStepSequence[0].ScheduledPerformingPhysicianName = ""
+    query_ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime = ""
+    query = mwl.parse_query(query_ds, default_states=["SCHEDULED"])
+    row = {
+        "patient_name": "MÜLLER^JÖRG=山田^太郎",
+        "patient_id": "P1",
+        "pregnancy_status": 4,
+        "patient_birth_date": None,
+        "study_instance_uid": "1.2.3",  # odd length: padded with NUL
+        "modality": "CT",
+        "scheduled_station_ae_title": "CT1",
+        "scheduled_date": dt.date(2031, 5, 4),
+        "scheduled_time": dt.time(9, 5, 3, 120000),
+        "scheduled_performing_physician_name": "HÄUSER^GRÉGOR",
+    }
+    encoded = encode(mwl.response_identifier(query, row, implicit_vr=implicit_vr), implicit_vr, True)
+    ds = decode(DicomBytesIO(encoded), implicit_vr, True)
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert str(ds.PatientName) == "MÜLLER^JÖRG=山田^太郎"
+    assert ds.PregnancyStatus == 4
+    assert ds.PatientBirthDate == ""
+    assert ds.StudyInstanceUID == "1.2.3"
+    step = ds.ScheduledProcedureStepSequence[0]
+    assert str(step.ScheduledPerformingPhysicianName) == "HÄUSER^GRÉGOR"
+    assert step.ScheduledProcedureStepStartDate == "20310504"
+    assert step.ScheduledProcedureStepStartTime == "090503.120000"
+    assert len(encoded) % 2 == 0
