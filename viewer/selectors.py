@@ -79,7 +79,7 @@ def study_view(grant: Grant) -> dict | None:
         },
         "series": [
             {
-                "uid": _first(item, "0020000E", ""),
+                "uid": str(_first(item, "0020000E", "")),
                 "number": _int(_first(item, "00200011")),
                 "modality": _first(item, "00080060", ""),
                 "description": _first(item, "0008103E", ""),
@@ -97,7 +97,7 @@ def series_images(grant: Grant, series_uid: str) -> list[dict]:
     )
     return [
         {
-            "uid": _first(row, "00080018", ""),
+            "uid": str(_first(row, "00080018", "")),
             "number": _int(_first(row, "00200013")),
             "frames": max(_int(_first(row, "00280008")) or 1, 1),
             "rows": _int(_first(row, "00280010")),

@@ -114,6 +114,11 @@ class SessionView(ViewerApiView):
                         "role": {"type": "string"},
                         "user": {"type": "string"},
                         "view": STUDY_VIEW,
+                        "images": {
+                            "type": "object",
+                            "description": "The first series' instances, by series UID",
+                            "additionalProperties": {"type": "array", "items": {"type": "object"}},
+                        },
                     },
                 },
                 examples=[
@@ -125,6 +130,17 @@ class SessionView(ViewerApiView):
                             "role": "patient",
                             "user": "",
                             "view": STUDY_EXAMPLE,
+                            "images": {
+                                "1.2.3.4.1": [
+                                    {
+                                        "uid": "1.2.3.4.1.1",
+                                        "number": 1,
+                                        "frames": 1,
+                                        "rows": 512,
+                                        "columns": 512,
+                                    }
+                                ]
+                            },
                         },
                     )
                 ],
@@ -153,6 +169,11 @@ class SessionView(ViewerApiView):
                 "role": session.role,
                 "user": session.user,
                 "view": view,
+                # The first series' instances come along: one round trip less before the first image.
+                "images": {
+                    str(first["uid"]): selectors.series_images(session, first["uid"])
+                    for first in view["series"][:1]
+                },
             }
         )
 

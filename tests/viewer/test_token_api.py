@@ -239,6 +239,8 @@ def test_opening_a_session_returns_the_study_header_and_is_audited(small_study, 
     assert body["role"] == "patient"
     assert body["view"]["patient"]["id"] == small_study.patient_id
     assert [s["uid"] for s in body["view"]["series"]] == [small_study.series["ct_small"]]
+    [listed] = body["images"][small_study.series["ct_small"]]
+    assert (listed["uid"], listed["frames"], listed["rows"]) == (small_study.instances["ct_small"][0], 1, 128)
     event = AuditEvent.objects.get(action="viewer.open")
     assert (event.outcome, event.study_uid, event.actor_type) == (
         "success",

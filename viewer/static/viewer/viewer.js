@@ -47,6 +47,8 @@
   var queue = [];              // keys waiting to be prefetched, nearest first
   var inflight = 0;
   var seriesToken = 0;         // bumps when the series changes, so stale answers are dropped
+  var displayBusy = false;     // an image for the main view is being fetched
+  var seriesImages = {};       // series UID -> its images (instances x frames)
 
   function $(id) { return document.getElementById(id); }
 
@@ -256,10 +258,16 @@
     updatePosition();
     var entry = cache.get(key);
     if (entry && entry.image) { draw(entry.image, key, index); return; }
+    // While one image is on its way, later wishes (a window drag, a fast scroll) only update wantKey;
+    // the running load shows the latest wish when it ends, so requests never pile up.
+    if (displayBusy) { return; }
+    displayBusy = true;
     fetchImage(index).then(function (image) {
-      if (state.wantKey === key) { draw(image, key, index); }
+      displayBusy = false;
+      if (state.wantKey === key) { draw(image, key, index); } else { show(); }
     }, function (error) {
-      if (state.wantKey !== key) { return; }
+      displayBusy = false;
+      if (state.wantKey !== key) { show(); return; }
       var box = $("vw-image-error");
       box.textContent = (error && error.body && error.body.detail) || "This image cannot be shown.";
       box.hidden = false;
@@ -342,8 +350,10 @@
     });
     $("vw-overlay-series").textContent = series.description || ("Series " + (series.number || i + 1));
     var token = seriesToken;
-    return api(seriesPath(series.uid) + "/instances").then(function (r) { return r.json(); })
-      .then(function (instances) {
+    var listed = seriesImages[series.uid] ? Promise.resolve(seriesImages[series.uid]) :
+      api(seriesPath(series.uid) + "/instances").then(function (r) { return r.json(); });
+    return listed.then(function (instances) {
+        seriesImages[series.uid] = instances;
         if (token !== seriesToken) { return; }
         var images = [];
         instances.forEach(function (inst) {
@@ -353,7 +363,6 @@
           }
         });
         state.images = images;
-        state.size = 512;
         state.index = 0;
         state.size = sizeBucket();
         show();
@@ -373,10 +382,11 @@
     return image.modality === "CT" ? {center: 40, width: 400} : {center: 128, width: 256};
   }
 
-  function setWindow(w) {
+  function setWindow(w, dragging) {
     state.window = w ? {center: w.center, width: Math.max(1, w.width)} : null;
     show();
-    schedulePrefetch();
+    // Mid-drag windows are passing values: fetch ahead only for the one the drag ends on.
+    if (!dragging) { schedulePrefetch(); }
   }
 
   function setMode(mode) {
@@ -520,7 +530,7 @@
       var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
       if (drag.mode === "window") {
         var scale = Math.max(drag.window.width / 256, 0.5);
-        setWindow({center: drag.window.center + dy * scale, width: drag.window.width + dx * scale * 2});
+        setWindow({center: drag.window.center + dy * scale, width: drag.window.width + dx * scale * 2}, true);
       } else if (drag.mode === "pan") {
         state.panX = drag.panX + dx;
         state.panY = drag.panY + dy;
@@ -530,7 +540,10 @@
         go(drag.index + Math.round(dy / perImage));
       }
     });
-    function endDrag() { drag = null; }
+    function endDrag() {
+      if (drag && drag.mode === "window") { schedulePrefetch(); }
+      drag = null;
+    }
     vp.addEventListener("pointerup", endDrag);
     vp.addEventListener("pointercancel", endDrag);
 
@@ -592,6 +605,7 @@
       state.session = opened.session;
       state.role = opened.role;
       state.view = opened.view;
+      seriesImages = opened.images || {};
       document.body.dataset.role = opened.role;
       fillHeader(opened.view);
       var loadThumbnails = buildSeriesStrip(opened.view.series);
