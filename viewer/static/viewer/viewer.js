@@ -316,7 +316,7 @@
   function updatePosition() {
     var n = state.images.length, image = state.images[state.index];
     var text = "Image " + (state.index + 1) + " / " + n;
-    if (image && image.frames > 1) { text += " · frame " + image.frame + " of " + image.frames; }
+    if (image && image.frames > 1 && image.frames !== n) { text += " · frame " + image.frame + "/" + image.frames; }
     $("vw-position").textContent = text;
     var slider = $("vw-slider");
     slider.max = String(Math.max(n, 1));
