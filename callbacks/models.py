@@ -1,5 +1,7 @@
 """Stored PACS new-exam events (the documented "CRUD collection") and their fan-out state."""
 
+import uuid
+
 from django.db import models
 from django.utils import timezone
 
@@ -43,3 +45,107 @@ class CallbackEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.study_instance_uid} ({self.received_at:%Y-%m-%d %H:%M:%S})"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (refused by the receiver)"
+    DEAD = "dead", "Dead (retries exhausted)"
+
+
+def new_webhook_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+class CallbackDelivery(models.Model):
+    """The outbox row for one event to one receiver URL, written with the event.
+
+    Postgres holds the delivery state; a Celery message only wakes a worker, which claims the
+    row (``sending`` with a ``claim_token`` and a lease) before it sends. ``webhook_id`` is the
+    Standard Webhooks message id, the same on every attempt, so receivers can deduplicate.
+    """
+
+    event = models.ForeignKey(CallbackEvent, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.CharField("URL", max_length=2000)
+    webhook_id = models.CharField("webhook-id", max_length=40, unique=True, default=new_webhook_id)
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    retry_until = models.DateTimeField(help_text="No retry is scheduled after this time (the horizon)")
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the latest wake-up message is due to run"
+    )
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "callback delivery"
+        verbose_name_plural = "callback deliveries"
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state__in=["pending", "sending"]),
+                name="cbd_open",
+            ),
+            models.Index(fields=["state", "created_at"], name="cbd_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} -> {self.url} ({self.state})"
+
+
+class AttemptOutcome(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    RETRY = "retry", "Failed, will retry"
+    FAILED = "failed", "Refused, not retried"
+    DEAD = "dead", "Failed, retries exhausted"
+    INTERRUPTED = "interrupted", "No outcome (worker stopped)"
+
+
+class CallbackAttempt(models.Model):
+    """One HTTP attempt of a delivery: what an operator needs to see what happened."""
+
+    delivery = models.ForeignKey(CallbackDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery_id", "number", "id"]
+        indexes = [models.Index(fields=["delivery", "number"], name="cba_delivery")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} {self.outcome} {self.status_code or ''}".strip()
+
+
+class WorkitemLink(models.Model):
+    """An event that matched a workitem by Study Instance UID, and what it did to its state."""
+
+    event = models.ForeignKey(CallbackEvent, on_delete=models.CASCADE, related_name="workitem_links")
+    workitem = models.ForeignKey(
+        "worklist.WorkItem", on_delete=models.SET_NULL, null=True, blank=True, related_name="callback_links"
+    )
+    study_instance_uid = models.CharField("Study Instance UID", max_length=64)
+    state_before = models.CharField(max_length=16)
+    state_after = models.CharField(max_length=16)
+    changed = models.BooleanField(help_text="Whether this event moved the state")
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "workitem link"
+        ordering = ["linked_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.state_before} -> {self.state_after}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc.env import env_bool, env_float, env_int, env_list, env_str
+from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DICOMSVC_VAR_DIR", str(BASE_DIR / "var")))
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "exams",
     "callbacks",
     "viewer",
+    "dimse",
 ]
 
 MIDDLEWARE = [
@@ -190,10 +191,84 @@ WORKLIST_PAGE_DEFAULT = env_int("WORKLIST_PAGE_DEFAULT", 100, minimum=1)
 # (end worklist)
 
 # --- exams (issue 3) ----------------------------------------------------------------------------
+# Which PACS holds the exams: "embedded" (files in the "dicom" storage + an index in the database),
+# "dicomweb" (any DICOMweb PACS at PACS_SERVICE_URL) or a dotted path to a PacsBackend subclass.
+PACS_BACKEND = env_str("PACS_BACKEND", "embedded")
+PACS_SERVICE_URL = env_str("PACS_SERVICE_URL", "").rstrip("/")
+PACS_AUTHORIZATION_TOKEN = env_str("PACS_AUTHORIZATION_TOKEN", "")
+PACS_USERNAME = env_str("PACS_USERNAME", "")
+PACS_PASSWORD = env_str("PACS_PASSWORD", "")
+PACS_NAME = env_str("PACS_NAME", "")
+PACS_OPTIONS = {
+    "url": PACS_SERVICE_URL,
+    "token": PACS_AUTHORIZATION_TOKEN,
+    "username": PACS_USERNAME,
+    "password": PACS_PASSWORD,
+    "name": PACS_NAME,
+    "connect_timeout": env_float("PACS_CONNECT_TIMEOUT", 3.0, minimum=0.1),
+    "read_timeout": env_float("PACS_READ_TIMEOUT", 30.0, minimum=0.1),
+    "retries": env_int("PACS_RETRIES", 2, minimum=0, maximum=10),
+    "pool_size": env_int("PACS_POOL_SIZE", 10, minimum=1, maximum=200),
+}
+PACS_SOURCE_ID = env_str("PACS_SOURCE_ID", "DICOMSVC")
+# Instance files of the embedded backend and cached thumbnails: Django storage aliases. S3 (or any
+# django-storages backend) is EXAMS_STORAGE_BACKEND=storages.backends.s3.S3Storage plus its
+# options as JSON in EXAMS_STORAGE_OPTIONS, e.g. {"bucket_name": "pacs", "endpoint_url": "..."}.
+EXAMS_STORAGE_BACKEND = env_str("EXAMS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+EXAMS_STORAGE_OPTIONS = env_json("EXAMS_STORAGE_OPTIONS", {"location": str(VAR_DIR / "dicom")})
+STORAGES["dicom"] = {"BACKEND": EXAMS_STORAGE_BACKEND, "OPTIONS": EXAMS_STORAGE_OPTIONS}
+STORAGES["dicom-thumbnails"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": env_str("EXAMS_THUMBNAIL_DIR", str(VAR_DIR / "thumbnails"))},
+}
+EXAMS_UPLOAD_MAX_BYTES = env_int("EXAMS_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+EXAMS_MAX_PIXELS = env_int("EXAMS_MAX_PIXELS", 1024**3, minimum=1)
+EXAMS_ALLOW_OVERWRITE = env_bool("EXAMS_ALLOW_OVERWRITE", False)
+EXAMS_PAGE_DEFAULT = env_int("EXAMS_PAGE_DEFAULT", 100, minimum=1)
+EXAMS_PAGE_MAX = env_int("EXAMS_PAGE_MAX", 1000, minimum=1)
+EXAMS_THUMBNAIL_MAX_SIZE = env_int("EXAMS_THUMBNAIL_MAX_SIZE", 1024, minimum=16)
 # (end exams)
 
+# --- render -----------------------------------------------------------------------------------
+# Header-only caps checked before any pixel decode (dicomsvc.dicom.render).
+RENDER_MAX_PIXELS = env_int("RENDER_MAX_PIXELS", 2**32, minimum=1)
+RENDER_MAX_FRAME_PIXELS = env_int("RENDER_MAX_FRAME_PIXELS", 2**26, minimum=1)
+# (end render)
+
 # --- callbacks (issue 4) ------------------------------------------------------------------------
+# Receivers of every new-exam event: "https://a.example/hook,https://b.example/hook|whsec_..." (an
+# optional per-URL Standard Webhooks secret after "|"; CALLBACK_SIGNING_SECRET signs the others).
 CALLBACK_URLS = env_list("CALLBACK_URLS", [])
+CALLBACK_SIGNING_SECRET = env_str("CALLBACK_SIGNING_SECRET", "")
+# When set, POST /new-exam-callback also needs X-Callback-Signature: sha256=<hex HMAC of the body>.
+CALLBACK_INBOUND_SECRET = env_str("CALLBACK_INBOUND_SECRET", "")
+CALLBACK_CONNECT_TIMEOUT = env_float("CALLBACK_CONNECT_TIMEOUT", 3.0, minimum=0.1)
+CALLBACK_READ_TIMEOUT = env_float("CALLBACK_READ_TIMEOUT", 10.0, minimum=0.1)
+CALLBACK_RETRY_BASE_DELAY = env_float("CALLBACK_RETRY_BASE_DELAY", 10.0, minimum=0.01)
+CALLBACK_RETRY_MAX_DELAY = env_float("CALLBACK_RETRY_MAX_DELAY", 3600.0, minimum=0.01)
+CALLBACK_RETRY_HORIZON = env_float("CALLBACK_RETRY_HORIZON", 26 * 3600.0, minimum=1.0)
+# A claimed delivery whose worker vanished is taken over after this long; it must outlast one attempt.
+CALLBACK_CLAIM_TIMEOUT = env_float(
+    "CALLBACK_CLAIM_TIMEOUT", CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT + 30.0, minimum=1.0
+)
+if CALLBACK_CLAIM_TIMEOUT <= CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT:
+    raise ImproperlyConfigured(
+        "CALLBACK_CLAIM_TIMEOUT must be longer than CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT"
+    )
+CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 30.0, minimum=0.1)
+# A due delivery whose wake-up message has not run after this long is enqueued again (lost message).
+CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 120.0, minimum=0.1)
+CALLBACK_TASK_QUEUE = env_str("CALLBACK_TASK_QUEUE", "")  # empty: CELERY_TASK_DEFAULT_QUEUE
+CALLBACK_EVENTS_PAGE_DEFAULT = env_int("CALLBACK_EVENTS_PAGE_DEFAULT", 100, minimum=1)
+CALLBACK_EVENTS_PAGE_MAX = env_int("CALLBACK_EVENTS_PAGE_MAX", 1000, minimum=1)
+CALLBACKS_BEAT_SCHEDULE = {
+    "callbacks-sweep": {
+        "task": "callbacks.tasks.deliveries_sweep",
+        "schedule": CALLBACK_SWEEP_INTERVAL,
+        "options": {"expires": CALLBACK_SWEEP_INTERVAL}
+        | ({"queue": CALLBACK_TASK_QUEUE} if CALLBACK_TASK_QUEUE else {}),
+    }
+}
 # (end callbacks)
 
 # --- viewer (issue 5) ---------------------------------------------------------------------------
@@ -211,6 +286,24 @@ VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
+# The DICOM network services (manage.py run_dimse): C-ECHO, Modality Worklist C-FIND, C-STORE.
+DIMSE_AE_TITLE = env_str("DIMSE_AE_TITLE", "DICOMSVC")
+DIMSE_BIND_ADDRESS = env_str("DIMSE_BIND_ADDRESS", "0.0.0.0")  # noqa: S104 - a DICOM listener serves the LAN
+DIMSE_PORT = env_int("DIMSE_PORT", 11112, minimum=1, maximum=65535)
+# Calling AE titles allowed to associate, each optionally pinned to addresses: "CT1@10.0.0.5|10.0.0.6,MR1".
+# Empty refuses everyone unless DIMSE_ALLOW_ANY_AE=true (an explicit, logged choice).
+DIMSE_ALLOWED_AES = env_list("DIMSE_ALLOWED_AES", [])
+DIMSE_ALLOW_ANY_AE = env_bool("DIMSE_ALLOW_ANY_AE", False)
+DIMSE_REQUIRE_CALLED_AE = env_bool("DIMSE_REQUIRE_CALLED_AE", True)
+DIMSE_MAX_ASSOCIATIONS = env_int("DIMSE_MAX_ASSOCIATIONS", 10, minimum=1, maximum=1000)
+DIMSE_ACSE_TIMEOUT = env_float("DIMSE_ACSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_DIMSE_TIMEOUT = env_float("DIMSE_DIMSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_NETWORK_TIMEOUT = env_float("DIMSE_NETWORK_TIMEOUT", 60.0, minimum=0.1)
+DIMSE_MAX_PDU = env_int("DIMSE_MAX_PDU", 262144, minimum=0)
+DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum=100000)
+# Procedure step states answered when the query does not match on ScheduledProcedureStepStatus.
+DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
+DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
 # (end dimse)
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -237,7 +330,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {**CALLBACKS_BEAT_SCHEDULE}
 
 # --- logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -1,0 +1,235 @@
+"""The delivery engine driven in this process (no worker): classification, horizon, claiming, sweeping."""
+
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.utils import timezone
+
+from callbacks import delivery as engine
+from callbacks.conf import Target, targets
+from callbacks.models import CallbackDelivery, DeliveryState
+from callbacks.services import new_exam_event_record
+from tests.callbacks.harness import Receiver, always, sequence
+from tests.support.net import free_port
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def make_delivery(pacs_event, settings):
+    def _make(url: str, **changes) -> CallbackDelivery:
+        settings.CALLBACK_URLS = [url]
+        event, _ = new_exam_event_record(
+            payload={**pacs_event, "NumberOfStudyRelatedInstances": CallbackDelivery.objects.count()},
+            origin="pacs",
+        )
+        delivery = event.deliveries.get()
+        if changes:
+            CallbackDelivery.objects.filter(pk=delivery.pk).update(**changes)
+            delivery.refresh_from_db()
+        return delivery
+
+    return _make
+
+
+@pytest.mark.django_db
+def test_a_redirect_is_not_followed_and_fails_the_delivery(make_delivery):
+    with Receiver(always(204)) as elsewhere, Receiver(sequence((302, {}, 0))) as redirecting:
+        redirecting.behaviour = lambda n, r: (302, {"Location": elsewhere.url}, 0.0)
+        delivery = make_delivery(redirecting.url)
+
+        engine.delivery_attempt(delivery.pk)
+
+        assert elsewhere.requests == []
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status_code) == (DeliveryState.FAILED, 302)
+    assert "redirects are not followed" in delivery.last_error
+
+
+@pytest.mark.django_db
+def test_a_target_that_is_not_http_is_never_contacted(make_delivery):
+    delivery = make_delivery("http://127.0.0.1:9/x")
+    CallbackDelivery.objects.filter(pk=delivery.pk).update(url="file:///etc/passwd")
+
+    engine.delivery_attempt(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    assert delivery.last_error == "URL must be an http:// or https:// URL"
+
+
+@pytest.mark.django_db
+def test_a_refused_connection_schedules_a_retry_on_the_row(make_delivery, settings):
+    settings.CALLBACK_RETRY_BASE_DELAY = 60.0
+    delivery = make_delivery(f"http://127.0.0.1:{free_port()}/hook")
+
+    engine.delivery_attempt(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 1, "connection failed")
+    assert timezone.now() + dt.timedelta(seconds=29) < delivery.next_attempt_at
+    attempt = delivery.attempt_log.get()
+    assert (attempt.outcome, attempt.next_attempt_at) == ("retry", delivery.next_attempt_at)
+
+
+@pytest.mark.django_db
+def test_after_the_horizon_a_failing_delivery_is_dead(make_delivery):
+    delivery = make_delivery(
+        f"http://127.0.0.1:{free_port()}/hook", retry_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+
+    engine.delivery_attempt(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DEAD
+    assert list(delivery.attempt_log.values_list("outcome", flat=True)) == ["dead"]
+
+
+@pytest.mark.django_db
+def test_a_delivery_that_is_not_due_yet_is_not_sent(make_delivery):
+    with Receiver(always(204)) as receiver:
+        delivery = make_delivery(receiver.url, next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+
+        assert engine.delivery_attempt(delivery.pk) is None
+        assert receiver.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_claim_the_same_attempt(make_delivery):
+    delivery = make_delivery("http://127.0.0.1:9/hook")
+    barrier = threading.Barrier(8)
+
+    def claim(_):
+        try:
+            barrier.wait(5)
+            return engine.delivery_claim(delivery.pk)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        claims = [c for c in pool.map(claim, range(8)) if c is not None]
+
+    assert len(claims) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.SENDING, 1)
+
+
+@pytest.mark.django_db
+def test_a_claim_whose_lease_expired_is_taken_over_and_the_lost_attempt_recorded(make_delivery):
+    delivery = make_delivery("http://127.0.0.1:9/hook")
+    first = engine.delivery_claim(delivery.pk)
+    assert engine.delivery_claim(delivery.pk) is None  # the lease is still running
+    CallbackDelivery.objects.filter(pk=delivery.pk).update(
+        claimed_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+
+    second = engine.delivery_claim(delivery.pk)
+
+    assert second.attempts == 2
+    assert second.claim_token != first.claim_token
+    assert list(delivery.attempt_log.values_list("number", "outcome")) == [(1, "interrupted")]
+
+
+@pytest.mark.django_db
+def test_the_outcome_of_an_attempt_whose_claim_was_lost_does_not_overwrite_the_new_owner(make_delivery):
+    with Receiver(always(204)) as receiver:
+        delivery = make_delivery(receiver.url)
+        stale = engine.delivery_claim(delivery.pk)
+        CallbackDelivery.objects.filter(pk=delivery.pk).update(
+            claimed_until=timezone.now() - dt.timedelta(seconds=1)
+        )
+        engine.delivery_claim(delivery.pk)  # another worker takes over
+
+        result = engine.send(receiver.url, body=b"{}", headers={})
+        engine._record(stale, result, timezone.now())
+
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.SENDING  # still the new owner's
+
+
+@pytest.mark.django_db
+def test_the_sweeper_wakes_due_and_stuck_deliveries_once(make_delivery):
+    now = timezone.now()
+    long_ago = now - dt.timedelta(hours=1)
+    lost = make_delivery("http://127.0.0.1:9/a", enqueued_at=long_ago, next_attempt_at=long_ago)
+    fresh = make_delivery("http://127.0.0.1:9/b")  # its wake-up message was just sent
+    later = make_delivery("http://127.0.0.1:9/c", next_attempt_at=now + dt.timedelta(hours=1))
+    due_retry = make_delivery("http://127.0.0.1:9/d", enqueued_at=long_ago, next_attempt_at=now)
+    stuck = make_delivery(
+        "http://127.0.0.1:9/e",
+        state="sending",
+        claimed_until=now - dt.timedelta(seconds=5),
+        enqueued_at=long_ago,
+    )
+    done = make_delivery("http://127.0.0.1:9/f", state="delivered", enqueued_at=long_ago)
+
+    first = engine.deliveries_sweep()
+    again = engine.deliveries_sweep()
+
+    assert sorted(first) == sorted([lost.pk, due_retry.pk, stuck.pk])
+    assert again == []
+    assert {fresh.pk, later.pk, done.pk}.isdisjoint(first)
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+    assert engine.parse_retry_after("120", now=now) == 120.0
+    assert engine.parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
+    assert engine.parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert engine.parse_retry_after("soon", now=now) is None
+    assert engine.parse_retry_after(None, now=now) is None
+
+
+def test_backoff_doubles_with_jitter_and_is_capped(settings):
+    settings.CALLBACK_RETRY_BASE_DELAY = 10.0
+    settings.CALLBACK_RETRY_MAX_DELAY = 60.0
+
+    for _ in range(50):
+        assert 5.0 <= engine.backoff_delay(1) <= 10.0
+        assert 20.0 <= engine.backoff_delay(3) <= 40.0
+        assert 30.0 <= engine.backoff_delay(12) <= 60.0
+
+
+def test_receivers_are_parsed_with_optional_per_url_secrets(settings):
+    settings.CALLBACK_SIGNING_SECRET = SECRET
+    settings.CALLBACK_URLS = ["https://ris.example/hook", "http://10.0.0.5:8080/in|whsec_c2VjcmV0"]
+
+    assert targets() == [
+        Target("https://ris.example/hook", SECRET),
+        Target("http://10.0.0.5:8080/in", "whsec_c2VjcmV0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("ftp://ris.example/hook", "entry 1 must be an http:// or https:// URL"),
+        ("https:///nohost", "entry 1 must name a host"),
+        ("https://user:pw@ris.example/", "entry 1 must not carry credentials"),
+        ("https://ris.example/|not base64!", "entry 1 secret must be base64"),
+    ],
+)
+def test_a_bad_receiver_entry_is_refused_at_start_up_without_quoting_it(settings, entry, reason):
+    settings.CALLBACK_URLS = [entry]
+
+    with pytest.raises(ImproperlyConfigured) as exc:
+        targets()
+
+    assert reason in str(exc.value)
+    assert "pw" not in str(exc.value) and "not base64!" not in str(exc.value)
+
+
+def test_webhook_headers_follow_standard_webhooks():
+    from standardwebhooks import Webhook
+
+    now = timezone.now()
+    headers = engine.webhook_headers(webhook_id="msg_1", body=b'{"a":1}', secret=SECRET, now=now)
+
+    assert headers["webhook-timestamp"] == str(int(now.timestamp()))
+    assert Webhook(SECRET).verify(b'{"a":1}', headers) == {"a": 1}
+    assert "webhook-signature" not in engine.webhook_headers(webhook_id="m", body=b"{}", secret="", now=now)
