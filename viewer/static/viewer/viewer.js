@@ -238,7 +238,8 @@
 
   function pump() {
     var token = seriesToken;
-    while (inflight < PREFETCH_PARALLEL && queue.length) {
+    // The image on screen first: fetching ahead waits while it is on its way.
+    while (!displayBusy && inflight < PREFETCH_PARALLEL && queue.length) {
       var index = queue.shift();
       if (cache.has(imageKey(index))) { continue; }
       inflight++;
@@ -268,6 +269,7 @@
     }, function (error) {
       displayBusy = false;
       if (state.wantKey !== key) { show(); return; }
+      pump();
       var box = $("vw-image-error");
       box.textContent = (error && error.body && error.body.detail) || "This image cannot be shown.";
       box.hidden = false;
@@ -284,6 +286,7 @@
     canvas.dataset.key = key;
     document.body.dataset.state = "ready";
     document.dispatchEvent(new CustomEvent("viewer:shown", {detail: {index: index, key: key}}));
+    pump();
   }
 
   function paint() {
