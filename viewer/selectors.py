@@ -108,6 +108,13 @@ def series_images(grant: Grant, series_uid: str) -> list[dict]:
     ]
 
 
+def instance_frame_count(grant: Grant, series_uid: str, instance_uid: str) -> int | None:
+    for image in series_images(grant, series_uid):
+        if image["uid"] == instance_uid:
+            return image["frames"]
+    return None
+
+
 def _window(row: dict) -> dict | None:
     center, width = _first(row, "00281050"), _first(row, "00281051")
     try:

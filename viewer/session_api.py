@@ -21,7 +21,7 @@ from core.audit import audit_request
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400
 from core.params import QueryParams
-from dicomsvc.dicom.render import NoPixelData, RenderError
+from dicomsvc.dicom.render import RenderError
 from dicomsvc.dicom.tagdump import file_rows
 from viewer import selectors
 from viewer.api import body_token, request_actor
@@ -249,7 +249,7 @@ def _image_response(render) -> HttpResponse:
         data, content_type = render()
     except selectors.InstanceNotFound:
         raise ApiError("No such instance in this study.", status_code=404) from None
-    except (NoPixelData, RenderError) as exc:
+    except RenderError as exc:
         raise ApiError(str(exc), status_code=422) from None
     return HttpResponse(data, content_type=content_type)
 
@@ -276,7 +276,7 @@ class RenderedView(ViewerApiView):
             400: ERROR_400,
             401: ERROR_401,
             403: ERROR_403,
-            404: ERROR_404,
+            404: OpenApiResponse(ERROR, description="No such series, instance or frame in the granted study"),
             422: OpenApiResponse(ERROR, description="The instance has no image, or it cannot be decoded"),
         },
         tags=["Viewer"],
@@ -297,16 +297,26 @@ class RenderedView(ViewerApiView):
             raise ApiError("format must be jpeg or png.", errors={"format": ["must be jpeg or png"]})
 
         def render():
-            data = selectors.instance_rendered(
-                request.auth,
-                series_uid=series_uid,
-                instance_uid=instance_uid,
-                frame=frame - 1,
-                size=size,
-                window_center=center,
-                window_width=width,
-                fmt=fmt,
-            )
+            try:
+                data = selectors.instance_rendered(
+                    request.auth,
+                    series_uid=series_uid,
+                    instance_uid=instance_uid,
+                    frame=frame - 1,
+                    size=size,
+                    window_center=center,
+                    window_width=width,
+                    fmt=fmt,
+                )
+            except RenderError:
+                # The renderer counts frames from 0; say it in this API's terms.
+                frames = selectors.instance_frame_count(request.auth, series_uid, instance_uid)
+                if frames is not None and frame > frames:
+                    reason = f"does not exist: the instance has {frames} frame(s)"
+                    raise ApiError(
+                        f"frame {frame} {reason}.", status_code=404, errors={"frame": [reason]}
+                    ) from None
+                raise
             return data, f"image/{fmt}"
 
         return _image_response(render)
