@@ -119,10 +119,16 @@ def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_view
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
+    # The drag starts from the image's own window, read from its header once.
+    page.wait_for_selector("#vw-viewport[data-drag-ready=true]", timeout=15000)
     page.mouse.move(x + 120, y + 80, steps=6)
     page.mouse.up()
     _settled(page)
-    assert "WC" in page.locator("#vw-overlay-window").text_content()
+    # Dragged right and down from the header's 40/400: a wider window, a higher center.
+    center, width = (
+        int(part.split()[-1]) for part in page.locator("#vw-overlay-window").text_content().split(" / ")
+    )
+    assert center > 40 and width > 400
     assert _canvas(page) != before_drag, "window/level drag did not change the rendered pixels"
     page.screenshot(path=ARTIFACTS / "viewer-diagnostic-window-drag.png")
 

@@ -347,6 +347,7 @@
     state.index = 0;
     state.window = null;
     state.shownKey = null;
+    if ($("vw-preset")) { $("vw-preset").value = ""; }
     Array.prototype.forEach.call($("vw-series").children, function (el, j) {
       el.classList.toggle("vw-active", j === i);
       el.setAttribute("aria-current", j === i ? "true" : "false");
@@ -379,10 +380,33 @@
   }
 
   // --- diagnostic tools -----------------------------------------------------------------------
-  function defaultWindow() {
-    var image = state.images[state.index] || {};
-    if (image.window) { return {center: image.window.center, width: image.window.width}; }
-    return image.modality === "CT" ? {center: 40, width: 400} : {center: 128, width: 256};
+  // Where a window drag starts when no window was chosen yet: the image's own window from its header
+  // (WindowCenter/Width, else the stored value range through the rescale), read once per instance.
+  var headerWindows = {};
+  function headerWindow(image) {
+    if (image.window) { return Promise.resolve({center: image.window.center, width: image.window.width}); }
+    if (!headerWindows[image.uid]) {
+      headerWindows[image.uid] = api(instancePath(image) + "/tags").then(function (r) { return r.json(); })
+        .then(windowFromTags, function () { return {center: 40, width: 400}; });
+    }
+    return headerWindows[image.uid];
+  }
+
+  function windowFromTags(rows) {
+    var tags = {};
+    rows.forEach(function (row) { if (!row.depth && !(row.keyword in tags)) { tags[row.keyword] = row.value; } });
+    function num(keyword, fallback) {
+      var value = parseFloat(String(tags[keyword] || "").split("\\")[0]);
+      return isFinite(value) ? value : fallback;
+    }
+    var center = num("WindowCenter", NaN), width = num("WindowWidth", NaN);
+    if (isFinite(center) && width >= 1) { return {center: center, width: width}; }
+    var bits = num("BitsStored", 8), signed = num("PixelRepresentation", 0) === 1;
+    var low = num("SmallestImagePixelValue", signed ? -Math.pow(2, bits - 1) : 0);
+    var high = num("LargestImagePixelValue", signed ? Math.pow(2, bits - 1) - 1 : Math.pow(2, bits) - 1);
+    var slope = num("RescaleSlope", 1), intercept = num("RescaleIntercept", 0);
+    var a = low * slope + intercept, b = high * slope + intercept;
+    return {center: (a + b) / 2, width: Math.max(Math.abs(b - a), 1)};
   }
 
   function setWindow(w, dragging) {
@@ -511,11 +535,12 @@
         setZoom(state.zoom * (event.deltaY < 0 ? 1.1 : 1 / 1.1));
         return;
       }
-      // Trackpads send many small deltas: one image per ~50 px, at least one per event.
+      // One image per wheel notch; trackpads send many small deltas, so those add up to ~30 px first.
       wheelRest += event.deltaMode === 1 ? event.deltaY * 40 : event.deltaY;
-      var steps = Math.trunc(wheelRest / 50);
-      if (steps === 0) { steps = event.deltaY > 0 ? 1 : -1; wheelRest = 0; } else { wheelRest -= steps * 50; }
-      go(state.index + steps);
+      if (Math.abs(wheelRest) < 30) { return; }
+      var step = wheelRest > 0 ? 1 : -1;
+      wheelRest = 0;
+      go(state.index + step);
     }, {passive: false});
 
     var drag = null;
@@ -524,14 +549,22 @@
       vp.setPointerCapture(event.pointerId);
       var mode = diagnostic ? state.mode : "scroll";
       drag = {x: event.clientX, y: event.clientY, mode: mode, index: state.index,
-        window: mode === "window" ? (state.window || defaultWindow()) : null,
-        panX: state.panX, panY: state.panY};
+        window: mode === "window" ? state.window : null, panX: state.panX, panY: state.panY};
+      vp.dataset.dragReady = drag.mode !== "window" || drag.window ? "true" : "false";
+      if (mode === "window" && !drag.window && state.images[state.index]) {
+        var started = drag;
+        headerWindow(state.images[state.index]).then(function (w) {
+          started.window = w;
+          vp.dataset.dragReady = "true";
+        });
+      }
       vp.focus({preventScroll: true});
     });
     vp.addEventListener("pointermove", function (event) {
       if (!drag) { return; }
       var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
       if (drag.mode === "window") {
+        if (!drag.window) { return; }
         var scale = Math.max(drag.window.width / 256, 0.5);
         setWindow({center: drag.window.center + dy * scale, width: drag.window.width + dx * scale * 2}, true);
       } else if (drag.mode === "pan") {
