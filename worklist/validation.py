@@ -26,6 +26,9 @@ class WorkitemInvalid(Exception):
 
 
 def _clean_value(keyword: str, vr: str, value: Any) -> tuple[Any, list[str]]:
+    """The reference check of one value; the per-field fast paths below must agree with it."""
+    if isinstance(value, str):
+        value = value.strip()
     if keyword == "PregnancyStatus" and isinstance(value, str) and value.isdigit():
         value = int(value)
     problems = value_problems(vr, value)
