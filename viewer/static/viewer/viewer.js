@@ -104,7 +104,7 @@
     var pm = [];
     if (p.id) { pm.push("ID " + p.id); }
     if (p.birthDate) { pm.push("born " + formatDate(p.birthDate)); }
-    if (p.sex) { pm.push(p.sex); }
+    if (p.sex) { pm.push({M: "male", F: "female", O: "other"}[p.sex] || p.sex); }
     $("vw-patient-meta").textContent = pm.join(" · ");
     $("vw-study-desc").textContent = s.description || "Study";
     var sm = [];
@@ -226,12 +226,21 @@
     }
   }
 
+  // Nearest first, four ahead in the direction of scrolling for each one behind.
   function schedulePrefetch() {
     queue = [];
-    var n = state.images.length;
-    for (var d = 1; d <= Math.min(PREFETCH_RADIUS, n); d++) {
-      if (state.index + d < n) { queue.push(state.index + d); }
-      if (state.index - d >= 0) { queue.push(state.index - d); }
+    var n = state.images.length, dir = state.direction || 1;
+    var ahead = 1, behind = 1;
+    while (queue.length < Math.min(2 * PREFETCH_RADIUS, n - 1)) {
+      var added = false;
+      for (var k = 0; k < 4; k++, ahead++) {
+        var i = state.index + dir * ahead;
+        if (ahead <= PREFETCH_RADIUS && i >= 0 && i < n) { queue.push(i); added = true; }
+      }
+      var j = state.index - dir * behind;
+      behind++;
+      if (behind <= PREFETCH_RADIUS + 1 && j >= 0 && j < n) { queue.push(j); added = true; }
+      if (!added && ahead > PREFETCH_RADIUS && behind > PREFETCH_RADIUS) { break; }
     }
     pump();
   }
@@ -331,6 +340,7 @@
   function go(index) {
     index = Math.max(0, Math.min(state.images.length - 1, index));
     if (index === state.index && state.shownKey === imageKey(index)) { return; }
+    if (index !== state.index) { state.direction = index > state.index ? 1 : -1; }
     state.index = index;
     show();
     schedulePrefetch();
