@@ -150,14 +150,19 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
             results["first"].append(page.evaluate("window.__firstShown"))
             return page
 
+        def close(page):
+            # Let the page finish fetching ahead, so the next load does not queue behind it on the server.
+            page.wait_for_load_state("networkidle")
+            page.close()
+
         # Load 1: nothing rendered on the server yet; scroll at once, while prefetch is running.
         page = load()
         results["scroll_cold"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
-        page.close()
+        close(page)
         for index in range(1, args.loads):
             page = load()
             if index < args.loads - 1:
-                page.close()
+                close(page)
         # Last load: server cache warm, page cache empty: scroll at once, then back through the cached series.
         results["scroll_prefetching"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
         results["scroll_cached"] = steps / page.evaluate(SCROLL, [steps, "ArrowUp"])

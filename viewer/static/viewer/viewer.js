@@ -168,8 +168,9 @@
 
   // --- images ---------------------------------------------------------------------------------
   function sizeBucket() {
-    var vp = $("vw-viewport");
-    var side = Math.max(vp.clientWidth, vp.clientHeight) * (window.devicePixelRatio || 1);
+    // From the window, not the viewport element: known before the page is laid out, so the first
+    // image can be asked for at once (the viewport is nearly the whole window anyway).
+    var side = Math.max(window.innerWidth, window.innerHeight) * (window.devicePixelRatio || 1);
     var bucket = side <= 700 ? 512 : side <= 1400 ? 1024 : 2048;
     var image = state.images[state.index];
     if (image && image.rows && image.columns) {
@@ -347,6 +348,18 @@
   }
 
   // --- series ---------------------------------------------------------------------------------
+  // One entry per frame: scrolling goes through the frames of multi-frame instances too.
+  function imagesOf(series, instances) {
+    var images = [];
+    instances.forEach(function (inst) {
+      for (var f = 1; f <= (inst.frames || 1); f++) {
+        images.push({uid: inst.uid, frame: f, frames: inst.frames || 1, rows: inst.rows,
+          columns: inst.columns, window: inst.window || null, modality: series.modality});
+      }
+    });
+    return images;
+  }
+
   function selectSeries(i) {
     var series = state.view.series[i];
     if (!series) { return Promise.resolve(); }
@@ -369,14 +382,7 @@
     return listed.then(function (instances) {
         seriesImages[series.uid] = instances;
         if (token !== seriesToken) { return; }
-        var images = [];
-        instances.forEach(function (inst) {
-          for (var f = 1; f <= (inst.frames || 1); f++) {
-            images.push({uid: inst.uid, frame: f, frames: inst.frames || 1, rows: inst.rows,
-              columns: inst.columns, window: inst.window || null, modality: series.modality});
-          }
-        });
-        state.images = images;
+        state.images = imagesOf(series, instances);
         state.index = 0;
         state.size = sizeBucket();
         show();
@@ -652,6 +658,15 @@
       state.role = opened.role;
       state.view = opened.view;
       seriesImages = opened.images || {};
+      // Ask for the first image before building the page around it: it is what the person waits for.
+      var firstSeries = opened.view.series[0];
+      if (firstSeries && seriesImages[firstSeries.uid]) {
+        state.series = firstSeries;
+        state.images = imagesOf(firstSeries, seriesImages[firstSeries.uid]);
+        state.index = 0;
+        state.size = sizeBucket();
+        if (state.images.length) { fetchImage(0).catch(function () { /* shown by show() */ }); }
+      }
       document.body.dataset.role = opened.role;
       fillHeader(opened.view);
       var loadThumbnails = buildSeriesStrip(opened.view.series);
