@@ -45,6 +45,8 @@ def open_viewer(browser, live_server):
     def _open(token: str, *, viewport=DESKTOP, **context_options):
         context = browser.new_context(viewport=viewport, accept_downloads=True, **context_options)
         page = context.new_page()
+        page.requested = []
+        page.on("request", lambda request: page.requested.append(request.url))
         page.goto(f"{live_server.url}/viewer/#token={token}")
         pages.append(context)
         return page
@@ -84,9 +86,10 @@ def _position(page, text: str):
     _settled(page)
 
 
-def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_viewer):
+def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_viewer, live_server):
     study = upload_study(ct_count=100)
-    page = open_viewer(_token(study, role="diagnostic", user="dr.house"))
+    token = _token(study, role="diagnostic", user="dr.house")
+    page = open_viewer(token)
     _ready(page)
     assert page.locator("#vw-patient-name").text_content() == "ROSSI MARIO"
     assert "ID VIEWER-TEST-1" in page.locator("#vw-patient-meta").text_content()
@@ -156,6 +159,10 @@ def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_view
         page.locator("#vw-download").click()
     downloaded = pydicom.dcmread(io.BytesIO(Path(download_info.value.path()).read_bytes()))
     assert downloaded.SOPInstanceUID == study.instances["ct"][49]
+
+    # Everything came from this server (no CDN), and no request carried the token in its address.
+    assert all(url.startswith((live_server.url, "blob:")) for url in page.requested)
+    assert not any(token in url for url in page.requested[1:])
 
 
 def test_multi_frame_instances_scroll_frame_by_frame(open_viewer):
