@@ -177,6 +177,14 @@ def test_introspection_of_a_used_single_use_token_says_used(token_client, small_
     assert (body["active"], body["reason"]) == (False, "used")
 
 
+def test_introspection_accepts_the_form_body_of_rfc_7662(token_client, small_study, viewer_token):
+    token = viewer_token(small_study)
+    response = token_client.post(
+        "/token/introspect", f"token={token}", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.json()["active"] is True
+
+
 def test_introspection_without_a_token_is_400(token_client, db):
     response = token_client.post("/token/introspect", {}, format="json")
     assert response.status_code == 400
