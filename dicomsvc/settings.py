@@ -285,6 +285,11 @@ DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
 VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
 VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
 VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
+# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema.
+SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"] = [
+    *SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"],
+    "viewer.auth.ViewerSessionAuthentication",
+]
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ ERROR_403 = OpenApiResponse(
     ERROR, description="The session grants another study, or (tags, download) has the patient role"
 )
 ERROR_404 = OpenApiResponse(ERROR, description="No such series or instance in the granted study")
+SESSION_AUTH = [{"ViewerSession": []}]
 STUDY_PARAM = OpenApiParameter("study_uid", str, OpenApiParameter.PATH, description="The granted study")
 SERIES_PARAM = OpenApiParameter("series_uid", str, OpenApiParameter.PATH, description="Series Instance UID")
 INSTANCE_PARAM = OpenApiParameter("instance_uid", str, OpenApiParameter.PATH, description="SOP Instance UID")
@@ -151,7 +152,7 @@ class SessionView(ViewerApiView):
             ),
             404: OpenApiResponse(ERROR, description="The study of this token is no longer available"),
         },
-        auth=[],
+        auth=[{}],
         tags=["Viewer"],
     )
     def post(self, request):
@@ -189,6 +190,7 @@ class StudyView(ViewerApiView):
             403: ERROR_403,
             404: OpenApiResponse(ERROR, description="The study is no longer available"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str):
@@ -217,6 +219,7 @@ class SeriesInstancesView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str):
@@ -279,6 +282,7 @@ class RenderedView(ViewerApiView):
             404: OpenApiResponse(ERROR, description="No such series, instance or frame in the granted study"),
             422: OpenApiResponse(ERROR, description="The instance has no image, or it cannot be decoded"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
@@ -334,6 +338,7 @@ class SeriesThumbnailView(ViewerApiView):
             404: ERROR_404,
             422: OpenApiResponse(ERROR, description="The series' middle instance has no image"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str):
@@ -405,6 +410,7 @@ class InstanceTagsView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
@@ -426,6 +432,7 @@ class InstanceFileView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
