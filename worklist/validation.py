@@ -65,17 +65,16 @@ def _slow(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
 
 
 def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
-    """The checker of one field: its fast path when there is one, else ``_clean_value``."""
+    """The checker of one field (given a stripped, non-empty value): its fast path when there is
+    one, else ``_clean_value``."""
     slow = _slow(keyword, vr)
     fast = _TEXT_FAST.get(vr)
     if keyword == "PatientSex":
         sexes = frozenset(("", *PATIENT_SEX_VALUES))
 
         def clean_sex(value):
-            if isinstance(value, str):
-                text = value.strip()
-                if text in sexes:
-                    return text, []
+            if isinstance(value, str) and value in sexes:
+                return value, []
             return slow(value)
 
         return clean_sex
@@ -83,10 +82,8 @@ def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
         match = fast.fullmatch
 
         def clean_pn(value):
-            if isinstance(value, str):
-                text = value.strip()
-                if match(text) and text.count("^") <= 4:
-                    return text, []
+            if isinstance(value, str) and match(value) and value.count("^") <= 4:
+                return value, []
             return slow(value)
 
         return clean_pn
@@ -94,10 +91,8 @@ def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
         match = fast.fullmatch
 
         def clean_text(value):
-            if isinstance(value, str):
-                text = value.strip()
-                if match(text):
-                    return text, []
+            if isinstance(value, str) and match(value):
+                return value, []
             return slow(value)
 
         return clean_text
@@ -107,7 +102,7 @@ def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
         def clean_temporal(value):
             if isinstance(value, str):
                 try:
-                    return parse(value.strip()), []
+                    return parse(value), []
                 except ValueError:
                     pass
             return slow(value)

@@ -193,3 +193,38 @@ def test_json_and_ndjson_rows_take_the_same_validation_as_the_api(run_import, tm
 def test_unreadable_path_and_bad_options_are_command_errors(run_import, tmp_path):
     assert run_import(tmp_path / "missing.csv").returncode == 1
     assert run_import(tmp_path / "x.csv", "--batch-size", "0").returncode == 1
+
+
+def test_ctrl_c_while_a_batch_is_written_rolls_that_batch_back(tmp_path, run_import):
+    class SlowWriter(PostgresCopyWriter):
+        batches = 0
+
+        def write(self, rows, *, created_by):
+            result = super().write(rows, created_by=created_by)
+            SlowWriter.batches += 1
+            if SlowWriter.batches == 2:
+                raise KeyboardInterrupt  # after the batch's rows are in, before its commit
+            return result
+
+    path = tmp_path / "orders.csv"
+    path.write_text(csv_text(9))
+    report = Importer(batch_size=3, writer=SlowWriter()).run(read_csv(path.open("rb")))
+    assert (report.interrupted, report.created, report.committed_through) == (True, 3, 4)
+    assert sorted(WorkItem.objects.values_list("accession_number", flat=True)) == [
+        "ACC00000",
+        "ACC00001",
+        "ACC00002",
+    ]
+
+
+def test_the_command_says_how_far_an_interrupted_run_got(run_import, tmp_path, monkeypatch):
+    # Ctrl-C arrives while the 6th row is read; batches of 2 are committed up to line 6.
+    monkeypatch.setattr(
+        "worklist.bulk.services.read_records", lambda stream, fmt, station_ae="": records_until_ctrl_c(6)
+    )
+    path = tmp_path / "orders.csv"
+    path.write_text(csv_text(1))
+    result = run_import(path, "--batch-size", "2")
+    assert result.returncode == 130
+    assert "Interrupted at line 6: everything up to line 5 is committed" in result.err
+    assert WorkItem.objects.count() == 4

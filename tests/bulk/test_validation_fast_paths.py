@@ -57,4 +57,7 @@ VALUES = [
 def test_each_field_checker_agrees_with_the_full_check(field):
     check = _PLAN[field.keyword][3]
     for value in VALUES:
-        assert check(value) == _clean_value(field.keyword, field.vr, value), value
+        # validate_workitem strips strings and handles empty values before the checker runs.
+        value = value.strip() if isinstance(value, str) else value
+        if value != "":
+            assert check(value) == _clean_value(field.keyword, field.vr, value), value

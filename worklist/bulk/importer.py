@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -110,8 +110,9 @@ class Importer:
         self._pipeline: _Pipeline | None = None
 
     # -- reporting -------------------------------------------------------------------------------
-    def _invalid(self, number: int, errors: dict[str, list[str]], labels: dict[str, str]) -> None:
+    def _invalid(self, number: int, errors: dict[str, list[str]], labels: Mapping[str, str] | None) -> None:
         self.report.invalid += 1
+        labels = labels or {}
         for name, reasons in errors.items():
             for reason in reasons:
                 problem = Problem(number, labels.get(name, name), reason)
@@ -186,7 +187,7 @@ class Importer:
             return
         uid = cleaned.get("study_instance_uid")
         if not uid and not (cleaned.get("accession_number") and cleaned.get("patient_id")):
-            name = record.labels.get("AccessionNumber", "AccessionNumber")
+            name = (record.labels or {}).get("AccessionNumber", "AccessionNumber")
             self._invalid(
                 record.number, {name: ["with PatientID, or StudyInstanceUID, is needed to cancel"]}, {}
             )

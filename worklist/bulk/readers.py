@@ -11,8 +11,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
@@ -35,7 +35,7 @@ class Record:
     # {field: [reasons]}; the record is then invalid whatever its data.
     problems: dict[str, list[str]] | None = None
     # How to name a field in the report when it is not a DICOM keyword of the input (HL7 source).
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] | None = None
 
 
 class FormatError(ValueError):

@@ -116,7 +116,8 @@ SQL_UPDATE = (
 )
 SQL_INSERT = (
     f"WITH ins AS (INSERT INTO {_TABLE} ({_COLS}, state, created_at, updated_at, created_by) "  # noqa: S608
-    f"SELECT {_COLS}, %s, now(), now(), %s FROM {_TEMP} ORDER BY _n "
+    # In UID order: neighbouring keys share index pages, fewer pages are touched per batch.
+    f"SELECT {_COLS}, %s, now(), now(), %s FROM {_TEMP} ORDER BY study_instance_uid "
     "ON CONFLICT (study_instance_uid) DO NOTHING RETURNING study_instance_uid) "
     f"SELECT t._n FROM ins JOIN {_TEMP} t USING (study_instance_uid)"
 )
@@ -133,8 +134,7 @@ class PostgresCopyWriter(BatchWriter):
             cursor.execute(SQL_CREATE_TEMP)
             cursor.execute(SQL_TRUNCATE)
             raw = cursor.cursor  # psycopg's own cursor, for COPY
-            columns = COLUMNS
-            defaults = [DEFAULTS[c] for c in columns]
+            pairs = [(c, DEFAULTS[c]) for c in COLUMNS]
             with raw.copy(SQL_COPY) as copy:
                 write_row = copy.write_row
                 for row in rows:
@@ -152,7 +152,7 @@ class PostgresCopyWriter(BatchWriter):
                             mask,
                             row.update,
                             row.generated,
-                            *[get(c, d) for c, d in zip(columns, defaults, strict=True)],
+                            *[get(c, d) for c, d in pairs],
                         )
                     )
             if any_generated:

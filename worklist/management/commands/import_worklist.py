@@ -181,6 +181,10 @@ class Command(BaseCommand):
                     f"Interrupted at {report.unit} {report.last_number}: nothing was imported "
                     "(dry run or --strict run in one transaction)."
                 )
+            elif not report.committed_through:
+                self.stderr.write(
+                    f"Interrupted at {report.unit} {report.last_number}: nothing was committed yet."
+                )
             else:
                 self.stderr.write(
                     f"Interrupted at {report.unit} {report.last_number}: everything up to "
