@@ -628,8 +628,13 @@
     }
   }
 
-  // Keep the tag panel on the current image.
-  document.addEventListener("viewer:shown", function () { if (!$("vw-tags").hidden) { loadTags(); } });
+  // Keep the tag panel on the current image, once scrolling pauses (each read is audited).
+  var tagsTimer = null;
+  document.addEventListener("viewer:shown", function () {
+    if ($("vw-tags").hidden) { return; }
+    clearTimeout(tagsTimer);
+    tagsTimer = setTimeout(loadTags, 250);
+  });
 
   // --- start ----------------------------------------------------------------------------------
   function tokenFromFragment() {
