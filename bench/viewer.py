@@ -105,6 +105,9 @@ def main() -> None:
         from tests.viewer.dicomgen import PATIENT_ID, ct_slice, dicom_bytes, ingest
         from viewer.tokens import grant_encode, new_grant
 
+        def token_for(study: str) -> str:
+            return grant_encode(new_grant(study_uid=study, patient_id=PATIENT_ID, role="diagnostic"))
+
         study_uid, series_uid = generate_uid(), generate_uid()
         slices = [
             ct_slice(i, args.images, study_uid=study_uid, series_uid=series_uid, patient_id=PATIENT_ID)
@@ -122,14 +125,24 @@ def main() -> None:
                 for ds in slices
             ]
             base = f"http://127.0.0.1:{port}"
-            # Let every gunicorn worker load the app once: the figures are about the viewer, not imports.
-            for _ in range(8):
+            # Let every gunicorn worker thread load the app and open its database connection once (a
+            # viewer session each, no image): the figures are about the viewer, not start-up.
+            for _ in range(16):
                 requests.get(f"{base}/viewer/", timeout=30).raise_for_status()
+                requests.post(
+                    f"{base}/viewer/api/session", json={"token": token_for(study_uid)}, timeout=30
+                ).raise_for_status()
 
-            def token() -> str:
-                return grant_encode(new_grant(study_uid=study_uid, patient_id=PATIENT_ID, role="diagnostic"))
-
-            results = run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, instance_uids)
+            results = run_browser(
+                base,
+                lambda: token_for(study_uid),
+                args,
+                pacs,
+                orthanc_ids,
+                study_uid,
+                series_uid,
+                instance_uids,
+            )
     report(results, args)
 
 
@@ -142,6 +155,10 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
         browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(FIRST_SHOWN)
+        # The browser's own start-up (its first page and renderer process) is not the viewer's.
+        warm = context.new_page()
+        warm.goto(f"{base}/healthz")
+        warm.close()
 
         def load():
             page = context.new_page()
