@@ -9,7 +9,8 @@ request after an upload sees it):
 2. one frame of a 512 x 512 x N-frame instance, native and RLE, at a random frame number.
 Peers: pydicom's documented recipe (dcmread, pixel_array, apply_modality_lut, apply_voi_lut,
 Pillow), and Orthanc 1.10's /instances/{id}/rendered (over localhost HTTP, so ~0.3 ms of that is
-the HTTP round trip). Bounded: about a minute with the defaults. The machine is shared and noisy.
+the HTTP round trip). Candidates of a section run in turn within each round, so load on the shared
+machine weighs on all alike; read the ratios. Bounded: about a minute with the defaults.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -76,20 +77,29 @@ def pydicom_recipe(path: Path, frame: int | None = None, size: int = 256) -> byt
     return buffer.getvalue()
 
 
-def measure(function: Callable[[], object], runs: int) -> tuple[float, float]:
-    function()  # warm the code path (imports, plugin discovery), not a cache
-    times = []
+def measure(candidates: dict[str, Callable[[], object]], runs: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 in ms of each candidate, run in turn within each round so that the machine's load
+    at any moment weighs on all of them alike."""
+    times: dict[str, list[float]] = {label: [] for label in candidates}
+    for function in candidates.values():
+        function()  # warm the code path (imports, plugin discovery), not a cache
     for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
+        for label, function in candidates.items():
+            start = time.perf_counter()
+            function()
+            times[label].append((time.perf_counter() - start) * 1000)
+    figures = {}
+    for label, values in times.items():
+        values.sort()
+        figures[label] = (statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.95))])
+    return figures
 
 
-def row(label: str, figures: tuple[float, float], reference: tuple[float, float] | None = None) -> None:
-    ratio = f"   ratio p50 {figures[0] / reference[0]:5.2f}x ours" if reference else ""
-    print(f"  {label:<58} p50 {figures[0]:8.2f} ms   p95 {figures[1]:8.2f} ms{ratio}")
+def report(figures: dict[str, tuple[float, float]], reference: str) -> None:
+    base = figures[reference][0]
+    for label, (p50, p95) in figures.items():
+        ratio = f"   {p50 / base:5.2f}x ours" if label.startswith("peer") else ""
+        print(f"  {label:<62} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms{ratio}")
 
 
 def orthanc_peer(workdir: Path, files: dict[str, Path]):
@@ -128,6 +138,10 @@ def main() -> None:
         workdir = Path(tmp)
         ct = workdir / "ct.dcm"
         ct_dataset().save_as(ct, enforce_file_format=True)
+        ct_j2k = workdir / "ct_j2k.dcm"
+        j2k = ct_dataset()
+        j2k.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+        j2k.save_as(ct_j2k, enforce_file_format=True)
         multi = workdir / "multi.dcm"
         multi_ds = ct_dataset(args.frames, seed=1)
         multi_ds.save_as(multi, enforce_file_format=True)
@@ -140,63 +154,70 @@ def main() -> None:
         frames = args.frames
         few = max(3, min(10, args.runs // 20))  # whole-file decodes are slow: fewer runs
 
-        print(f"512 x 512 16-bit CT, {args.runs} runs each (cold: no render cache)")
-        ours = measure(lambda: render_image(ct), args.runs)
-        row("dicomsvc render_image -> 256 px JPEG", ours)
-        row(
-            "dicomsvc render_image -> native PNG",
-            measure(lambda: render_image(ct, size=None, fmt="png"), args.runs),
-        )
-        row(
-            "dicomsvc render_image -> 256 px JPEG, window override",
-            measure(lambda: render_image(ct, window_center=400, window_width=1800), args.runs),
+        print(
+            f"512 x 512 16-bit CT, {args.runs} rounds (cold: no render cache; peers ran in the same rounds)"
         )
         with ct.open("rb") as stream:
             data = stream.read()
-        row(
-            "dicomsvc render_image from an in-memory file object",
-            measure(lambda: render_image(io.BytesIO(data)), args.runs),
-        )
-        row("peer: pydicom recipe -> 256 px JPEG", measure(lambda: pydicom_recipe(ct), args.runs), ours)
+        single = {
+            "dicomsvc render_image -> 256 px JPEG": lambda: render_image(ct),
+            "dicomsvc render_image -> native PNG": lambda: render_image(ct, size=None, fmt="png"),
+            "dicomsvc render_image -> 256 px JPEG, window override": lambda: render_image(
+                ct, window_center=400, window_width=1800
+            ),
+            "dicomsvc render_image from an in-memory file object": lambda: render_image(io.BytesIO(data)),
+            "peer: pydicom recipe -> 256 px JPEG": lambda: pydicom_recipe(ct),
+        }
         if peer:
             _, server, session, ids = peer
-            url = f"{server.url}/instances/{ids['ct']}/rendered?width=256&height=256"
-            row(
-                "peer: Orthanc /instances/{id}/rendered 256 px JPEG (HTTP)",
-                measure(
-                    lambda: session.get(url, headers={"Accept": "image/jpeg"}).raise_for_status(), args.runs
-                ),
-                ours,
-            )
-            answer = Image.open(io.BytesIO(session.get(url, headers={"Accept": "image/jpeg"}).content))
+            ct_url = f"{server.url}/instances/{ids['ct']}/rendered?width=256&height=256"
+            single["peer: Orthanc /instances/{id}/rendered 256 px JPEG (HTTP)"] = lambda: session.get(
+                ct_url, headers={"Accept": "image/jpeg"}
+            ).raise_for_status()
+        report(measure(single, args.runs), "dicomsvc render_image -> 256 px JPEG")
+        if peer:
+            answer = Image.open(io.BytesIO(session.get(ct_url, headers={"Accept": "image/jpeg"}).content))
             print(f"    (Orthanc answered a {answer.format} of {answer.size[0]} x {answer.size[1]} px)")
+        report(
+            measure(
+                {
+                    "dicomsvc render_image -> 256 px JPEG, from JPEG 2000 lossless": lambda: render_image(
+                        ct_j2k
+                    )
+                },
+                max(10, args.runs // 4),
+            ),
+            "dicomsvc render_image -> 256 px JPEG, from JPEG 2000 lossless",
+        )
 
         mb = multi.stat().st_size / 1e6
         print(f"\nOne frame of a 512 x 512 x {frames}-frame instance ({mb:.0f} MB native), random frame")
-        ours_frame = measure(lambda: render_image(multi, frame=random.randrange(frames)), args.runs)
-        row("dicomsvc render_image(frame=k), native", ours_frame)
-        row(
-            "dicomsvc render_image(frame=k), RLE Lossless",
-            measure(lambda: render_image(multi_rle, frame=random.randrange(frames)), args.runs),
-        )
-        row(
-            f"peer: pydicom recipe (decodes all frames; {few} runs)",
-            measure(lambda: pydicom_recipe(multi, frame=random.randrange(frames)), few),
-            ours_frame,
-        )
+        multi_frame = {
+            "dicomsvc render_image(frame=k), native": lambda: render_image(
+                multi, frame=random.randrange(frames)
+            ),
+            "dicomsvc render_image(frame=k), RLE Lossless": lambda: render_image(
+                multi_rle, frame=random.randrange(frames)
+            ),
+        }
         if peer:
-            _, server, session, ids = peer
-
-            def orthanc_frame() -> None:
-                k = random.randrange(frames)
-                url = f"{server.url}/instances/{ids['multi']}/frames/{k}/rendered?width=256&height=256"
-                session.get(url, headers={"Accept": "image/jpeg"}).raise_for_status()
-
-            row(
-                "peer: Orthanc /instances/{id}/frames/{k}/rendered (HTTP)",
-                measure(orthanc_frame, args.runs),
-                ours_frame,
+            multi_url = f"{server.url}/instances/{ids['multi']}/frames/{{}}/rendered?width=256&height=256"
+            multi_frame["peer: Orthanc /instances/{id}/frames/{k}/rendered (HTTP)"] = lambda: session.get(
+                multi_url.format(random.randrange(frames)), headers={"Accept": "image/jpeg"}
+            ).raise_for_status()
+        figures = measure(multi_frame, args.runs)
+        figures.update(
+            measure(
+                {
+                    f"peer: pydicom recipe (decodes all frames; {few} runs)": lambda: pydicom_recipe(
+                        multi, frame=random.randrange(frames)
+                    )
+                },
+                few,
             )
+        )
+        report(figures, "dicomsvc render_image(frame=k), native")
+        if peer:
             peer[0].__exit__(None, None, None)
         print("\nShared 2-core machine: figures vary between runs; compare ratios within one run.")
 

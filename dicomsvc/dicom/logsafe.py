@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 _QUOTED = re.compile(r"""(:\s*)?(b?'[^']*'|b?"[^"]*")""")
 
@@ -32,4 +33,7 @@ def install() -> None:
     global _installed
     if not _installed:
         logging.getLogger("pydicom").addFilter(ScrubValuesFilter())
+        # pydicom also raises each of those as a UserWarning, printed on stderr with the value; the
+        # scrubbed log record above already carries the rule, so the warning adds only the leak.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
         _installed = True

@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomsvc.dicom.render import render_image
+from dicomsvc.dicom.render import display_window, render_image
 
 from .factories import assert_close, image_dataset, linear_window, pixels
 
@@ -144,14 +144,20 @@ def test_signed_data_with_fewer_bits_stored_than_allocated_renders_its_true_valu
     assert_close(native(ds), linear_window(values.astype(float), 0, 4096))
 
 
-def test_float_pixel_data_renders_with_its_window():
-    values = np.linspace(-1.0, 3.0, 64 * 64, dtype=np.float32).reshape(64, 64)
-    ds = image_dataset(np.zeros((64, 64), np.uint16), WindowCenter=1.0, WindowWidth=2.0)
+def float_dataset(values: np.ndarray, **attributes) -> Dataset:
+    """An image with Float Pixel Data (7FE0,0008), e.g. a parametric map."""
+    ds = image_dataset(np.zeros(values.shape, np.uint16), **attributes)
     del ds.PixelData
     for keyword in ("BitsStored", "HighBit", "PixelRepresentation"):
         delattr(ds, keyword)
     ds.BitsAllocated = 32
-    ds.FloatPixelData = values.tobytes()
+    ds.FloatPixelData = values.astype("<f4").tobytes()
+    return ds
+
+
+def test_float_pixel_data_renders_with_its_window():
+    values = np.linspace(-1.0, 3.0, 64 * 64, dtype=np.float32).reshape(64, 64)
+    ds = float_dataset(values, WindowCenter=1.0, WindowWidth=2.0)
 
     assert_close(native(ds), linear_window(values.astype(float), 1.0, 2.0))
 
@@ -246,3 +252,36 @@ def test_presentation_lut_shape_inverse_on_monochrome1_is_the_same_single_invers
         image_dataset(arr, photometric="MONOCHROME1", bits_stored=12, PresentationLUTShape="INVERSE")
     )
     assert_close(both, mono1, tolerance=0)
+
+
+def test_display_window_reports_the_header_window():
+    assert display_window(get_testdata_file("MR_small.dcm")) == (600.0, 1600.0)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "image_dfl.dcm", "rtdose.dcm", "JPGExtended.dcm"])
+def test_rendering_with_the_display_window_is_rendering_without_one(name):
+    # What a viewer's window/level drag starts from must be what the image already shows.
+    path = get_testdata_file(name)
+    center, width = display_window(path)
+    assert native(path, window_center=center, window_width=width).tolist() == native(path).tolist()
+
+
+def test_display_window_is_none_for_colour_and_for_a_voi_lut():
+    assert display_window(get_testdata_file("SC_rgb_rle.dcm")) is None
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.LUTData = list(range(0, 65536, 16))
+    item["LUTData"].VR = "US"
+    assert display_window(image_dataset(ramp(), VOILUTSequence=Sequence([item]))) is None
+
+
+def test_float_pixel_data_with_nan_and_infinity_renders():
+    values = np.linspace(0.0, 1.0, 16 * 16, dtype=np.float32).reshape(16, 16)
+    values[0, :3] = [np.nan, np.inf, -np.inf]
+    ds = float_dataset(values)
+
+    with np.errstate(all="raise"):
+        got = native(ds)
+
+    assert got[0, :3].tolist() == [0, 255, 0]
+    assert got[-1, -1] == 255

@@ -14,12 +14,15 @@ from __future__ import annotations
 import io
 import math
 import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from .display import AUTO_WINDOW_PERCENTILES, frame_view, to_display
+from .display import AUTO_WINDOW_PERCENTILES, default_window, frame_view, to_display
 from .errors import NoPixelData, PixelLimitExceeded, RenderError
 from .source import Source, header_frame_count, open_instance, require_pixel_data
 
@@ -32,6 +35,7 @@ __all__ = [
     "PixelLimitExceeded",
     "RenderError",
     "check_pixel_dimensions",
+    "display_window",
     "frame_count",
     "render_image",
 ]
@@ -86,8 +90,8 @@ def _samples(ds: Dataset) -> int:
         samples = int(ds.get("SamplesPerPixel") or 1)
     except (TypeError, ValueError):
         raise RenderError("SamplesPerPixel is not a number") from None
-    if samples not in (1, 3, 4):
-        raise RenderError("SamplesPerPixel must be 1 or 3")
+    if samples <= 0:
+        raise RenderError("SamplesPerPixel must be positive")
     return samples
 
 
@@ -127,6 +131,33 @@ def render_image(
     window_width = _finite(window_width, "window_width")
     if window_width is not None and window_width <= 0:
         raise RenderError("window_width must be a positive number")
+    with _decoded_frame(source, frame) as (arr, props, header, view):
+        pixels = to_display(arr, props, header, view, window_center=window_center, window_width=window_width)
+        target = _output_size(pixels.shape[1], pixels.shape[0], view, None if size is None else int(size))
+    return _encode(pixels, target, image_format, int(quality))
+
+
+def display_window(source: Source, *, frame: int | None = None) -> tuple[float, float] | None:
+    """The (window_center, window_width), in modality units (e.g. HU), that ``render_image`` shows
+    ``frame`` with when given no window: the header's, else the auto window. A viewer starts its
+    window/level drag from it. None for colour images, and when a VOI LUT Sequence applies.
+
+    Decodes the frame (as rendering does); raises what ``render_image`` raises.
+    """
+    _check_arguments(frame, None, "jpeg", 85)
+    with _decoded_frame(source, frame) as (arr, props, _header, view):
+        if str(props.get("photometric_interpretation") or "").upper() not in ("MONOCHROME1", "MONOCHROME2"):
+            return None
+        window = default_window(arr, props, view)
+    return None if window is None else (window.center, window.width)
+
+
+@contextmanager
+def _decoded_frame(
+    source: Source, frame: int | None
+) -> Iterator[tuple[np.ndarray, dict[str, Any], Dataset, Dataset]]:
+    """Frame ``frame`` (None: the middle one) of ``source`` after the header checks: the decoded
+    array, its pixel properties, the instance's header and the frame's display attributes."""
     with open_instance(source) as instance:
         require_pixel_data(instance)
         header = instance.header
@@ -139,10 +170,7 @@ def render_image(
         if index >= frames:
             raise RenderError(f"frame {index} does not exist: the instance has {frames} frame(s)")
         arr, props = instance.decode_frame(index)
-        view = frame_view(header, index)
-        pixels = to_display(arr, props, header, view, window_center=window_center, window_width=window_width)
-        target = _output_size(pixels.shape[1], pixels.shape[0], view, None if size is None else int(size))
-    return _encode(pixels, target, image_format, int(quality))
+        yield arr, props, header, frame_view(header, index)
 
 
 def _whole(value: object) -> int | None:
@@ -205,7 +233,7 @@ def _output_size(columns: int, rows: int, view: Dataset, size: int | None) -> tu
 
 
 def _encode(pixels: np.ndarray, target: tuple[int, int], image_format: str, quality: int) -> bytes:
-    image = Image.fromarray(np.ascontiguousarray(pixels), mode="L" if pixels.ndim == 2 else "RGB")
+    image = Image.fromarray(np.ascontiguousarray(pixels))  # uint8: "L", or "RGB" with 3 samples
     if image.size != target:
         # Shrinking: average whole blocks of pixels first (Image.reduce, an exact area average and
         # ten times faster), then bicubic for the remaining factor, under 2. Enlarging: bicubic.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,8 @@ from .errors import RenderError
 # Auto window: the 0.5th-99.5th percentiles ignore the padding and the few hot pixels that a
 # min/max window lets dominate (CT air outside the field of view, metal).
 AUTO_WINDOW_PERCENTILES = (0.5, 99.5)
-# Percentiles are estimated on at most this many samples (a strided subset of larger frames).
-_AUTO_WINDOW_SAMPLES = 1 << 18
+# Percentiles are estimated on about this many samples at most (a strided subset of larger frames).
+_AUTO_WINDOW_SAMPLES = 1 << 20
 # Integer frames whose values span at most this many are rendered through a lookup table.
 _LUT_MAX_ENTRIES = 1 << 17
 
@@ -136,6 +137,21 @@ def _grayscale(
     window_center: float | None,
     window_width: float | None,
 ) -> np.ndarray:
+    frame, expand = _monochrome(arr, props, view)
+    return expand(frame.display(window_center, window_width))
+
+
+def default_window(arr: np.ndarray, props: dict[str, Any], view: Dataset) -> Window | None:
+    """The window a monochrome frame is shown with when the caller gives none (header, or stored
+    range, or auto); None when its VOI LUT Sequence applies instead."""
+    frame, _ = _monochrome(arr, props, view)
+    return frame.default_window()
+
+
+def _monochrome(
+    arr: np.ndarray, props: dict[str, Any], view: Dataset
+) -> tuple[_Monochrome, Callable[[np.ndarray], np.ndarray]]:
+    """The frame's display pipeline input, and how to put its output back into the frame's shape."""
     if arr.ndim != 2:
         raise RenderError("a monochrome frame must have one sample per pixel")
     if arr.dtype.kind in "iu" and arr.size:
@@ -148,62 +164,70 @@ def _grayscale(
             else:
                 index = np.subtract(arr, low, dtype=np.int32)
             domain = np.arange(low, high + 1, dtype=np.int64)
-            lut = _display_curve(
-                domain,
-                lambda: np.bincount(index.ravel(), minlength=domain.size),
-                props,
-                view,
-                window_center=window_center,
-                window_width=window_width,
-            )
-            return lut[index]
-    return _display_curve(arr, None, props, view, window_center=window_center, window_width=window_width)
+
+            def histogram() -> np.ndarray:
+                flat = index.ravel()
+                return np.bincount(flat[:: max(1, flat.size // _AUTO_WINDOW_SAMPLES)], minlength=domain.size)
+
+            return _Monochrome(domain, histogram, props, view), lambda curve: curve[index]
+    return _Monochrome(arr, None, props, view), lambda curve: curve
 
 
-def _display_curve(
-    stored: np.ndarray,
-    histogram: Callable[[], np.ndarray] | None,
-    props: dict[str, Any],
-    view: Dataset,
-    *,
-    window_center: float | None,
-    window_width: float | None,
-) -> np.ndarray:
-    """8-bit display values of ``stored`` (a frame, or every value of its range with ``histogram``
-    giving how many pixels hold each, for the auto window)."""
-    values = apply_modality_lut(stored, view)
-    transformed = values is not stored
-    header_window = _header_window(view)
+class _Monochrome:
+    """Stored values (a frame, or every value of its range with ``histogram`` counting the pixels
+    that hold each) through the modality LUT, ready for a VOI."""
 
-    def auto() -> Window:
+    def __init__(
+        self,
+        stored: np.ndarray,
+        histogram: Callable[[], np.ndarray] | None,
+        props: dict[str, Any],
+        view: Dataset,
+    ) -> None:
+        self.stored, self.histogram, self.props, self.view = stored, histogram, props, view
+        self.values = apply_modality_lut(stored, view)
+        self.transformed = self.values is not stored
+
+    def display(self, center: float | None, width: float | None) -> np.ndarray:
+        if center is not None or width is not None:
+            base = self.default_window() or self.auto_window()
+            return _apply_window(self.values, _override_window(base, center, width))
+        window = self.default_window()
+        if window is None:
+            return self.voi_lut
+        return _apply_window(self.values, window)
+
+    def default_window(self) -> Window | None:
+        window = _header_window(self.view)
+        if window is not None:
+            return window
+        if self.view.get("VOILUTSequence") and self.voi_lut is not None:
+            return None
+        bits_stored = int(self.props.get("bits_stored") or 8)
+        unsigned = not int(self.props.get("pixel_representation") or 0)
+        if not self.transformed and unsigned and bits_stored <= 8 and self.values.dtype.kind in "iu":
+            # Small unsigned data without any VOI (secondary captures, masks, 1-bit images): show
+            # the stored range as it is rather than stretching its contrast.
+            top = 2**bits_stored - 1
+            return Window(top / 2, top, "LINEAR_EXACT")
+        return self.auto_window()
+
+    @cached_property
+    def voi_lut(self) -> np.ndarray | None:
+        return _apply_voi_lut(self.values, self.view) if self.view.get("VOILUTSequence") else None
+
+    def auto_window(self) -> Window:
         # Padding (the air outside a CT's field of view, often -2000) is not part of the image: it
-        # would pull the auto window down.
-        padding = _padding_mask(stored, view)
-        if histogram is not None:
-            counts = histogram()
+        # would pull the window down.
+        padding = _padding_mask(self.stored, self.view)
+        if self.histogram is not None:
+            counts = self.histogram()
             if padding is not None and counts[~padding].any():
                 counts[padding] = 0
-            return _auto_window(values, counts)
+            return _auto_window(self.values, counts)
         if padding is not None and not padding.all():
-            return _auto_window(values[~padding], None)
-        return _auto_window(values, None)
-
-    if window_center is not None or window_width is not None:
-        base = header_window or auto()
-        return _apply_window(values, _override_window(base, window_center, window_width))
-    if header_window is not None:
-        return _apply_window(values, header_window)
-    if view.get("VOILUTSequence"):
-        lut_out = _apply_voi_lut(values, view)
-        if lut_out is not None:
-            return lut_out
-    bits_stored = int(props.get("bits_stored") or 8)
-    unsigned = not int(props.get("pixel_representation") or 0)
-    if not transformed and unsigned and bits_stored <= 8 and values.dtype.kind in "iu":
-        # Small unsigned data without any VOI (secondary captures, masks, 1-bit images): show the
-        # stored range as it is rather than stretching its contrast.
-        return _scale_to_byte(values, 0, 2**bits_stored - 1)
-    return _apply_window(values, auto())
+            return _auto_window(self.values[~padding], None)
+        return _auto_window(self.values, None)
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -324,7 +348,10 @@ def _scale_to_byte(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def _round_to_byte(values: np.ndarray) -> np.ndarray:
     out = np.clip(values, 0, 255)
-    return np.rint(out, out=out if out.dtype.kind == "f" else None).astype(np.uint8)
+    if out.dtype.kind != "f":
+        return out.astype(np.uint8)
+    np.nan_to_num(out, copy=False, nan=0.0)  # NaN in float pixel data shows black
+    return np.rint(out, out=out).astype(np.uint8)
 
 
 # --- colour ------------------------------------------------------------------------------------
