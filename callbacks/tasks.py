@@ -55,6 +55,16 @@ def delivery_send(delivery_id: int) -> None:
     delivery.delivery_attempt(delivery_id)
 
 
+@shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_send", ignore_result=True, acks_late=False)
+def deliveries_send(delivery_ids: list[int]) -> None:
+    """An event's deliveries, woken by one message (publishing costs the request more than the
+    rows): the others go to their own messages, so a slow receiver does not hold the rest back."""
+    first, *others = delivery_ids
+    for delivery_id in others:
+        delivery_send.wake(delivery_id)
+    delivery.delivery_attempt(first)
+
+
 @shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_sweep", ignore_result=True, acks_late=False)
 def deliveries_sweep() -> int:
     ids = delivery.deliveries_sweep()

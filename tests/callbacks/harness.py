@@ -221,11 +221,11 @@ def start_redis(port: int | None = None) -> tuple[Proc, int]:
     return proc, port
 
 
-def start_gunicorn(env: dict[str, str], *, workers: int = 2) -> tuple[Proc, str]:
+def start_gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 1) -> tuple[Proc, str]:
     port = free_port()
     args = [
         str(Path(PYTHON).parent / "gunicorn"), "dicomsvc.wsgi:application",
-        "-b", f"127.0.0.1:{port}", "-w", str(workers), "--log-level", "warning",
+        "-b", f"127.0.0.1:{port}", "-w", str(workers), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     proc = Proc(args, env, _logfile("gunicorn")).start()
     wait_for_port(port, timeout=60)
