@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
     throughput,
     throwaway_database,
 )
+from callbacks.examples import DOCUMENTED_EXAMPLE_VALUE  # noqa: E402
 from tests.callbacks.harness import (  # noqa: E402
     Received,
     Receiver,
@@ -64,25 +65,7 @@ DELIVERY_ENV = {
     "CALLBACK_REQUEUE_AFTER": "5",
     "CALLBACK_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
-EVENT = {
-    "SourceID": "BENCH",
-    "AccessionNumber": "62476609-1",
-    "PatientID": "46803338",
-    "NumberOfStudyRelatedSeries": 1,
-    "NumberOfStudyRelatedInstances": 239,
-    "ModalitiesInStudy": ["CT"],
-    "AeTitles": ["O3-PACS-57"],
-    "StationNames": ["Station ALFA"],
-    "EventType": "COMPLETED",
-    "StudyDate": "20261125",
-    "StudyTime": "082329",
-    "StudyID": None,
-    "ReferringPhysicianName": "NO_DOC_NAME^NO_DOC_SURNAME",
-    "StudyDescription": "DENTALSCAN SUP",
-    "PatientName": "NO_SURNAME^NO_NAME",
-    "PatientBirthDate": "19600101",
-    "PatientSex": "F",
-}
+EVENT = {**DOCUMENTED_EXAMPLE_VALUE, "SourceID": "BENCH", "StudyDate": "20261125"}
 JSON = {"Content-Type": "application/json"}
 
 
