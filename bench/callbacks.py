@@ -4,7 +4,7 @@
     .venv/bin/python bench/callbacks.py [--seconds 10] [--steady-events 1000] [--chaos-events 1000]
 
 Everything is throwaway and on free loopback ports: a Postgres database, a redis-server, gunicorn
-(2 workers x 4 threads), a Celery worker (threads pool, beat inside) and 3 HTTP receivers (threads
+(2 workers x 4 threads), a Celery worker (prefork, 4 processes, beat inside) and 3 HTTP receivers (threads
 in this process). Prints, each beside a peer measured in the same run:
 
 1. accepted callbacks/s: POST /new-exam-callback answered 204 (event, 3 outbox rows, audit row
@@ -88,8 +88,11 @@ class Supervisor:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
+    def _new_worker(self):
+        return start_worker(self.env, concurrency=4, pool="prefork", name="bench")
+
     def start(self) -> Supervisor:
-        self.worker = start_worker(self.env, concurrency=8, name="bench")
+        self.worker = self._new_worker()
         self._thread.start()
         return self
 
@@ -98,13 +101,13 @@ class Supervisor:
             with self._lock:
                 if self.worker.popen.poll() is not None:
                     self.unexpected_exits += 1
-                    self.worker = start_worker(self.env, concurrency=8, name="bench")
+                    self.worker = self._new_worker()
 
     def sigkill_and_restart(self) -> None:
         with self._lock:
             self.worker.kill()
             self.worker.stop()
-            self.worker = start_worker(self.env, concurrency=8, name="bench")
+            self.worker = self._new_worker()
 
     def stop(self) -> None:
         self._stop.set()

@@ -151,37 +151,37 @@ def _commit_without_waiting_for_disk() -> None:
 def delivery_claim(delivery_id: int) -> CallbackDelivery | None:
     """Take this delivery for one attempt, or None when it is not due or someone else has it.
 
-    A delivery still ``sending`` past its lease belonged to a worker that died mid-attempt: that
-    attempt is recorded as interrupted and the delivery is taken over.
+    A conditional UPDATE whose row count says whether this worker won: the database re-checks
+    the condition under the row lock, so of two workers woken for the same delivery exactly one
+    claims each attempt. A delivery still ``sending`` past its lease belonged to a worker that died
+    mid-attempt: that attempt is recorded as interrupted and the delivery is taken over.
     """
     now = timezone.now()
+    token = uuid.uuid4()
+    claim = {
+        "state": DeliveryState.SENDING,
+        "attempts": F("attempts") + 1,
+        "claim_token": token,
+        "claimed_until": now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT),
+        "updated_at": now,
+    }
+    rows = CallbackDelivery.objects.filter(pk=delivery_id)
     with transaction.atomic():
         _commit_without_waiting_for_disk()
-        delivery = (
-            CallbackDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event")
-            .filter(pk=delivery_id)
-            .filter(
-                Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-                | Q(state=DeliveryState.SENDING, claimed_until__lt=now)
-            )
-            .first()
-        )
-        if delivery is None:
-            return None
-        if delivery.state == DeliveryState.SENDING:
+        taken_over = False
+        if not rows.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).update(**claim):
+            taken_over = bool(rows.filter(state=DeliveryState.SENDING, claimed_until__lt=now).update(**claim))
+            if not taken_over:
+                return None
+        delivery = rows.select_related("event").get()
+        if taken_over:
             CallbackAttempt.objects.create(
                 delivery=delivery,
-                number=delivery.attempts,
-                started_at=delivery.claimed_until - dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT),
+                number=delivery.attempts - 1,
+                started_at=now,
                 outcome=AttemptOutcome.INTERRUPTED,
-                error="no outcome recorded: the worker stopped during the attempt",
+                error="no outcome recorded: the worker stopped during the attempt (lease expired)",
             )
-        delivery.state = DeliveryState.SENDING
-        delivery.attempts += 1
-        delivery.claim_token = uuid.uuid4()
-        delivery.claimed_until = now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT)
-        delivery.save(update_fields=["state", "attempts", "claim_token", "claimed_until", "updated_at"])
     return delivery
 
 

@@ -193,12 +193,14 @@ def service_env(
     return env
 
 
-def start_worker(env: dict[str, str], *, concurrency: int = 4, beat: bool = True, name: str = "cb") -> Proc:
-    """A Celery worker (threads pool) on the env's queue, with the sweeper's beat inside it."""
+def start_worker(
+    env: dict[str, str], *, concurrency: int = 4, pool: str = "threads", beat: bool = True, name: str = "cb"
+) -> Proc:
+    """A Celery worker on the env's queue, with the sweeper's beat inside it."""
     schedule = tempfile.mkdtemp(prefix="dicomsvc-beat-")
     args = [
         PYTHON, "-m", "celery", "-A", "dicomsvc", "worker",
-        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool", "threads", "-c", str(concurrency),
+        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool", pool, "-c", str(concurrency),
         "-n", f"{name}-{os.getpid()}-{free_port()}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
     ]  # fmt: skip
