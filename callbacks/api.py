@@ -94,7 +94,9 @@ class NewExamCallback(APIView):
         try:
             # One commit for the event, its outbox rows and its audit row: commits are the cost here.
             with transaction.atomic():
-                event, created = new_exam_event_record(payload=payload, origin="pacs", actor=actor)
+                event, created = new_exam_event_record(
+                    payload=payload, origin=CallbackEvent.Origin.PACS, actor=actor
+                )
                 audit_request(
                     request,
                     action="callback.receive",
