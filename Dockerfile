@@ -11,6 +11,7 @@ COPY worklist ./worklist
 COPY exams ./exams
 COPY callbacks ./callbacks
 COPY viewer ./viewer
+COPY dimse ./dimse
 COPY templates ./templates
 COPY manage.py ./
 RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0

@@ -84,3 +84,19 @@ def env_choice(name: str, default: str, choices: set[str] | list[str]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {sorted(choices)}, not {value!r}")
     return value
+
+
+def env_json(name: str, default: dict) -> dict:
+    """A JSON object (e.g. backend OPTIONS); anything else stops start-up."""
+    import json
+
+    value = _raw(name)
+    if value is None:
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not a {type(parsed).__name__}")
+    return parsed

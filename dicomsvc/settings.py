@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc.env import env_bool, env_float, env_int, env_list, env_str
+from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DICOMSVC_VAR_DIR", str(BASE_DIR / "var")))
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "exams",
     "callbacks",
     "viewer",
+    "dimse",
 ]
 
 MIDDLEWARE = [
@@ -190,7 +191,49 @@ WORKLIST_PAGE_DEFAULT = env_int("WORKLIST_PAGE_DEFAULT", 100, minimum=1)
 # (end worklist)
 
 # --- exams (issue 3) ----------------------------------------------------------------------------
+# Which PACS holds the exams: "embedded" (files in the "dicom" storage + an index in the database),
+# "dicomweb" (any DICOMweb PACS at PACS_SERVICE_URL) or a dotted path to a PacsBackend subclass.
+PACS_BACKEND = env_str("PACS_BACKEND", "embedded")
+PACS_SERVICE_URL = env_str("PACS_SERVICE_URL", "").rstrip("/")
+PACS_AUTHORIZATION_TOKEN = env_str("PACS_AUTHORIZATION_TOKEN", "")
+PACS_USERNAME = env_str("PACS_USERNAME", "")
+PACS_PASSWORD = env_str("PACS_PASSWORD", "")
+PACS_NAME = env_str("PACS_NAME", "")
+PACS_OPTIONS = {
+    "url": PACS_SERVICE_URL,
+    "token": PACS_AUTHORIZATION_TOKEN,
+    "username": PACS_USERNAME,
+    "password": PACS_PASSWORD,
+    "name": PACS_NAME,
+    "connect_timeout": env_float("PACS_CONNECT_TIMEOUT", 3.0, minimum=0.1),
+    "read_timeout": env_float("PACS_READ_TIMEOUT", 30.0, minimum=0.1),
+    "retries": env_int("PACS_RETRIES", 2, minimum=0, maximum=10),
+    "pool_size": env_int("PACS_POOL_SIZE", 10, minimum=1, maximum=200),
+}
+PACS_SOURCE_ID = env_str("PACS_SOURCE_ID", "DICOMSVC")
+# Instance files of the embedded backend and cached thumbnails: Django storage aliases. S3 (or any
+# django-storages backend) is EXAMS_STORAGE_BACKEND=storages.backends.s3.S3Storage plus its
+# options as JSON in EXAMS_STORAGE_OPTIONS, e.g. {"bucket_name": "pacs", "endpoint_url": "..."}.
+EXAMS_STORAGE_BACKEND = env_str("EXAMS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+EXAMS_STORAGE_OPTIONS = env_json("EXAMS_STORAGE_OPTIONS", {"location": str(VAR_DIR / "dicom")})
+STORAGES["dicom"] = {"BACKEND": EXAMS_STORAGE_BACKEND, "OPTIONS": EXAMS_STORAGE_OPTIONS}
+STORAGES["dicom-thumbnails"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": env_str("EXAMS_THUMBNAIL_DIR", str(VAR_DIR / "thumbnails"))},
+}
+EXAMS_UPLOAD_MAX_BYTES = env_int("EXAMS_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+EXAMS_MAX_PIXELS = env_int("EXAMS_MAX_PIXELS", 1024**3, minimum=1)
+EXAMS_ALLOW_OVERWRITE = env_bool("EXAMS_ALLOW_OVERWRITE", False)
+EXAMS_PAGE_DEFAULT = env_int("EXAMS_PAGE_DEFAULT", 100, minimum=1)
+EXAMS_PAGE_MAX = env_int("EXAMS_PAGE_MAX", 1000, minimum=1)
+EXAMS_THUMBNAIL_MAX_SIZE = env_int("EXAMS_THUMBNAIL_MAX_SIZE", 1024, minimum=16)
 # (end exams)
+
+# --- render -----------------------------------------------------------------------------------
+# Header-only caps checked before any pixel decode (dicomsvc.dicom.render).
+RENDER_MAX_PIXELS = env_int("RENDER_MAX_PIXELS", 2**32, minimum=1)
+RENDER_MAX_FRAME_PIXELS = env_int("RENDER_MAX_FRAME_PIXELS", 2**26, minimum=1)
+# (end render)
 
 # --- callbacks (issue 4) ------------------------------------------------------------------------
 # Receivers of every new-exam event: "https://a.example/hook,https://b.example/hook|whsec_..." (an
@@ -229,10 +272,38 @@ CALLBACKS_BEAT_SCHEDULE = {
 # (end callbacks)
 
 # --- viewer (issue 5) ---------------------------------------------------------------------------
+# Our own tokens: HMAC-signed with a key derived from VIEWER_TOKEN_SECRET (else SECRET_KEY) and a salt.
+VIEWER_TOKEN_SECRET = env_str("VIEWER_TOKEN_SECRET", "")
+VIEWER_TOKEN_TTL = env_int("VIEWER_TOKEN_TTL", 900, minimum=10, maximum=7 * 24 * 3600)
+VIEWER_TOKEN_SINGLE_USE = env_bool("VIEWER_TOKEN_SINGLE_USE", False)
+# How long a viewer page may keep reading the study after it exchanged its token.
+VIEWER_SESSION_TTL = env_int("VIEWER_SESSION_TTL", 3600, minimum=60, maximum=24 * 3600)
+# Compatibility mode: all three set -> /token asks that external viewer service for the token.
 DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
+VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
+VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
+VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
+# The DICOM network services (manage.py run_dimse): C-ECHO, Modality Worklist C-FIND, C-STORE.
+DIMSE_AE_TITLE = env_str("DIMSE_AE_TITLE", "DICOMSVC")
+DIMSE_BIND_ADDRESS = env_str("DIMSE_BIND_ADDRESS", "0.0.0.0")  # noqa: S104 - a DICOM listener serves the LAN
+DIMSE_PORT = env_int("DIMSE_PORT", 11112, minimum=1, maximum=65535)
+# Calling AE titles allowed to associate, each optionally pinned to addresses: "CT1@10.0.0.5|10.0.0.6,MR1".
+# Empty refuses everyone unless DIMSE_ALLOW_ANY_AE=true (an explicit, logged choice).
+DIMSE_ALLOWED_AES = env_list("DIMSE_ALLOWED_AES", [])
+DIMSE_ALLOW_ANY_AE = env_bool("DIMSE_ALLOW_ANY_AE", False)
+DIMSE_REQUIRE_CALLED_AE = env_bool("DIMSE_REQUIRE_CALLED_AE", True)
+DIMSE_MAX_ASSOCIATIONS = env_int("DIMSE_MAX_ASSOCIATIONS", 10, minimum=1, maximum=1000)
+DIMSE_ACSE_TIMEOUT = env_float("DIMSE_ACSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_DIMSE_TIMEOUT = env_float("DIMSE_DIMSE_TIMEOUT", 30.0, minimum=0.1)
+DIMSE_NETWORK_TIMEOUT = env_float("DIMSE_NETWORK_TIMEOUT", 60.0, minimum=0.1)
+DIMSE_MAX_PDU = env_int("DIMSE_MAX_PDU", 262144, minimum=0)
+DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum=100000)
+# Procedure step states answered when the query does not match on ScheduledProcedureStepStatus.
+DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
+DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
 # (end dimse)
 
 # --- Celery -----------------------------------------------------------------------------------

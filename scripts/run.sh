@@ -29,7 +29,9 @@ mkdir -p var
 .venv/bin/celery -A dicomsvc worker --beat --schedule var/celerybeat-schedule \
     --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${CELERY_CONCURRENCY:-2}" &
 pids+=($!)
-# dicomsvc: DIMSE listener (issue 7)
+# The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
+$PY manage.py run_dimse &
+pids+=($!)
 .venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
     --threads "$WEB_THREADS" --timeout "${WEB_TIMEOUT:-120}" --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" &
 pids+=($!)

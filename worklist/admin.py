@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from core.audit import audit_record, client_address
 from dicomsvc.dicom.uids import new_uid
+from worklist.admin_import import WorkitemImportMixin
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
 from worklist.forms import WorkItemAdminForm
 from worklist.models import ProcedureStepState, WorkItem
@@ -28,7 +29,7 @@ def _audit(request, action: str, item: WorkItem | None = None, **detail) -> None
 
 
 @admin.register(WorkItem)
-class WorkItemAdmin(admin.ModelAdmin):
+class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     form = WorkItemAdminForm
     list_display = [
         "scheduled_date",

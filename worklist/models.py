@@ -16,7 +16,7 @@ class WorkItem(models.Model):
     stored as date/time columns, in the clinic's local time as DICOM defines them.
     """
 
-    study_instance_uid = models.CharField("Study Instance UID", max_length=64, unique=True)
+    study_instance_uid = models.CharField("Study Instance UID", max_length=64)
     patient_id = models.CharField("Patient ID", max_length=64)
     patient_name = models.CharField("Patient name", max_length=200)
     patient_birth_date = models.DateField("Birth date", null=True, blank=True)
@@ -58,6 +58,9 @@ class WorkItem(models.Model):
     class Meta:
         verbose_name = "workitem"
         ordering = ["scheduled_date", "scheduled_time", "id"]
+        # A constraint rather than unique=True: Django would add a second, never-used text-pattern index
+        # beside it, one more index to update on every insert.
+        constraints = [models.UniqueConstraint(fields=["study_instance_uid"], name="wi_study_uid_unique")]
         indexes = [
             models.Index(fields=["patient_id", "scheduled_date", "scheduled_time", "id"], name="wi_patient"),
             models.Index(fields=["accession_number"], name="wi_accession"),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import secrets
+import uuid
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from pydicom.uid import generate_uid
 
 UID_MAX_LENGTH = 64
 _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -56,5 +57,12 @@ def check_uid_root(root: str) -> None:
 
 
 def new_uid() -> str:
-    """A new UID: ``<root>.<random digits up to 64 characters>`` or ``2.25.<uuid4 as integer>``."""
-    return str(generate_uid(prefix=uid_root()))
+    """A new UID: ``<root>.<random digits up to 64 characters>`` or ``2.25.<uuid4 as integer>``.
+
+    The same scheme as ``pydicom.uid.generate_uid``, without building and re-validating a pydicom
+    ``UID`` each time (bulk import generates one per row; the root is checked at start-up).
+    """
+    root = uid_root()
+    if root is None:
+        return f"2.25.{uuid.uuid4().int}"
+    return f"{root}{secrets.randbelow(10 ** (UID_MAX_LENGTH - len(root)))}"

@@ -27,9 +27,8 @@ def parse_da(value: str) -> dt.date:
     match = _DA_RE.match(value)
     if not match:
         raise ValueError("must be a date as YYYYMMDD")
-    year, month, day = (int(part) for part in match.groups())
     try:
-        return dt.date(year, month, day)
+        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
     except ValueError:
         raise ValueError("must be a real calendar date (YYYYMMDD)") from None
 

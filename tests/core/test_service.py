@@ -132,3 +132,23 @@ def test_numbers_are_checked(monkeypatch):
     monkeypatch.setenv("SOME_NUMBER", "12x")
     with pytest.raises(ImproperlyConfigured):
         env.env_int("SOME_NUMBER", 1)
+
+
+def test_pydicom_warnings_never_print_a_dicom_value_on_stderr():
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup()\n"
+        "from pydicom import config\n"
+        "from pydicom.valuerep import validate_value\n"
+        "validate_value('IS', 'SECRETNAME', config.WARN)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "dicomsvc.settings"},
+    )
+    assert "SECRETNAME" not in result.stderr + result.stdout

@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Viewer benchmark: the built-in viewer in headless Chromium against gunicorn, beside Orthanc's renderer.
+
+    .venv/bin/python bench/viewer.py [--images 100] [--loads 5]
+
+Uploads a generated 100-slice CT series (256x256, 12-bit) through exams ingest into a throwaway
+Postgres database, serves the app with gunicorn, and measures in headless Chromium:
+- time to first image: navigation start -> first image drawn on the canvas (cold server, then warm);
+- scrolling: images/s stepping through the series with the arrow key, one image drawn per animation
+  frame at most (what a person sees), right after the first image (prefetch still running) and again
+  once the series is in the page;
+- the peer, measured in the same run: 100 rendered frames fetched one after another and decoded in the
+  browser, from our rendering endpoint (forced cache miss) and from Orthanc's `/instances/{id}/rendered`
+  (same files, same browser), as a ratio.
+Targets: first image <= 500 ms, scrolling >= 30 images/s. Bounded: a few minutes at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import gunicorn, manage, throwaway_database  # noqa: E402
+from tests.viewer.browser import launch_chromium  # noqa: E402
+
+# Records when the first image is drawn, relative to navigation start.
+FIRST_SHOWN = """
+document.addEventListener('viewer:shown', () => {
+  if (window.__firstShown === undefined) { window.__firstShown = performance.now(); }
+});
+"""
+
+# Steps through the series with ArrowDown (or ArrowUp), waiting for each image to be drawn and for the
+# next animation frame, so at most one image per displayed frame counts.
+SCROLL = """
+async ([steps, key]) => {
+  const shown = () => new Promise(resolve =>
+    document.addEventListener('viewer:shown', resolve, {once: true}));
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) {
+    const drawn = shown();
+    document.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
+    await drawn;
+    await new Promise(requestAnimationFrame);
+  }
+  return (performance.now() - started) / 1000;
+}
+"""
+
+# Fetches and decodes rendered frames one after another (no prefetch, no parallelism).
+SEQUENTIAL = """
+async ([urls, headers]) => {
+  const started = performance.now();
+  for (const url of urls) {
+    const response = await fetch(url, {headers, cache: 'no-store'});
+    if (!response.ok) { throw new Error('HTTP ' + response.status + ' for ' + url); }
+    const bitmap = await createImageBitmap(await response.blob());
+    bitmap.close();
+  }
+  return (performance.now() - started) / 1000;
+}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=100, help="slices in the series (default 100)")
+    parser.add_argument("--loads", type=int, default=5, help="page loads for time to first image (default 5)")
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory(prefix="viewer-bench-") as tmp,
+        throwaway_database("dicomsvc_bench_viewer") as url,
+    ):
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DICOMSVC_VAR_DIR": str(Path(tmp) / "var"),
+            "LOG_LEVEL": "WARNING",
+            "DEBUG": "false",
+            "AUDIT_ENABLED": "true",
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "DICOMSVC_VAR_DIR", "LOG_LEVEL")})
+        os.environ["DJANGO_SETTINGS_MODULE"] = "dicomsvc.settings"
+        manage(env, "migrate", "--noinput")
+        manage(env, "collectstatic", "--noinput", "-v", "0")
+
+        import django
+
+        django.setup()
+        from pydicom.uid import generate_uid
+
+        from tests.support.orthanc import orthanc_server
+        from tests.viewer.dicomgen import PATIENT_ID, ct_slice, dicom_bytes, ingest
+        from viewer.tokens import grant_encode, new_grant
+
+        study_uid, series_uid = generate_uid(), generate_uid()
+        slices = [
+            ct_slice(i, args.images, study_uid=study_uid, series_uid=series_uid, patient_id=PATIENT_ID)
+            for i in range(args.images)
+        ]
+        for ds in slices:
+            ingest(ds)
+        instance_uids = [ds.SOPInstanceUID for ds in slices]
+
+        with orthanc_server(Path(tmp) / "orthanc") as pacs, gunicorn(env) as port:
+            orthanc_ids = [
+                requests.post(
+                    f"{pacs.url}/instances", data=dicom_bytes(ds), auth=pacs.auth, timeout=30
+                ).json()["ID"]
+                for ds in slices
+            ]
+            base = f"http://127.0.0.1:{port}"
+
+            def token() -> str:
+                return grant_encode(new_grant(study_uid=study_uid, patient_id=PATIENT_ID, role="diagnostic"))
+
+            results = run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, instance_uids)
+    report(results, args)
+
+
+def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, instance_uids) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    results: dict = {"first": [], "scroll_cold": None, "scroll_prefetching": None, "scroll_cached": None}
+    steps = args.images - 1
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(FIRST_SHOWN)
+
+        def load():
+            page = context.new_page()
+            page.goto(f"{base}/viewer/#token={token()}")
+            page.wait_for_function("() => window.__firstShown !== undefined", timeout=30000)
+            results["first"].append(page.evaluate("window.__firstShown"))
+            return page
+
+        # Load 1: nothing rendered on the server yet; scroll at once, while prefetch is running.
+        page = load()
+        results["scroll_cold"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
+        page.close()
+        for index in range(1, args.loads):
+            page = load()
+            if index < args.loads - 1:
+                page.close()
+        # Last load: server cache warm, page cache empty: scroll at once, then back through the cached series.
+        results["scroll_prefetching"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
+        results["scroll_cached"] = steps / page.evaluate(SCROLL, [steps, "ArrowUp"])
+
+        # Peer comparison: sequential fetch + decode of every rendered frame, ours (cache miss) vs Orthanc.
+        session = page.request.post(f"{base}/viewer/api/session", data={"token": token()}).json()["session"]
+        ours = [
+            f"{base}/viewer/api/studies/{study_uid}/series/{series_uid}/instances/{uid}/rendered"
+            "?windowCenter=41&windowWidth=401&size=256"
+            for uid in instance_uids
+        ]
+        results["ours_sequential"] = len(ours) / page.evaluate(
+            SEQUENTIAL, [ours, {"Authorization": f"Bearer {session}"}]
+        )
+        page.close()
+
+        peer_context = browser.new_context(
+            http_credentials={"username": pacs.username, "password": pacs.password}
+        )
+        peer = peer_context.new_page()
+        peer.goto(f"{pacs.url}/system")
+        theirs = [f"{pacs.url}/instances/{oid}/rendered" for oid in orthanc_ids]
+        results["orthanc_sequential"] = len(theirs) / peer.evaluate(
+            SEQUENTIAL, [theirs, {"Accept": "image/jpeg"}]
+        )
+        peer_context.close()
+        context.close()
+        browser.close()
+    return results
+
+
+def report(results: dict, args) -> None:
+    first = results["first"]
+    warm = first[1:] or first
+    print(f"viewer benchmark: {args.images}-image CT series (256x256), gunicorn 2x4, headless Chromium")
+    print("(shared 2-core machine: figures are noisy; run it again before reading much into small changes)")
+    print(f"time to first image, cold server:        {first[0]:7.0f} ms   (target <= 500 ms)")
+    print(
+        f"time to first image, warm (median of {len(warm)}):  {statistics.median(warm):7.0f} ms   "
+        f"(min {min(warm):.0f}, max {max(warm):.0f})"
+    )
+    print(f"scrolling, cold server, prefetch racing:  {results['scroll_cold']:7.1f} images/s (target >= 30)")
+    print(f"scrolling, right after first image:      {results['scroll_prefetching']:7.1f} images/s")
+    print(f"scrolling, series already in the page:   {results['scroll_cached']:7.1f} images/s")
+    ours, theirs = results["ours_sequential"], results["orthanc_sequential"]
+    print(
+        f"sequential fetch+decode, no prefetch: ours {ours:.1f} images/s (render cache miss), "
+        f"Orthanc /instances/{{id}}/rendered {theirs:.1f} images/s -> ratio {ours / theirs:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

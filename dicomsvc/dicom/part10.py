@@ -1,0 +1,275 @@
+"""Inspection of an uploaded DICOM Part 10 file before anything of it is stored.
+
+``inspect_part10(fileobj, size=..., max_pixels=...)`` reads the header (large values are deferred,
+never loaded) and checks what a store must be able to rely on: the 128-byte preamble and ``DICM``
+prefix, a File Meta group with a Transfer Syntax, SOP Class / SOP Instance / Study / Series UIDs
+present and valid and agreeing with the File Meta, every declared length backed by bytes actually
+present (a truncated upload is refused, not stored half), and a cap on the decoded pixel size
+(rows x columns x frames x samples) checked from the header before any decode.
+
+Every refusal is a ``Part10Invalid`` whose message is safe to return to a client: it names the
+attribute and the rule, never a value (values can identify a patient).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from dicomsvc.dicom.uids import uid_problems
+from dicomsvc.dicom.vr import parse_da, parse_tm
+
+PREAMBLE_LENGTH = 128
+# DICOM Failure Reason (0008,1197) values used for refusals (PS3.4 B.2.3, PS3.18 table I.2-2).
+FAILURE_CANNOT_UNDERSTAND = 0xC000
+FAILURE_SOP_CLASS_MISMATCH = 0xA900
+FAILURE_OUT_OF_RESOURCES = 0xA700
+FAILURE_PROCESSING = 0x0110
+FAILURE_DUPLICATE_DIFFERENT = 0x0111
+
+# A preamble must be zeros or, for dual-personality TIFF files (PS3.10 7.5), a TIFF header. A
+# preamble that opens like an executable, an archive or a script is a polyglot (CVE-2019-11687):
+# no modality writes one, so it is refused rather than quietly neutralised.
+_POLYGLOT_SIGNATURES = {
+    b"MZ": "a Windows executable",
+    b"\x7fELF": "an ELF executable",
+    b"PK\x03\x04": "a ZIP archive",
+    b"%PDF": "a PDF document",
+    b"#!": "a script",
+    b"\xca\xfe\xba\xbe": "a Mach-O executable",
+    b"\xcf\xfa\xed\xfe": "a Mach-O executable",
+}
+_MARKUP = (b"<html", b"<!doctype", b"<script", b"<svg", b"<?xml")
+
+
+class Part10Invalid(ValueError):
+    """The upload is not a DICOM file we can store; ``str(exc)`` is safe to return."""
+
+    def __init__(self, reason: str, *, failure_code: int = FAILURE_CANNOT_UNDERSTAND):
+        super().__init__(reason)
+        self.failure_code = failure_code
+
+
+@dataclass
+class Part10Info:
+    """What the index, the response and the new-exam event need from one instance header."""
+
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    patient_birth_date: dt.date | None = None
+    patient_sex: str = ""
+    study_date: dt.date | None = None
+    study_time: dt.time | None = None
+    study_id: str = ""
+    accession_number: str = ""
+    referring_physician_name: str = ""
+    study_description: str = ""
+    modality: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    station_name: str = ""
+    source_ae_title: str = ""
+    instance_number: int | None = None
+    rows: int | None = None
+    columns: int | None = None
+    number_of_frames: int | None = None
+    has_pixel_data: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _text(ds, keyword: str, limit: int = 64) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed optional value is dropped, not fatal
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()[:limit]
+
+
+def _int(ds, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _date(ds, keyword: str) -> dt.date | None:
+    try:
+        return parse_da(_text(ds, keyword))
+    except ValueError:
+        return None
+
+
+def _time(ds, keyword: str) -> dt.time | None:
+    try:
+        return parse_tm(_text(ds, keyword).split("-")[0])
+    except ValueError:
+        return None
+
+
+def _check_preamble(fileobj: BinaryIO) -> None:
+    fileobj.seek(0)
+    head = fileobj.read(PREAMBLE_LENGTH + 4)
+    if len(head) < PREAMBLE_LENGTH + 4 or head[PREAMBLE_LENGTH:] != b"DICM":
+        raise Part10Invalid("not a DICOM Part 10 file: the 128-byte preamble and 'DICM' prefix are missing")
+    preamble = head[:PREAMBLE_LENGTH]
+    for signature, kind in _POLYGLOT_SIGNATURES.items():
+        if preamble.startswith(signature):
+            raise Part10Invalid(f"the DICOM preamble carries {kind} header (a polyglot file is refused)")
+    lowered = preamble.lstrip(b" \t\r\n\x00").lower()
+    if lowered.startswith(_MARKUP):
+        raise Part10Invalid("the DICOM preamble carries markup (a polyglot file is refused)")
+
+
+def _check_lengths(ds, size: int) -> None:
+    """Each top-level element's declared length must fit in the bytes present."""
+    for elem in ds._dict.values():  # raw elements: no value conversion
+        if isinstance(elem, RawDataElement):
+            tell, length = elem.value_tell, elem.length
+        else:
+            continue  # sequences and undefined lengths were read up to their delimiter
+        if length != 0xFFFFFFFF and tell + length > size:
+            raise Part10Invalid(
+                f"the file is truncated: element ({elem.tag.group:04X},{elem.tag.element:04X}) declares "
+                f"{length} bytes but only {max(size - tell, 0)} are present"
+            )
+
+
+def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10Info:
+    """Validate one uploaded file and return its header summary; raises ``Part10Invalid``."""
+    _check_preamble(fileobj)
+    fileobj.seek(0)
+    try:
+        # defer_size: no value larger than 4 KiB is loaded (pixel data of a 1 GB upload stays on disk).
+        # pydicom only warns when a file ends before a sequence delimiter: catch that as truncation.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = dcmread(fileobj, defer_size=4096, force=False)
+    except InvalidDicomError:
+        raise Part10Invalid("not a DICOM Part 10 file") from None
+    except EOFError:
+        raise Part10Invalid("the file is truncated: it ends inside a data element") from None
+    except Exception:  # noqa: BLE001 - pydicom raises many types on malformed input
+        raise Part10Invalid("the DICOM data set cannot be parsed") from None
+    if any("End of file reached" in str(w.message) for w in caught):
+        raise Part10Invalid("the file is truncated: it ends before a sequence or pixel data delimiter")
+    if ds.file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        # (a deflated data set is inflated by pydicom: its offsets are not file offsets)
+        _check_lengths(ds, size)
+
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = _text(meta, "TransferSyntaxUID") if meta is not None else ""
+    if not transfer_syntax:
+        raise Part10Invalid("the File Meta Information has no Transfer Syntax UID (0002,0010)")
+    errors = []
+    values: dict[str, str] = {}
+    for keyword, tag in (
+        ("SOPClassUID", "(0008,0016)"),
+        ("SOPInstanceUID", "(0008,0018)"),
+        ("StudyInstanceUID", "(0020,000D)"),
+        ("SeriesInstanceUID", "(0020,000E)"),
+    ):
+        value = _text(ds, keyword, limit=1000)
+        problems = uid_problems(value) if value else ["is missing"]
+        if problems:
+            errors.append(f"{keyword} {tag} {problems[0]}")
+        values[keyword] = value
+    if uid_problems(transfer_syntax):
+        errors.append("TransferSyntaxUID (0002,0010) is not a valid UID")
+    if errors:
+        raise Part10Invalid("; ".join(errors))
+    media_class = _text(meta, "MediaStorageSOPClassUID", limit=1000)
+    # A MediaStorageSOPInstanceUID that differs from the data set's is accepted (some anonymisers
+    # forget the File Meta); the data set's SOPInstanceUID is the one indexed and answered.
+    if media_class and media_class != values["SOPClassUID"]:
+        raise Part10Invalid(
+            "MediaStorageSOPClassUID (0002,0002) does not match SOPClassUID (0008,0016)",
+            failure_code=FAILURE_SOP_CLASS_MISMATCH,
+        )
+    has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+    rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
+    frames = _int(ds, "NumberOfFrames")
+    if has_pixels:
+        check_pixel_header(ds, max_pixels=max_pixels)
+    elif rows and columns and 0x00280100 in ds._dict:
+        # An image module without its pixel data: most likely a file cut at an element boundary.
+        raise Part10Invalid(
+            "the file is truncated: it describes an image (Rows, Columns, BitsAllocated) "
+            "but has no Pixel Data (7FE0,0010)"
+        )
+
+    return Part10Info(
+        transfer_syntax_uid=transfer_syntax,
+        sop_class_uid=values["SOPClassUID"],
+        sop_instance_uid=values["SOPInstanceUID"],
+        study_uid=values["StudyInstanceUID"],
+        series_uid=values["SeriesInstanceUID"],
+        patient_id=_text(ds, "PatientID"),
+        patient_name=_text(ds, "PatientName", limit=324),
+        patient_birth_date=_date(ds, "PatientBirthDate"),
+        patient_sex=_text(ds, "PatientSex", limit=16),
+        study_date=_date(ds, "StudyDate"),
+        study_time=_time(ds, "StudyTime"),
+        study_id=_text(ds, "StudyID", limit=16),
+        accession_number=_text(ds, "AccessionNumber", limit=16),
+        referring_physician_name=_text(ds, "ReferringPhysicianName", limit=324),
+        study_description=_text(ds, "StudyDescription"),
+        modality=_text(ds, "Modality", limit=16),
+        series_number=_int(ds, "SeriesNumber"),
+        series_description=_text(ds, "SeriesDescription"),
+        station_name=_text(ds, "StationName", limit=16),
+        source_ae_title=_text(meta, "SourceApplicationEntityTitle", limit=16),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=rows,
+        columns=columns,
+        number_of_frames=frames,
+        has_pixel_data=has_pixels,
+    )
+
+
+def check_pixel_header(ds, *, max_pixels: int) -> None:
+    """Refuse an image whose decoded size would pass ``max_pixels`` samples (header only)."""
+    try:
+        from dicomsvc.dicom.render import check_pixel_dimensions
+    except ImportError:
+        check_pixel_dimensions = None
+    if check_pixel_dimensions is not None:
+        try:
+            check_pixel_dimensions(ds, max_pixels=max_pixels)
+        except ValueError as exc:
+            raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
+        return
+    total = 1
+    for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"):
+        value = _int(ds, keyword)
+        total *= value if value and value > 0 else 1
+    if total > max_pixels:
+        raise Part10Invalid(
+            f"the image holds {total} pixel samples (rows x columns x frames x samples); "
+            f"the limit is {max_pixels}",
+            failure_code=FAILURE_OUT_OF_RESOURCES,
+        )
+
+
+def zero_preamble(fileobj) -> None:
+    """Overwrite the 128-byte preamble with zeros (CVE-2019-11687): the stored file is inert."""
+    fileobj.seek(0)
+    fileobj.write(b"\x00" * PREAMBLE_LENGTH)
+    fileobj.flush()

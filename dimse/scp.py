@@ -1,0 +1,442 @@
+"""The DIMSE listener: one pynetdicom Application Entity serving C-ECHO, Modality Worklist C-FIND and C-STORE.
+
+pynetdicom runs each association in its own thread. Database work is handed to a small pool of
+long-lived worker threads (``DbWorkers``) so that associations reuse open database connections
+instead of opening one per association, and so that every connection is closed on shutdown.
+
+Log lines carry AE titles, addresses, counts and status codes, never patient data; who read or sent
+which patient's data is in the audit trail (``core.audit``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
+
+from core.audit import audit_record
+from dimse import mwl, store
+from dimse.access import allowlist_from_settings
+from dimse.models import Association
+
+logger = logging.getLogger("dicomsvc.dimse")
+
+ACTOR_TYPE = "dicom_ae"
+
+# C-FIND statuses (PS3.4 C.4.1.1.4 / K.4.1.1.4).
+PENDING = 0xFF00
+PENDING_WARNING = 0xFF01  # matches continue; some optional keys were not supported for matching
+CANCELLED = 0xFE00
+SUCCESS = 0x0000
+IDENTIFIER_MISMATCH = 0xA900
+UNABLE_TO_PROCESS = 0xC001
+CANNOT_UNDERSTAND = 0xC000
+
+REJECT_REASONS = {
+    (0x01, 0x03): "calling AE title not recognised",
+    (0x01, 0x07): "called AE title not recognised",
+    (0x01, 0x02): "application context not supported",
+    (0x03, 0x02): "too many associations",
+    (0x03, 0x01): "temporary congestion",
+}
+
+
+class DbWorkers:
+    """A fixed set of threads that run database calls, each keeping its own Django connection."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"dimse-db-{n}", daemon=True) for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def call(self, fn, /, *args, **kwargs):
+        """Run ``fn`` on a worker and return its result (or raise its exception)."""
+        future: Future = Future()
+        self._queue.put((future, fn, args, kwargs))
+        return future.result()
+
+    def post(self, fn, /, *args, **kwargs) -> None:
+        """Run ``fn`` on a worker without waiting (audit and log writes off the answer's path).
+        Jobs run in order of posting; ``shutdown`` lets every posted job finish."""
+        future: Future = Future()
+        future.add_done_callback(_log_failed_job)
+        self._queue.put((future, fn, args, kwargs))
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                connections.close_all()
+                return
+            future, fn, args, kwargs = job
+            close_old_connections()  # drop a connection past CONN_MAX_AGE or broken
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def _log_failed_job(future: Future) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("DIMSE audit/log write failed: %s", type(exc).__name__)
+
+
+@dataclass
+class AssociationState:
+    """What one association did, kept on the pynetdicom Association and written to its log row at the end."""
+
+    row_id: int | None
+    calling_ae: str
+    address: str | None
+    echoes: int = 0
+    queries: int = 0
+    matches: int = 0
+    stored: int = 0
+    store_failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "echoes": self.echoes,
+            "queries": self.queries,
+            "matches": self.matches,
+            "stored": self.stored,
+            "store_failures": self.store_failures,
+        }
+
+
+def _ae_title(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value or "").strip()
+
+
+def _audit(state: AssociationState, **kwargs) -> None:
+    audit_record(actor=state.calling_ae, actor_type=ACTOR_TYPE, client_address=state.address, **kwargs)
+
+
+class DimseService:
+    """The event handlers, bound to one AE; settings are read when each event arrives."""
+
+    def __init__(self, workers: DbWorkers) -> None:
+        self.workers = workers
+
+    # -- association lifecycle -------------------------------------------------------------------
+    def on_requested(self, event) -> None:
+        assoc = event.assoc
+        primitive = assoc.requestor.primitive
+        calling = _ae_title(primitive.calling_ae_title)
+        called = _ae_title(primitive.called_ae_title)
+        address = assoc.requestor.address or None
+        allowed = allowlist_from_settings().allows(calling, address)
+        status = Association.Status.ACCEPTED if allowed else Association.Status.REJECTED
+        reason = "" if allowed else REJECT_REASONS[(0x01, 0x03)]
+        try:
+            row_id = self.workers.call(
+                _log_requested, calling, called, address, assoc.requestor.port, status, reason
+            )
+        except Exception as exc:
+            # No audit trail, no service: refuse for now ("temporary congestion"), the modality retries.
+            logger.error(
+                "association from %r refused: database unavailable (%s)", calling, type(exc).__name__
+            )
+            assoc.dicomsvc_state = AssociationState(row_id=None, calling_ae=calling, address=address)
+            assoc.acse.send_reject(0x02, 0x03, 0x01)
+            assoc.kill()
+            return
+        assoc.dicomsvc_state = AssociationState(row_id=row_id, calling_ae=calling, address=address)
+        if not allowed:
+            logger.warning("association refused: calling AE %r from %s is not allowed", calling, address)
+            assoc.acse.send_reject(0x01, 0x01, 0x03)
+            assoc.kill()
+
+    def on_accepted(self, event) -> None:
+        state = event.assoc.dicomsvc_state
+        contexts = sorted({cx.abstract_syntax for cx in event.assoc.accepted_contexts})
+        self.workers.post(
+            _audit,
+            state,
+            action="dimse.associate",
+            detail={
+                "association": state.row_id,
+                "called_ae_title": _ae_title(event.assoc.acceptor.ae_title),
+                "sop_classes": contexts,
+            },
+        )
+
+    def on_rejected(self, event) -> None:
+        """pynetdicom's own refusals: called AE title, association limit."""
+        state = getattr(event.assoc, "dicomsvc_state", None)
+        rj = event.assoc.acceptor.primitive
+        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "rejected") if rj else "rejected"
+        logger.warning("association refused: calling AE %r: %s", state.calling_ae if state else "", reason)
+        if state is not None and state.row_id is not None:
+            self.workers.post(_log_rejected, state, reason)
+
+    def on_ended(self, event) -> None:
+        state = getattr(event.assoc, "dicomsvc_state", None)
+        if state is None or state.row_id is None:
+            return
+        status = (
+            Association.Status.RELEASED if event.event is evt.EVT_RELEASED else Association.Status.ABORTED
+        )
+        self.workers.post(_log_ended, state, state.counters(), status)
+        logger.info(
+            "association %s: calling AE %r from %s, %s",
+            status,
+            state.calling_ae,
+            state.address,
+            ", ".join(f"{k}={v}" for k, v in state.counters().items() if v),
+        )
+
+    def on_conn_open(self, event) -> None:
+        """Latency: a DIMSE message travels as several PDUs (command, then data set), and many
+        modality stacks write a PDU in pieces. With Nagle on either side, each piece can wait for
+        the other side's delayed ACK (~40 ms on Linux). We send without Nagle (TCP_NODELAY) and, on
+        Linux, ACK what we read at once (TCP_QUICKACK is not sticky, so it is set after each read)."""
+        assoc_socket = event.assoc.dul.socket
+        sock = getattr(assoc_socket, "socket", None)
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if quickack is None:
+            return
+        read = assoc_socket.recv
+
+        def recv_and_ack(nr_bytes: int) -> bytes:
+            data = read(nr_bytes)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+            return data
+
+        assoc_socket.recv = recv_and_ack
+
+    # -- services ----------------------------------------------------------------------------------
+    def on_echo(self, event) -> int:
+        state = event.assoc.dicomsvc_state
+        with state.lock:
+            state.echoes += 1
+        return SUCCESS
+
+    def on_find(self, event):
+        started = time.perf_counter()
+        state: AssociationState = event.assoc.dicomsvc_state
+        with state.lock:
+            state.queries += 1
+        try:
+            identifier = event.identifier
+            query = mwl.parse_query(identifier, default_states=list(settings.DIMSE_MWL_STATES))
+        except mwl.QueryInvalid as exc:
+            self.workers.post(
+                _audit, state, action="dimse.mwl_find", outcome="failure", detail={"reason": str(exc)}
+            )
+            yield _failure(IDENTIFIER_MISMATCH, str(exc)), None
+            return
+        except Exception as exc:  # an undecodable identifier: pydicom raises many types
+            logger.warning(
+                "C-FIND from %r: identifier not understood (%s)", state.calling_ae, type(exc).__name__
+            )
+            yield _failure(CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
+            return
+
+        limit = settings.DIMSE_MWL_MAX_RESULTS
+        try:
+            rows = self.workers.call(mwl.query_rows, query, limit=limit + 1)
+        except Exception as exc:
+            logger.error("C-FIND from %r failed: %s", state.calling_ae, type(exc).__name__)
+            yield _failure(UNABLE_TO_PROCESS, "the worklist cannot be read"), None
+            return
+        truncated = len(rows) > limit
+        rows = rows[:limit]
+        pending = PENDING_WARNING if query.unsupported_keys else PENDING
+        implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
+        sent, cancelled = 0, False
+        try:
+            for row in rows:
+                if event.is_cancelled:
+                    cancelled = True
+                    yield CANCELLED, None
+                    return
+                yield pending, mwl.response_identifier(query, row, implicit_vr=implicit_vr)
+                sent += 1
+            if truncated:
+                logger.warning(
+                    "C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit
+                )
+            yield SUCCESS, None
+        finally:
+            with state.lock:
+                state.matches += sent
+            self.workers.post(
+                _audit,
+                state,
+                action="dimse.mwl_find",
+                patient_id=query.patient_id,
+                detail={
+                    "matching_keys": query.matched_keywords,
+                    "unsupported_keys": query.unsupported_keys,
+                    "matches": sent,
+                    "truncated": truncated,
+                    "cancelled": cancelled,
+                    # request received -> last answer handed to the network layer
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    def on_store(self, event) -> int | Dataset:
+        state: AssociationState = event.assoc.dicomsvc_state
+        status, comment = store.store_instance(event, state=state, workers=self.workers)
+        with state.lock:
+            if status == SUCCESS:
+                state.stored += 1
+            else:
+                state.store_failures += 1
+        return _failure(status, comment) if comment else status
+
+    def handlers(self) -> list[tuple]:
+        handlers = [
+            (evt.EVT_CONN_OPEN, self.on_conn_open),
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ACCEPTED, self.on_accepted),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_RELEASED, self.on_ended),
+            (evt.EVT_ABORTED, self.on_ended),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_FIND, self.on_find),
+        ]
+        if store.available():
+            handlers.append((evt.EVT_C_STORE, self.on_store))
+        return handlers
+
+
+def _failure(status: int, comment: str) -> Dataset:
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def _log_requested(calling, called, address, port, status, reason) -> int:
+    row = Association.objects.create(
+        calling_ae_title=calling[:16],
+        called_ae_title=called[:16],
+        client_address=address,
+        client_port=port,
+        status=status,
+        reason=reason,
+        ended_at=timezone.now() if status == Association.Status.REJECTED else None,
+    )
+    if status == Association.Status.REJECTED:
+        audit_record(
+            actor=calling,
+            actor_type=ACTOR_TYPE,
+            action="dimse.associate",
+            outcome="denied",
+            client_address=address,
+            detail={"called_ae_title": called, "association": row.pk, "reason": reason},
+        )
+    return row.pk
+
+
+def _log_rejected(state: AssociationState, reason: str) -> None:
+    Association.objects.filter(pk=state.row_id).update(
+        status=Association.Status.REJECTED, reason=reason, ended_at=timezone.now()
+    )
+    _audit(state, action="dimse.associate", outcome="denied", detail={"reason": reason})
+
+
+def _log_ended(state: AssociationState, counters: dict[str, int], status: str) -> None:
+    Association.objects.filter(pk=state.row_id).update(status=status, ended_at=timezone.now(), **counters)
+
+
+def build_ae(*, ae_title: str | None = None) -> AE:
+    ae = AE(ae_title=ae_title or settings.DIMSE_AE_TITLE)
+    ae.maximum_associations = settings.DIMSE_MAX_ASSOCIATIONS
+    ae.acse_timeout = settings.DIMSE_ACSE_TIMEOUT
+    ae.dimse_timeout = settings.DIMSE_DIMSE_TIMEOUT
+    ae.network_timeout = settings.DIMSE_NETWORK_TIMEOUT
+    ae.maximum_pdu_size = settings.DIMSE_MAX_PDU
+    ae.require_called_aet = settings.DIMSE_REQUIRE_CALLED_AE
+    ae.add_supported_context(Verification)
+    # Little endian only: worklist answers are pre-encoded little endian (Explicit VR Big Endian is
+    # retired and no modality needs it for a query).
+    ae.add_supported_context(
+        ModalityWorklistInformationFind,
+        [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
+    )
+    if store.available():
+        for sop_class in store.STORAGE_SOP_CLASSES:
+            ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
+    return ae
+
+
+class DimseServer:
+    """A running listener: ``DimseServer.start(port=...)``, then ``shutdown()``."""
+
+    def __init__(self, ae: AE, server, workers: DbWorkers) -> None:
+        self.ae, self.server, self.workers = ae, server, workers
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @classmethod
+    def start(cls, *, bind: str | None = None, port: int | None = None, ae_title: str | None = None):
+        workers = DbWorkers(settings.DIMSE_MAX_ASSOCIATIONS)
+        ae = build_ae(ae_title=ae_title)
+        service = DimseService(workers)
+        address = (bind or settings.DIMSE_BIND_ADDRESS, settings.DIMSE_PORT if port is None else port)
+        try:
+            server = ae.start_server(address, block=False, evt_handlers=service.handlers())
+        except OSError:
+            workers.shutdown()
+            raise
+        logger.info(
+            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
+            ae.ae_title,
+            address[0],
+            server.server_address[1],
+            ", C-STORE" if store.available() else "",
+        )
+        return cls(ae, server, workers)
+
+    def shutdown(self, *, grace: float = 10.0) -> None:
+        """Stop accepting, let open associations finish for up to ``grace`` seconds, then abort them."""
+        self.server.shutdown()
+        deadline = time.monotonic() + grace
+        while self.server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in list(self.server.active_associations):
+            assoc.abort()
+        self.workers.shutdown()

@@ -1,0 +1,112 @@
+"""The PACS backend contract. ``exams.services`` and ``exams.selectors`` are its only callers.
+
+A backend stores validated instances and answers study / series / instance queries with
+*normalized rows* (plain dicts, DICOM string forms; see ``exams.dicomjson``), so that every
+backend's answers become the same DICOM JSON. Backends raise ``PacsError`` subclasses for a
+remote PACS that refuses or fails; the API turns them into 401 / 502 / 504 JSON errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from dicomsvc.dicom.part10 import Part10Info
+
+
+class InstanceNotFound(LookupError):
+    """No such instance (or not under the given study and series)."""
+
+
+class PacsError(Exception):
+    """The remote PACS failed; ``str(exc)`` is safe to return to a client."""
+
+    status_code = 502
+
+
+class PacsUnauthorized(PacsError):
+    status_code = 401
+
+
+class PacsUnavailable(PacsError):
+    status_code = 502
+
+
+class PacsTimeout(PacsError):
+    status_code = 504
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    status: str  # "stored" | "duplicate" | "failed"
+    reason: str | None = None
+    failure_code: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyFilter:
+    patient_id: str | None = None
+    study_uid: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    modality: str | None = None
+    accession_number: str | None = None
+
+
+class PacsBackend:
+    """Base class: subclasses implement every method below; ``options`` come from ``PACS_OPTIONS``."""
+
+    #: Short name used in messages and audit details.
+    name = "pacs"
+    #: True when ``store`` keeps the index itself and so can emit new-exam events.
+    emits_new_exam_events = False
+
+    def __init__(self, **options):
+        self.options = options
+
+    def store(self, *, fileobj: BinaryIO, info: Part10Info, size: int, sha256: str) -> StoreResult:
+        """Store one instance that ``inspect_part10`` accepted (preamble already zeroed).
+
+        ``fileobj`` is positioned anywhere; read it from 0. Storing the same bytes again returns
+        "duplicate"; different bytes under a known SOP Instance UID return "failed" with
+        failure_code 0x0111 unless the backend is configured to overwrite. Nothing is left
+        behind when the result is "failed".
+        """
+        raise NotImplementedError
+
+    def batch(self) -> contextlib.AbstractContextManager:
+        """A context manager around the stores of one request; a backend may use it to commit
+        once per request. Default: nothing."""
+        return contextlib.nullcontext()
+
+    def search_studies(self, flt: StudyFilter, *, limit: int, offset: int) -> list[dict]:
+        """Study rows matching every non-None field of ``flt``, newest study date first."""
+        raise NotImplementedError
+
+    def search_series(self, *, study_uid: str, patient_id: str | None) -> list[dict] | None:
+        """Series rows of the study ordered by series number; None when the study is unknown or
+        (when ``patient_id`` is given) another patient's."""
+        raise NotImplementedError
+
+    def search_instances(
+        self, *, study_uid: str, series_uid: str, patient_id: str | None
+    ) -> list[dict] | None:
+        """Instance rows ordered by instance number; None when the series is unknown, not in the
+        study, or (with ``patient_id``) another patient's."""
+        raise NotImplementedError
+
+    def open_instance(self, *, study_uid: str, series_uid: str, instance_uid: str) -> BinaryIO:
+        """The stored Part 10 file, open for reading, seekable, and usable as a context manager
+        (closing it releases everything it holds); raises ``InstanceNotFound`` when the instance
+        is not under that study and series."""
+        raise NotImplementedError
+
+    def instance_version(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
+        """A token that changes when the instance's bytes change (keys the thumbnail cache)."""
+        return ""
+
+    def check(self) -> list:
+        """Django system check messages about this backend's configuration."""
+        return []

@@ -1,0 +1,173 @@
+"""Writes of the exams app: ingest of instances (REST, DIMSE) into the configured PACS backend.
+
+``instance_ingest`` is the one path every instance takes: size cap, Part 10 validation
+(``dicomsvc.dicom.part10``), preamble zeroing, content hash, then ``backend.store``, then an
+audit record. ``exams_upload`` runs it over the parts of one ``POST /exams`` request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.conf import settings
+
+from core.audit import Outcome, audit_record
+from dicomsvc.dicom.part10 import (
+    FAILURE_CANNOT_UNDERSTAND,
+    FAILURE_OUT_OF_RESOURCES,
+    Part10Invalid,
+    inspect_part10,
+    zero_preamble,
+)
+from exams.backends import get_backend
+from exams.multipart import new_spool
+
+HASH_CHUNK = 1024 * 1024
+
+
+@dataclass
+class IngestOutcome:
+    status: str  # "stored" | "duplicate" | "failed"
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    patient_id: str = ""
+    reason: str | None = None
+    failure_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("stored", "duplicate")
+
+
+@dataclass
+class UploadPart:
+    """One part of an upload as the request parser found it: a file, or why it is unusable."""
+
+    fileobj: BinaryIO | None
+    error: str | None = None
+
+
+def _size(fileobj: BinaryIO) -> int:
+    fileobj.seek(0, 2)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    return size
+
+
+def _sha256(fileobj: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    while chunk := fileobj.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _writable_copy(fileobj: BinaryIO) -> BinaryIO:
+    spool = new_spool()
+    fileobj.seek(0)
+    shutil.copyfileobj(fileobj, spool, HASH_CHUNK)
+    return spool
+
+
+def instance_ingest(
+    *,
+    fileobj: BinaryIO,
+    origin: str,
+    actor: str,
+    client_address: str | None = None,
+    actor_type: str | None = None,
+) -> IngestOutcome:
+    """Validate and store ONE instance; never raises for bad input (the outcome says why).
+
+    ``fileobj`` must be seekable. Its preamble is zeroed in place when it is writable (else a
+    temporary copy is made). ``exams.backends.PacsError`` propagates: a remote PACS that refuses
+    or is down is the caller's to report (REST: 401/502/504; DIMSE: a failure status).
+    """
+    outcome = _ingest(fileobj)
+    audit_record(
+        actor=actor,
+        actor_type=actor_type or origin,
+        action="exam.store",
+        outcome=Outcome.SUCCESS if outcome.ok else Outcome.FAILURE,
+        patient_id=outcome.patient_id,
+        study_uid=outcome.study_uid,
+        client_address=client_address,
+        detail={
+            "origin": origin,
+            "status": outcome.status,
+            "sop_instance_uid": outcome.sop_instance_uid,
+            **({"failure_code": outcome.failure_code} if outcome.failure_code is not None else {}),
+        },
+    )
+    return outcome
+
+
+def _ingest(fileobj: BinaryIO) -> IngestOutcome:
+    size = _size(fileobj)
+    if size > settings.EXAMS_UPLOAD_MAX_BYTES:
+        return IngestOutcome(
+            "failed",
+            reason=f"the file is larger than the {settings.EXAMS_UPLOAD_MAX_BYTES}-byte limit",
+            failure_code=FAILURE_OUT_OF_RESOURCES,
+        )
+    try:
+        info = inspect_part10(fileobj, size=size, max_pixels=settings.EXAMS_MAX_PIXELS)
+    except Part10Invalid as exc:
+        return IngestOutcome("failed", reason=str(exc), failure_code=exc.failure_code)
+    copy = None
+    target = fileobj
+    writable = getattr(fileobj, "writable", None)
+    if not (writable and writable()):
+        target = copy = _writable_copy(fileobj)
+    try:
+        zero_preamble(target)
+        result = get_backend().store(fileobj=target, info=info, size=size, sha256=_sha256(target))
+    finally:
+        if copy is not None:
+            copy.close()
+    return IngestOutcome(
+        result.status,
+        sop_class_uid=info.sop_class_uid,
+        sop_instance_uid=info.sop_instance_uid,
+        study_uid=info.study_uid,
+        series_uid=info.series_uid,
+        patient_id=info.patient_id,
+        reason=result.reason,
+        failure_code=result.failure_code,
+    )
+
+
+def exams_upload(
+    *, parts: Iterable[UploadPart], actor: str, actor_type: str, client_address: str | None
+) -> list[IngestOutcome]:
+    """Ingest each part of one request in order; a bad part fails alone, the others are stored."""
+    with get_backend().batch():
+        return _upload_parts(parts, actor=actor, actor_type=actor_type, client_address=client_address)
+
+
+def _upload_parts(parts, *, actor, actor_type, client_address) -> list[IngestOutcome]:
+    outcomes = []
+    for part in parts:
+        if part.fileobj is None:
+            outcomes.append(
+                IngestOutcome(
+                    "failed", reason=part.error or "unusable part", failure_code=FAILURE_CANNOT_UNDERSTAND
+                )
+            )
+            continue
+        outcomes.append(
+            instance_ingest(
+                fileobj=part.fileobj,
+                origin="rest",
+                actor=actor,
+                actor_type=actor_type,
+                client_address=client_address,
+            )
+        )
+    return outcomes
