@@ -1,11 +1,11 @@
 """Sending one delivery: claim the row, POST with Standard Webhooks headers, record the attempt.
 
-The row is the source of truth. A worker claims it with ``SELECT ... FOR UPDATE SKIP LOCKED``
-and a conditional state change (pending and due, or sending with an expired lease), so two
-workers never send the same attempt. The outcome is written only if the claim is still ours.
-Retries are rows with ``next_attempt_at``; short waits also get a Celery countdown, longer ones
-are picked up by the sweeper (``deliveries_sweep``), which also rescues lost messages and the
-deliveries of killed workers.
+The row is the source of truth. A worker claims it with a conditional UPDATE (pending and due,
+or sending with an expired lease) whose row count it checks, so two workers never send the same
+attempt; the outcome is written only if the claim (its token) is still ours. Retries are rows
+with ``next_attempt_at``; short waits also get a Celery countdown, longer ones are picked up by
+the sweeper (``deliveries_sweep``, ``SELECT ... FOR UPDATE SKIP LOCKED``), which also rescues
+lost messages and the deliveries of killed workers.
 """
 
 from __future__ import annotations
