@@ -58,8 +58,17 @@ def manage(env: dict, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, *, workers: int = 2, threads: int = 4, app: str = "dicomsvc.wsgi:application"):
+def gunicorn(
+    env: dict,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    app: str = "dicomsvc.wsgi:application",
+    log_path: Path | None = None,
+):
     port = free_port()
+    # A pipe nobody reads would fill up and stall the server: its log goes to a file (or nowhere).
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"),
         app,
@@ -72,9 +81,7 @@ def gunicorn(env: dict, *, workers: int = 2, threads: int = 4, app: str = "dicom
         "--log-level",
         "warning",
     ]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         wait_for_port(port, timeout=30)
         yield port
@@ -84,6 +91,8 @@ def gunicorn(env: dict, *, workers: int = 2, threads: int = 4, app: str = "dicom
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log_path:
+            log.close()
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -7,6 +7,7 @@ import hmac
 
 import orjson
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
@@ -91,7 +92,18 @@ class NewExamCallback(APIView):
             ) from None
         actor, _ = actor_of(request)
         try:
-            event, created = new_exam_event_record(payload=payload, origin="pacs", actor=actor)
+            # One commit for the event, its outbox rows and its audit row: commits are the cost here.
+            with transaction.atomic():
+                event, created = new_exam_event_record(
+                    payload=payload, origin=CallbackEvent.Origin.PACS, actor=actor
+                )
+                audit_request(
+                    request,
+                    action="callback.receive",
+                    patient_id=event.patient_id,
+                    study_uid=event.study_instance_uid,
+                    detail={"event_id": event.pk, "redelivery": not created},
+                )
         except CallbackEventInvalid as exc:
             audit_request(
                 request,
@@ -102,13 +114,6 @@ class NewExamCallback(APIView):
             raise ApiError(
                 "The event is invalid: " + ", ".join(sorted(exc.errors)) + ".", errors=exc.errors
             ) from None
-        audit_request(
-            request,
-            action="callback.receive",
-            patient_id=event.patient_id,
-            study_uid=event.study_instance_uid,
-            detail={"event_id": event.pk, "redelivery": not created},
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,11 +1,11 @@
 """Sending one delivery: claim the row, POST with Standard Webhooks headers, record the attempt.
 
-The row is the source of truth. A worker claims it with ``SELECT ... FOR UPDATE SKIP LOCKED``
-and a conditional state change (pending and due, or sending with an expired lease), so two
-workers never send the same attempt. The outcome is written only if the claim is still ours.
-Retries are rows with ``next_attempt_at``; short waits also get a Celery countdown, longer ones
-are picked up by the sweeper (``deliveries_sweep``), which also rescues lost messages and the
-deliveries of killed workers.
+The row is the source of truth. A worker claims it with a conditional UPDATE (pending and due,
+or sending with an expired lease) whose row count it checks, so two workers never send the same
+attempt; the outcome is written only if the claim (its token) is still ours. Retries are rows
+with ``next_attempt_at``; short waits also get a Celery countdown, longer ones are picked up by
+the sweeper (``deliveries_sweep``, ``SELECT ... FOR UPDATE SKIP LOCKED``), which also rescues
+lost messages and the deliveries of killed workers.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import orjson
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -136,39 +136,52 @@ def _failure(error: str, started: float, *, retryable: bool = True) -> SendResul
     return SendResult(None, error, retryable=retryable, retry_after=None, latency_ms=latency_ms)
 
 
+def _commit_without_waiting_for_disk() -> None:
+    """Inside a transaction: its commit returns before the WAL reaches the disk.
+
+    For the claim and the attempt record only. A database crash can then forget the last
+    fraction of a second of them, which resends a delivery (receivers deduplicate on webhook-id)
+    and never loses one; the event and its outbox rows are always committed durably.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def delivery_claim(delivery_id: int) -> CallbackDelivery | None:
     """Take this delivery for one attempt, or None when it is not due or someone else has it.
 
-    A delivery still ``sending`` past its lease belonged to a worker that died mid-attempt: that
-    attempt is recorded as interrupted and the delivery is taken over.
+    A conditional UPDATE whose row count says whether this worker won: the database re-checks
+    the condition under the row lock, so of two workers woken for the same delivery exactly one
+    claims each attempt. A delivery still ``sending`` past its lease belonged to a worker that died
+    mid-attempt: that attempt is recorded as interrupted and the delivery is taken over.
     """
     now = timezone.now()
+    token = uuid.uuid4()
+    claim = {
+        "state": DeliveryState.SENDING,
+        "attempts": F("attempts") + 1,
+        "claim_token": token,
+        "claimed_until": now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT),
+        "updated_at": now,
+    }
+    rows = CallbackDelivery.objects.filter(pk=delivery_id)
     with transaction.atomic():
-        delivery = (
-            CallbackDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event")
-            .filter(pk=delivery_id)
-            .filter(
-                Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-                | Q(state=DeliveryState.SENDING, claimed_until__lt=now)
-            )
-            .first()
-        )
-        if delivery is None:
-            return None
-        if delivery.state == DeliveryState.SENDING:
+        _commit_without_waiting_for_disk()
+        taken_over = False
+        if not rows.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).update(**claim):
+            taken_over = bool(rows.filter(state=DeliveryState.SENDING, claimed_until__lt=now).update(**claim))
+            if not taken_over:
+                return None
+        delivery = rows.select_related("event").get()
+        if taken_over:
             CallbackAttempt.objects.create(
                 delivery=delivery,
-                number=delivery.attempts,
-                started_at=delivery.claimed_until - dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT),
+                number=delivery.attempts - 1,
+                started_at=now,
                 outcome=AttemptOutcome.INTERRUPTED,
-                error="no outcome recorded: the worker stopped during the attempt",
+                error="no outcome recorded: the worker stopped during the attempt (lease expired)",
             )
-        delivery.state = DeliveryState.SENDING
-        delivery.attempts += 1
-        delivery.claim_token = uuid.uuid4()
-        delivery.claimed_until = now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT)
-        delivery.save(update_fields=["state", "attempts", "claim_token", "claimed_until", "updated_at"])
     return delivery
 
 
@@ -211,6 +224,7 @@ def _record(delivery: CallbackDelivery, result: SendResult, started_at: dt.datet
         if wake:
             changes["enqueued_at"] = next_at
     with transaction.atomic():
+        _commit_without_waiting_for_disk()
         CallbackAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempts,

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
+from callbacks.examples import DOCUMENTED_EXAMPLE_VALUE
 from callbacks.models import DeliveryState
 from callbacks.validation import COUNT, FIELDS, REQUIRED, STRING
 from core.openapi import ERROR
@@ -31,26 +32,6 @@ EVENT_REQUEST = {
     "description": "The documented fields; other fields (newer PACS versions) are stored as received.",
 }
 
-DOCUMENTED_EXAMPLE_VALUE = {
-    "SourceID": "O3PROD",
-    "StudyInstanceUID": "1.3.76.13.90696.2.20130926082332.5279531.1",
-    "AccessionNumber": "62476609-1",
-    "PatientID": "46803338",
-    "NumberOfStudyRelatedSeries": 1,
-    "NumberOfStudyRelatedInstances": 239,
-    "ModalitiesInStudy": ["CT"],
-    "AeTitles": ["O3-PACS-57"],
-    "StationNames": ["Station ALFA", "Station BETA"],
-    "EventType": "COMPLETED",
-    "StudyDate": "20130926",
-    "StudyTime": "082329",
-    "StudyID": None,
-    "ReferringPhysicianName": "NO_DOC_NAME^NO_DOC_SURNAME",
-    "StudyDescription": "DENTALSCAN SUP",
-    "PatientName": "NO_SURNAME^NO_NAME",
-    "PatientBirthDate": "19600101",
-    "PatientSex": "F",
-}
 EVENT_EXAMPLE = OpenApiExample("Documented example", value=DOCUMENTED_EXAMPLE_VALUE, request_only=True)
 
 ERROR_400_EVENT = OpenApiResponse(

@@ -122,10 +122,11 @@ def _link_workitem(event: CallbackEvent) -> WorkitemLink | None:
 
 
 def _wake_on_commit(deliveries: Iterable[CallbackDelivery]) -> None:
-    from callbacks.tasks import delivery_send
+    from callbacks.tasks import deliveries_send
 
-    for delivery in deliveries:
-        delivery_send.delay_on_commit(delivery.pk)
+    ids = [delivery.pk for delivery in deliveries]
+    for start in range(0, len(ids), 100):  # a large replay: several modest messages
+        deliveries_send.delay_on_commit(ids[start : start + 100])
 
 
 def deliveries_replay(

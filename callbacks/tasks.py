@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
@@ -17,6 +18,7 @@ from django.db import transaction
 from callbacks import delivery
 
 logger = logging.getLogger("dicomsvc.callbacks")
+HANDOFF_AFTER = 1.0  # seconds
 
 
 class WakeupTask(DjangoTask):
@@ -53,6 +55,22 @@ class WakeupTask(DjangoTask):
 @shared_task(base=WakeupTask, name="callbacks.tasks.delivery_send", ignore_result=True, acks_late=False)
 def delivery_send(delivery_id: int) -> None:
     delivery.delivery_attempt(delivery_id)
+
+
+@shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_send", ignore_result=True, acks_late=False)
+def deliveries_send(delivery_ids: list[int]) -> None:
+    """An event's deliveries, woken by one message: each message costs more than a delivery.
+
+    They are sent one after the other; once this has taken over ``HANDOFF_AFTER`` seconds (a slow
+    or hanging receiver), the rest get messages of their own so other workers can take them.
+    """
+    started = time.monotonic()
+    for index, delivery_id in enumerate(delivery_ids):
+        if index and time.monotonic() - started > HANDOFF_AFTER:
+            for later in delivery_ids[index:]:
+                delivery_send.wake(later)
+            return
+        delivery.delivery_attempt(delivery_id)
 
 
 @shared_task(base=WakeupTask, name="callbacks.tasks.deliveries_sweep", ignore_result=True, acks_late=False)

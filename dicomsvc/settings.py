@@ -278,11 +278,18 @@ VIEWER_TOKEN_TTL = env_int("VIEWER_TOKEN_TTL", 900, minimum=10, maximum=7 * 24 *
 VIEWER_TOKEN_SINGLE_USE = env_bool("VIEWER_TOKEN_SINGLE_USE", False)
 # How long a viewer page may keep reading the study after it exchanged its token.
 VIEWER_SESSION_TTL = env_int("VIEWER_SESSION_TTL", 3600, minimum=60, maximum=24 * 3600)
+# Origins allowed to show the viewer page in a frame (a patient portal), e.g. https://portal.example.org
+VIEWER_FRAME_ANCESTORS = env_list("VIEWER_FRAME_ANCESTORS", [], separator=" ")
 # Compatibility mode: all three set -> /token asks that external viewer service for the token.
 DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
 VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
 VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
 VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
+# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema.
+SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"] = [
+    *SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"],
+    "viewer.auth.ViewerSessionAuthentication",
+]
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
@@ -325,6 +332,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
+# Celery 6 makes this the default; say it now (and silence the start-up warning).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

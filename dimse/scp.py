@@ -24,6 +24,12 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
@@ -66,9 +72,17 @@ class DbWorkers:
             thread.start()
 
     def call(self, fn, /, *args, **kwargs):
+        """Run ``fn`` on a worker and return its result (or raise its exception)."""
         future: Future = Future()
         self._queue.put((future, fn, args, kwargs))
         return future.result()
+
+    def post(self, fn, /, *args, **kwargs) -> None:
+        """Run ``fn`` on a worker without waiting (audit and log writes off the answer's path).
+        Jobs run in order of posting; ``shutdown`` lets every posted job finish."""
+        future: Future = Future()
+        future.add_done_callback(_log_failed_job)
+        self._queue.put((future, fn, args, kwargs))
 
     def _run(self) -> None:
         while True:
@@ -88,6 +102,12 @@ class DbWorkers:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+def _log_failed_job(future: Future) -> None:
+    exc = future.exception()
+    if exc is not None:
+        logger.error("DIMSE audit/log write failed: %s", type(exc).__name__)
 
 
 @dataclass
@@ -140,9 +160,19 @@ class DimseService:
         allowed = allowlist_from_settings().allows(calling, address)
         status = Association.Status.ACCEPTED if allowed else Association.Status.REJECTED
         reason = "" if allowed else REJECT_REASONS[(0x01, 0x03)]
-        row_id = self.workers.call(
-            _log_requested, calling, called, address, assoc.requestor.port, status, reason
-        )
+        try:
+            row_id = self.workers.call(
+                _log_requested, calling, called, address, assoc.requestor.port, status, reason
+            )
+        except Exception as exc:
+            # No audit trail, no service: refuse for now ("temporary congestion"), the modality retries.
+            logger.error(
+                "association from %r refused: database unavailable (%s)", calling, type(exc).__name__
+            )
+            assoc.dicomsvc_state = AssociationState(row_id=None, calling_ae=calling, address=address)
+            assoc.acse.send_reject(0x02, 0x03, 0x01)
+            assoc.kill()
+            return
         assoc.dicomsvc_state = AssociationState(row_id=row_id, calling_ae=calling, address=address)
         if not allowed:
             logger.warning("association refused: calling AE %r from %s is not allowed", calling, address)
@@ -152,7 +182,7 @@ class DimseService:
     def on_accepted(self, event) -> None:
         state = event.assoc.dicomsvc_state
         contexts = sorted({cx.abstract_syntax for cx in event.assoc.accepted_contexts})
-        self.workers.call(
+        self.workers.post(
             _audit,
             state,
             action="dimse.associate",
@@ -170,7 +200,7 @@ class DimseService:
         reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "rejected") if rj else "rejected"
         logger.warning("association refused: calling AE %r: %s", state.calling_ae if state else "", reason)
         if state is not None and state.row_id is not None:
-            self.workers.call(_log_rejected, state, reason)
+            self.workers.post(_log_rejected, state, reason)
 
     def on_ended(self, event) -> None:
         state = getattr(event.assoc, "dicomsvc_state", None)
@@ -179,7 +209,7 @@ class DimseService:
         status = (
             Association.Status.RELEASED if event.event is evt.EVT_RELEASED else Association.Status.ABORTED
         )
-        self.workers.call(_log_ended, state, status)
+        self.workers.post(_log_ended, state, state.counters(), status)
         logger.info(
             "association %s: calling AE %r from %s, %s",
             status,
@@ -220,6 +250,7 @@ class DimseService:
         return SUCCESS
 
     def on_find(self, event):
+        started = time.perf_counter()
         state: AssociationState = event.assoc.dicomsvc_state
         with state.lock:
             state.queries += 1
@@ -227,7 +258,7 @@ class DimseService:
             identifier = event.identifier
             query = mwl.parse_query(identifier, default_states=list(settings.DIMSE_MWL_STATES))
         except mwl.QueryInvalid as exc:
-            self.workers.call(
+            self.workers.post(
                 _audit, state, action="dimse.mwl_find", outcome="failure", detail={"reason": str(exc)}
             )
             yield _failure(IDENTIFIER_MISMATCH, str(exc)), None
@@ -249,6 +280,7 @@ class DimseService:
         truncated = len(rows) > limit
         rows = rows[:limit]
         pending = PENDING_WARNING if query.unsupported_keys else PENDING
+        implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
         sent, cancelled = 0, False
         try:
             for row in rows:
@@ -256,7 +288,7 @@ class DimseService:
                     cancelled = True
                     yield CANCELLED, None
                     return
-                yield pending, mwl.response_identifier(query, row)
+                yield pending, mwl.response_identifier(query, row, implicit_vr=implicit_vr)
                 sent += 1
             if truncated:
                 logger.warning(
@@ -266,7 +298,7 @@ class DimseService:
         finally:
             with state.lock:
                 state.matches += sent
-            self.workers.call(
+            self.workers.post(
                 _audit,
                 state,
                 action="dimse.mwl_find",
@@ -277,6 +309,8 @@ class DimseService:
                     "matches": sent,
                     "truncated": truncated,
                     "cancelled": cancelled,
+                    # request received -> last answer handed to the network layer
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
 
@@ -342,10 +376,8 @@ def _log_rejected(state: AssociationState, reason: str) -> None:
     _audit(state, action="dimse.associate", outcome="denied", detail={"reason": reason})
 
 
-def _log_ended(state: AssociationState, status: str) -> None:
-    Association.objects.filter(pk=state.row_id).update(
-        status=status, ended_at=timezone.now(), **state.counters()
-    )
+def _log_ended(state: AssociationState, counters: dict[str, int], status: str) -> None:
+    Association.objects.filter(pk=state.row_id).update(status=status, ended_at=timezone.now(), **counters)
 
 
 def build_ae(*, ae_title: str | None = None) -> AE:
@@ -357,7 +389,12 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     ae.maximum_pdu_size = settings.DIMSE_MAX_PDU
     ae.require_called_aet = settings.DIMSE_REQUIRE_CALLED_AE
     ae.add_supported_context(Verification)
-    ae.add_supported_context(ModalityWorklistInformationFind)
+    # Little endian only: worklist answers are pre-encoded little endian (Explicit VR Big Endian is
+    # retired and no modality needs it for a query).
+    ae.add_supported_context(
+        ModalityWorklistInformationFind,
+        [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
+    )
     if store.available():
         for sop_class in store.STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
@@ -380,7 +417,11 @@ class DimseServer:
         ae = build_ae(ae_title=ae_title)
         service = DimseService(workers)
         address = (bind or settings.DIMSE_BIND_ADDRESS, settings.DIMSE_PORT if port is None else port)
-        server = ae.start_server(address, block=False, evt_handlers=service.handlers())
+        try:
+            server = ae.start_server(address, block=False, evt_handlers=service.handlers())
+        except OSError:
+            workers.shutdown()
+            raise
         logger.info(
             "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
             ae.ae_title,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -150,6 +151,8 @@ INTROSPECTION = {
 
 class TokenIntrospectView(APIView):
     required_scopes = {"POST": scopes.VIEWER_TOKEN}
+    # RFC 7662 clients post a form; JSON is accepted too.
+    parser_classes = [JSONParser, FormParser]
 
     @extend_schema(
         operation_id="viewer_token_introspect",
@@ -161,11 +164,8 @@ class TokenIntrospectView(APIView):
             "Audited. Scope `viewer:token`."
         ),
         request={
-            "application/json": {
-                "type": "object",
-                "properties": {"token": {"type": "string"}},
-                "required": ["token"],
-            }
+            media: {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}
+            for media in ("application/json", "application/x-www-form-urlencoded")
         },
         examples=[OpenApiExample("Request", value={"token": EXAMPLE_TOKEN}, request_only=True)],
         responses={

@@ -35,13 +35,14 @@ def _values(dataset: dict, tag: str) -> list:
     return (dataset.get(tag) or {}).get("Value") or []
 
 
-def _first(dataset: dict, tag: str, default=None):
+def first_value(dataset: dict, tag: str, default=None):
+    """The first value of ``tag`` in a DICOM JSON dataset, or ``default``."""
     values = _values(dataset, tag)
     return values[0] if values else default
 
 
 def _person_name(dataset: dict, tag: str) -> str:
-    value = _first(dataset, tag)
+    value = first_value(dataset, tag)
     if isinstance(value, dict):
         value = value.get("Alphabetic", "")
     return (value or "").replace("^", " ").strip()
@@ -63,27 +64,27 @@ def study_view(grant: Grant) -> dict | None:
     return {
         "studyUID": grant.study_uid,
         "patient": {
-            "id": _first(study, "00100020", ""),
+            "id": first_value(study, "00100020", ""),
             "name": _person_name(study, "00100010"),
-            "birthDate": _first(study, "00100030", ""),
-            "sex": _first(study, "00100040", ""),
+            "birthDate": first_value(study, "00100030", ""),
+            "sex": first_value(study, "00100040", ""),
         },
         "study": {
-            "date": _first(study, "00080020", ""),
-            "time": _first(study, "00080030", ""),
-            "description": _first(study, "00081030", ""),
-            "accessionNumber": _first(study, "00080050", ""),
+            "date": first_value(study, "00080020", ""),
+            "time": first_value(study, "00080030", ""),
+            "description": first_value(study, "00081030", ""),
+            "accessionNumber": first_value(study, "00080050", ""),
             "modalities": _values(study, "00080061"),
-            "seriesCount": _int(_first(study, "00201206")),
-            "instanceCount": _int(_first(study, "00201208")),
+            "seriesCount": _int(first_value(study, "00201206")),
+            "instanceCount": _int(first_value(study, "00201208")),
         },
         "series": [
             {
-                "uid": _first(item, "0020000E", ""),
-                "number": _int(_first(item, "00200011")),
-                "modality": _first(item, "00080060", ""),
-                "description": _first(item, "0008103E", ""),
-                "instanceCount": _int(_first(item, "00201209")),
+                "uid": str(first_value(item, "0020000E", "")),
+                "number": _int(first_value(item, "00200011")),
+                "modality": first_value(item, "00080060", ""),
+                "description": first_value(item, "0008103E", ""),
+                "instanceCount": _int(first_value(item, "00201209")),
             }
             for item in series
         ],
@@ -97,19 +98,26 @@ def series_images(grant: Grant, series_uid: str) -> list[dict]:
     )
     return [
         {
-            "uid": _first(row, "00080018", ""),
-            "number": _int(_first(row, "00200013")),
-            "frames": max(_int(_first(row, "00280008")) or 1, 1),
-            "rows": _int(_first(row, "00280010")),
-            "columns": _int(_first(row, "00280011")),
+            "uid": str(first_value(row, "00080018", "")),
+            "number": _int(first_value(row, "00200013")),
+            "frames": max(_int(first_value(row, "00280008")) or 1, 1),
+            "rows": _int(first_value(row, "00280010")),
+            "columns": _int(first_value(row, "00280011")),
             "window": _window(row),
         }
         for row in rows
     ]
 
 
+def instance_frame_count(grant: Grant, series_uid: str, instance_uid: str) -> int | None:
+    for image in series_images(grant, series_uid):
+        if image["uid"] == instance_uid:
+            return image["frames"]
+    return None
+
+
 def _window(row: dict) -> dict | None:
-    center, width = _first(row, "00281050"), _first(row, "00281051")
+    center, width = first_value(row, "00281050"), first_value(row, "00281051")
     try:
         center, width = float(center), float(width)
     except (TypeError, ValueError):

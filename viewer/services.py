@@ -12,7 +12,7 @@ from core.audit import Outcome, audit_record
 from exams import selectors as exams
 from viewer import external
 from viewer.models import RedeemedToken
-from viewer.selectors import study_view
+from viewer.selectors import first_value, study_view
 from viewer.tokens import Grant, TokenInvalid, grant_decode, grant_encode, new_grant, session_for
 
 
@@ -56,7 +56,7 @@ def viewer_token_issue(
             detail={"reason": "study not found", "role": role},
         )
         raise StudyNotFound
-    study_patient = _first_value(study, "00100020") or ""
+    study_patient = first_value(study, "00100020", "")
     if external.enabled():
         try:
             token = external.external_token_get(
@@ -156,8 +156,3 @@ def _redeem(grant: Grant) -> None:
         raise TokenInvalid("used", "This single-use token has been used already.") from None
     # Rows of tokens that have expired anyway protect nothing any more.
     RedeemedToken.objects.filter(expires_at__lt=now - dt.timedelta(hours=1)).delete()
-
-
-def _first_value(dataset: dict, tag: str):
-    values = (dataset.get(tag) or {}).get("Value") or []
-    return values[0] if values else None

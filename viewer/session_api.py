@@ -21,7 +21,7 @@ from core.audit import audit_request
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400
 from core.params import QueryParams
-from dicomsvc.dicom.render import NoPixelData, RenderError
+from dicomsvc.dicom.render import RenderError
 from dicomsvc.dicom.tagdump import file_rows
 from viewer import selectors
 from viewer.api import body_token, request_actor
@@ -35,6 +35,7 @@ ERROR_403 = OpenApiResponse(
     ERROR, description="The session grants another study, or (tags, download) has the patient role"
 )
 ERROR_404 = OpenApiResponse(ERROR, description="No such series or instance in the granted study")
+SESSION_AUTH = [{"ViewerSession": []}]
 STUDY_PARAM = OpenApiParameter("study_uid", str, OpenApiParameter.PATH, description="The granted study")
 SERIES_PARAM = OpenApiParameter("series_uid", str, OpenApiParameter.PATH, description="Series Instance UID")
 INSTANCE_PARAM = OpenApiParameter("instance_uid", str, OpenApiParameter.PATH, description="SOP Instance UID")
@@ -114,6 +115,11 @@ class SessionView(ViewerApiView):
                         "role": {"type": "string"},
                         "user": {"type": "string"},
                         "view": STUDY_VIEW,
+                        "images": {
+                            "type": "object",
+                            "description": "The first series' instances, by series UID",
+                            "additionalProperties": {"type": "array", "items": {"type": "object"}},
+                        },
                     },
                 },
                 examples=[
@@ -125,6 +131,17 @@ class SessionView(ViewerApiView):
                             "role": "patient",
                             "user": "",
                             "view": STUDY_EXAMPLE,
+                            "images": {
+                                "1.2.3.4.1": [
+                                    {
+                                        "uid": "1.2.3.4.1.1",
+                                        "number": 1,
+                                        "frames": 1,
+                                        "rows": 512,
+                                        "columns": 512,
+                                    }
+                                ]
+                            },
                         },
                     )
                 ],
@@ -135,7 +152,7 @@ class SessionView(ViewerApiView):
             ),
             404: OpenApiResponse(ERROR, description="The study of this token is no longer available"),
         },
-        auth=[],
+        auth=[{}],
         tags=["Viewer"],
     )
     def post(self, request):
@@ -153,6 +170,11 @@ class SessionView(ViewerApiView):
                 "role": session.role,
                 "user": session.user,
                 "view": view,
+                # The first series' instances come along: one round trip less before the first image.
+                "images": {
+                    str(first["uid"]): selectors.series_images(session, first["uid"])
+                    for first in view["series"][:1]
+                },
             }
         )
 
@@ -168,6 +190,7 @@ class StudyView(ViewerApiView):
             403: ERROR_403,
             404: OpenApiResponse(ERROR, description="The study is no longer available"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str):
@@ -196,6 +219,7 @@ class SeriesInstancesView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str):
@@ -228,7 +252,7 @@ def _image_response(render) -> HttpResponse:
         data, content_type = render()
     except selectors.InstanceNotFound:
         raise ApiError("No such instance in this study.", status_code=404) from None
-    except (NoPixelData, RenderError) as exc:
+    except RenderError as exc:
         raise ApiError(str(exc), status_code=422) from None
     return HttpResponse(data, content_type=content_type)
 
@@ -255,9 +279,10 @@ class RenderedView(ViewerApiView):
             400: ERROR_400,
             401: ERROR_401,
             403: ERROR_403,
-            404: ERROR_404,
+            404: OpenApiResponse(ERROR, description="No such series, instance or frame in the granted study"),
             422: OpenApiResponse(ERROR, description="The instance has no image, or it cannot be decoded"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
@@ -276,16 +301,26 @@ class RenderedView(ViewerApiView):
             raise ApiError("format must be jpeg or png.", errors={"format": ["must be jpeg or png"]})
 
         def render():
-            data = selectors.instance_rendered(
-                request.auth,
-                series_uid=series_uid,
-                instance_uid=instance_uid,
-                frame=frame - 1,
-                size=size,
-                window_center=center,
-                window_width=width,
-                fmt=fmt,
-            )
+            try:
+                data = selectors.instance_rendered(
+                    request.auth,
+                    series_uid=series_uid,
+                    instance_uid=instance_uid,
+                    frame=frame - 1,
+                    size=size,
+                    window_center=center,
+                    window_width=width,
+                    fmt=fmt,
+                )
+            except RenderError:
+                # The renderer counts frames from 0; say it in this API's terms.
+                frames = selectors.instance_frame_count(request.auth, series_uid, instance_uid)
+                if frames is not None and frame > frames:
+                    reason = f"does not exist: the instance has {frames} frame(s)"
+                    raise ApiError(
+                        f"frame {frame} {reason}.", status_code=404, errors={"frame": [reason]}
+                    ) from None
+                raise
             return data, f"image/{fmt}"
 
         return _image_response(render)
@@ -303,6 +338,7 @@ class SeriesThumbnailView(ViewerApiView):
             404: ERROR_404,
             422: OpenApiResponse(ERROR, description="The series' middle instance has no image"),
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str):
@@ -374,6 +410,7 @@ class InstanceTagsView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):
@@ -395,6 +432,7 @@ class InstanceFileView(ViewerApiView):
             403: ERROR_403,
             404: ERROR_404,
         },
+        auth=SESSION_AUTH,
         tags=["Viewer"],
     )
     def get(self, request, study_uid: str, series_uid: str, instance_uid: str):

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from viewer import api, session_api, views
 
@@ -9,6 +10,8 @@ urlpatterns = [
     path("token", api.TokenView.as_view(), name="viewer-token"),
     path("token/introspect", api.TokenIntrospectView.as_view(), name="viewer-token-introspect"),
     path("viewer/", views.viewer_page, name="viewer"),
+    # Browsers keep the #token fragment across a redirect.
+    path("viewer", RedirectView.as_view(url="/viewer/", permanent=True)),
     path("viewer/api/session", session_api.SessionView.as_view(), name="viewer-session"),
     path(STUDY, session_api.StudyView.as_view(), name="viewer-study"),
     path(

@@ -7,6 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from callbacks.admin import WorkitemCallbackLinkInline
 from core.audit import audit_record, client_address
 from dicomsvc.dicom.uids import new_uid
 from worklist.admin_import import WorkitemImportMixin
@@ -51,6 +52,7 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
     readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
     actions = ["mark_completed", "mark_canceled"]
+    inlines = [WorkitemCallbackLinkInline]  # the PACS events that moved this workitem
     fieldsets = [
         (
             "Patient",

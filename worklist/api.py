@@ -75,7 +75,7 @@ class WorkitemCollection(APIView):
             "when absent. "
             "Every value is validated by its VR; unknown fields are refused. Scope `worklist:write`."
         ),
-        request=schema.CREATE_REQUEST,
+        request={"application/json": schema.CREATE_REQUEST},
         examples=[schema.CREATE_EXAMPLE],
         responses={
             200: OpenApiResponse(schema.DICOM_JSON_OBJECT, description="The stored workitem as DICOM JSON"),

@@ -1,3 +1,4 @@
+import copy
 import time
 import uuid
 from urllib.parse import quote
@@ -5,32 +6,14 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+from callbacks.examples import DOCUMENTED_EXAMPLE_VALUE
 from tests.callbacks.harness import FAST_DELIVERY_ENV, service_env, start_worker
 
 
 @pytest.fixture
 def pacs_event() -> dict:
     """The reference documentation's own example of a PACS callback."""
-    return {
-        "SourceID": "O3PROD",
-        "StudyInstanceUID": "1.3.76.13.90696.2.20130926082332.5279531.1",
-        "AccessionNumber": "62476609-1",
-        "PatientID": "46803338",
-        "NumberOfStudyRelatedSeries": 1,
-        "NumberOfStudyRelatedInstances": 239,
-        "ModalitiesInStudy": ["CT"],
-        "AeTitles": ["O3-PACS-57"],
-        "StationNames": ["Station ALFA", "Station BETA"],
-        "EventType": "COMPLETED",
-        "StudyDate": "20130926",
-        "StudyTime": "082329",
-        "StudyID": None,
-        "ReferringPhysicianName": "NO_DOC_NAME^NO_DOC_SURNAME",
-        "StudyDescription": "DENTALSCAN SUP",
-        "PatientName": "NO_SURNAME^NO_NAME",
-        "PatientBirthDate": "19600101",
-        "PatientSex": "F",
-    }
+    return copy.deepcopy(DOCUMENTED_EXAMPLE_VALUE)
 
 
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -97,8 +97,13 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a sender killed mid-request (the SIGKILL tests) is expected, not news
+
+        self.server = Server(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
@@ -193,12 +198,14 @@ def service_env(
     return env
 
 
-def start_worker(env: dict[str, str], *, concurrency: int = 4, beat: bool = True, name: str = "cb") -> Proc:
-    """A Celery worker (threads pool) on the env's queue, with the sweeper's beat inside it."""
+def start_worker(
+    env: dict[str, str], *, concurrency: int = 4, pool: str = "threads", beat: bool = True, name: str = "cb"
+) -> Proc:
+    """A Celery worker on the env's queue, with the sweeper's beat inside it."""
     schedule = tempfile.mkdtemp(prefix="dicomsvc-beat-")
     args = [
         PYTHON, "-m", "celery", "-A", "dicomsvc", "worker",
-        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool", "threads", "-c", str(concurrency),
+        "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool", pool, "-c", str(concurrency),
         "-n", f"{name}-{os.getpid()}-{free_port()}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
     ]  # fmt: skip
@@ -221,11 +228,11 @@ def start_redis(port: int | None = None) -> tuple[Proc, int]:
     return proc, port
 
 
-def start_gunicorn(env: dict[str, str], *, workers: int = 2) -> tuple[Proc, str]:
+def start_gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 1) -> tuple[Proc, str]:
     port = free_port()
     args = [
         str(Path(PYTHON).parent / "gunicorn"), "dicomsvc.wsgi:application",
-        "-b", f"127.0.0.1:{port}", "-w", str(workers), "--log-level", "warning",
+        "-b", f"127.0.0.1:{port}", "-w", str(workers), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     proc = Proc(args, env, _logfile("gunicorn")).start()
     wait_for_port(port, timeout=60)

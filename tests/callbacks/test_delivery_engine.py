@@ -233,3 +233,20 @@ def test_webhook_headers_follow_standard_webhooks():
     assert headers["webhook-timestamp"] == str(int(now.timestamp()))
     assert Webhook(SECRET).verify(b'{"a":1}', headers) == {"a": 1}
     assert "webhook-signature" not in engine.webhook_headers(webhook_id="m", body=b"{}", secret="", now=now)
+
+
+@pytest.mark.django_db
+def test_an_events_deliveries_behind_a_slow_receiver_are_handed_to_other_workers(make_delivery, monkeypatch):
+    from callbacks import tasks
+
+    woken = []
+    monkeypatch.setattr(tasks, "HANDOFF_AFTER", 0.2)
+    monkeypatch.setattr(tasks.delivery_send, "wake", woken.append)
+    with Receiver(sequence((204, {}, 0.5))) as slow, Receiver(always(204)) as fast:
+        first = make_delivery(slow.url)
+        second = make_delivery(fast.url)
+
+        tasks.deliveries_send([first.pk, second.pk])
+
+        assert fast.requests == []
+    assert woken == [second.pk]

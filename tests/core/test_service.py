@@ -152,3 +152,16 @@ def test_pydicom_warnings_never_print_a_dicom_value_on_stderr():
         env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "dicomsvc.settings"},
     )
     assert "SECRETNAME" not in result.stderr + result.stdout
+
+
+def test_openapi_generation_has_no_warnings_or_errors(db, tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
+
+
+def test_workitem_creation_body_is_described_field_by_field(db):
+    schema = APIClient().get("/openapi.json", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"]["/workitems"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "PatientID" in body["properties"]
+    assert "AccessionNumber" in body["required"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import subprocess
+import time
 from pathlib import Path
 
 import pydicom
@@ -82,6 +83,17 @@ def dump2dcm(tmp_path: Path, text: str, *, encoding: str = "ascii") -> Path:
     target = dump.with_suffix(".dcm")
     run(["dump2dcm", str(dump), str(target)])
     return target
+
+
+def wait_for(query):
+    """The first row of ``query`` once the listener has written it (its audit and log writes are
+    posted to its database threads, so they land just after the answer)."""
+    for _ in range(500):
+        row = query.first()
+        if row is not None:
+            return row
+        time.sleep(0.02)
+    raise AssertionError("the listener did not write the expected row")
 
 
 def sps(ds) -> pydicom.Dataset:

@@ -15,7 +15,7 @@ from pynetdicom.sop_class import Verification
 from core.models import AuditEvent
 from dimse.access import parse_allowlist
 from dimse.models import Association
-from tests.dimse.conftest import AE_TITLE, run
+from tests.dimse.conftest import AE_TITLE, run, wait_for
 from tests.support.net import free_port, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,15 +35,7 @@ def echo(scp, *, aet="PYSCU", called=AE_TITLE):
 
 
 def wait_for_log(**filters) -> Association:
-    # The row is finished by the listener's thread right after the release; poll without timing claims.
-    for _ in range(200):
-        row = Association.objects.filter(**filters).first()
-        if row is not None:
-            return row
-        import time
-
-        time.sleep(0.02)
-    raise AssertionError(f"no association row with {filters}")
+    return wait_for(Association.objects.filter(**filters))
 
 
 @pytest.mark.dcmtk
@@ -54,7 +46,7 @@ def test_echoscu_from_an_allowed_ae_title_succeeds_and_is_logged(scp):
     assert row.echoes == 1
     assert row.called_ae_title == AE_TITLE
     assert row.client_address == "127.0.0.1"
-    assert AuditEvent.objects.filter(actor="ECHOSCU", action="dimse.associate", outcome="success").exists()
+    assert wait_for(AuditEvent.objects.filter(actor="ECHOSCU", action="dimse.associate", outcome="success"))
 
 
 @pytest.mark.dcmtk

@@ -77,3 +77,10 @@ def test_no_log_line_carries_patient_data(assoc, caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "SECRET77" not in logged
     assert "DOE" not in logged
+
+
+def test_a_query_retrieve_level_sent_by_some_scus_is_ignored(assoc):
+    make_item()
+    responses = list(assoc.send_c_find(query(QueryRetrieveLevel="WORKLIST"), ModalityWorklistInformationFind))
+    assert [status.Status for status, _ in responses] == [0xFF00, 0x0000]
+    assert "QueryRetrieveLevel" not in responses[0][1]

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from core.models import AuditEvent
-from tests.dimse.conftest import dump2dcm, findscu, make_item, sps
+from tests.dimse.conftest import dump2dcm, findscu, make_item, sps, wait_for
 
 pytestmark = pytest.mark.dcmtk
 
@@ -70,12 +70,12 @@ def test_the_answer_holds_exactly_the_requested_keys_with_empty_type_2_values(sc
 
 
 def test_an_empty_sequence_key_returns_every_attribute_of_the_step(scp, tmp_path):
-    make_item(patient_id="P1", scheduled_performing_physician_name="HOUSE^GREGORY")
+    make_item(patient_id="P1", scheduled_performing_physician_name="HÄUSER^GRÉGOR")
     (ds,) = findscu(scp, tmp_path, "PatientID=P1", "ScheduledProcedureStepSequence")
     step = sps(ds)
     assert step.Modality == "CT"
     assert step.ScheduledStationAETitle == "CT1"
-    assert str(step.ScheduledPerformingPhysicianName) == "HOUSE^GREGORY"
+    assert str(step.ScheduledPerformingPhysicianName) == "HÄUSER^GRÉGOR"  # UTF-8 inside the item too
     assert step.ScheduledProcedureStepStatus == "SCHEDULED"
 
 
@@ -232,7 +232,7 @@ def test_findscu_cancel_stops_the_answers_early(scp, tmp_path):
 def test_each_query_is_audited_with_the_calling_ae_and_without_patient_values(scp, tmp_path):
     make_item(patient_id="SECRET42", patient_name="DOE^JANE")
     findscu(scp, tmp_path, "PatientID=SECRET42", "PatientName")
-    event = AuditEvent.objects.get(action="dimse.mwl_find")
+    event = wait_for(AuditEvent.objects.filter(action="dimse.mwl_find"))
     assert event.actor == "FINDSCU"
     assert event.actor_type == "dicom_ae"
     assert event.client_address == "127.0.0.1"

@@ -30,12 +30,19 @@ def browser():
 
     # Playwright's sync API keeps an event loop in this thread; the ORM calls made by the tests
     # themselves (uploads) are ordinary blocking calls, not async code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
@@ -45,6 +52,8 @@ def open_viewer(browser, live_server):
     def _open(token: str, *, viewport=DESKTOP, **context_options):
         context = browser.new_context(viewport=viewport, accept_downloads=True, **context_options)
         page = context.new_page()
+        page.requested = []
+        page.on("request", lambda request: page.requested.append(request.url))
         page.goto(f"{live_server.url}/viewer/#token={token}")
         pages.append(context)
         return page
@@ -84,9 +93,10 @@ def _position(page, text: str):
     _settled(page)
 
 
-def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_viewer):
+def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_viewer, live_server):
     study = upload_study(ct_count=100)
-    page = open_viewer(_token(study, role="diagnostic", user="dr.house"))
+    token = _token(study, role="diagnostic", user="dr.house")
+    page = open_viewer(token)
     _ready(page)
     assert page.locator("#vw-patient-name").text_content() == "ROSSI MARIO"
     assert "ID VIEWER-TEST-1" in page.locator("#vw-patient-meta").text_content()
@@ -119,10 +129,16 @@ def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_view
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
+    # The drag starts from the image's own window, read from its header once.
+    page.wait_for_selector("#vw-viewport[data-drag-ready=true]", timeout=15000)
     page.mouse.move(x + 120, y + 80, steps=6)
     page.mouse.up()
     _settled(page)
-    assert "WC" in page.locator("#vw-overlay-window").text_content()
+    # Dragged right and down from the header's 40/400: a wider window, a higher center.
+    center, width = (
+        int(part.split()[-1]) for part in page.locator("#vw-overlay-window").text_content().split(" / ")
+    )
+    assert center > 40 and width > 400
     assert _canvas(page) != before_drag, "window/level drag did not change the rendered pixels"
     page.screenshot(path=ARTIFACTS / "viewer-diagnostic-window-drag.png")
 
@@ -151,17 +167,24 @@ def test_diagnostic_viewer_shows_scrolls_windows_and_offers_every_tool(open_view
     downloaded = pydicom.dcmread(io.BytesIO(Path(download_info.value.path()).read_bytes()))
     assert downloaded.SOPInstanceUID == study.instances["ct"][49]
 
+    # Everything came from this server (no CDN), and no request carried the token in its address.
+    assert all(url.startswith((live_server.url, "blob:")) for url in page.requested)
+    assert not any(token in url for url in page.requested[1:])
+
 
 def test_multi_frame_instances_scroll_frame_by_frame(open_viewer):
     study = upload_study(ct_count=0)
-    page = open_viewer(_token(study, role="diagnostic"))
+    page = open_viewer(
+        _token(study, role="diagnostic"), viewport=PHONE, has_touch=True, device_scale_factor=2
+    )
     _ready(page)
     page.locator(".vw-series-item").nth(1).click()
-    _position(page, "Image 1 / 30 · frame 1 of 30")
+    _position(page, "Image 1 / 30")
     first = _canvas(page)
     page.keyboard.press("End")
-    _position(page, "Image 30 / 30 · frame 30 of 30")
+    _position(page, "Image 30 / 30")
     assert _canvas(page) != first
+    page.screenshot(path=ARTIFACTS / "viewer-diagnostic-phone-cine.png")
 
 
 def test_patient_viewer_has_no_tools_and_the_server_refuses_their_requests(open_viewer, live_server):

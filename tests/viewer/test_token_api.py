@@ -177,6 +177,14 @@ def test_introspection_of_a_used_single_use_token_says_used(token_client, small_
     assert (body["active"], body["reason"]) == (False, "used")
 
 
+def test_introspection_accepts_the_form_body_of_rfc_7662(token_client, small_study, viewer_token):
+    token = viewer_token(small_study)
+    response = token_client.post(
+        "/token/introspect", f"token={token}", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.json()["active"] is True
+
+
 def test_introspection_without_a_token_is_400(token_client, db):
     response = token_client.post("/token/introspect", {}, format="json")
     assert response.status_code == 400
@@ -239,6 +247,8 @@ def test_opening_a_session_returns_the_study_header_and_is_audited(small_study, 
     assert body["role"] == "patient"
     assert body["view"]["patient"]["id"] == small_study.patient_id
     assert [s["uid"] for s in body["view"]["series"]] == [small_study.series["ct_small"]]
+    [listed] = body["images"][small_study.series["ct_small"]]
+    assert (listed["uid"], listed["frames"], listed["rows"]) == (small_study.instances["ct_small"][0], 1, 128)
     event = AuditEvent.objects.get(action="viewer.open")
     assert (event.outcome, event.study_uid, event.actor_type) == (
         "success",

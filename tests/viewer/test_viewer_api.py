@@ -75,6 +75,30 @@ def test_frames_of_a_multi_frame_instance_differ_and_png_is_available(study):
     assert _pixels(first) != _pixels(last)
 
 
+def test_a_frame_past_the_last_is_404_in_this_apis_numbering(study):
+    response = _reader(study).get(_instance_url(study, "cine"), {"frame": 31})
+    assert response.status_code == 404
+    assert response.json()["errors"] == {"frame": ["does not exist: the instance has 30 frame(s)"]}
+
+
+def test_an_instance_without_an_image_is_422_with_a_clear_reason(study):
+    from pydicom.uid import generate_uid
+
+    from tests.viewer.dicomgen import from_testdata, ingest
+
+    plan = from_testdata(
+        "rtplan.dcm", study_uid=study.study_uid, series_uid=generate_uid(), patient_id=study.patient_id
+    )
+    ingest(plan)
+    url = (
+        f"/viewer/api/studies/{study.study_uid}/series/{plan.SeriesInstanceUID}"
+        f"/instances/{plan.SOPInstanceUID}/rendered"
+    )
+    response = _reader(study).get(url)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
 def test_size_sets_the_longest_side(study):
     image = Image.open(io.BytesIO(_reader(study).get(_instance_url(study, "cine"), {"size": 64}).content))
     assert max(image.size) == 64
@@ -200,3 +224,27 @@ def test_the_viewer_page_has_a_strict_policy_and_no_inline_script(client):
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert "style=" not in html
     assert 'src="/static/viewer/viewer.js"' in html
+
+
+def test_the_viewer_page_cannot_be_framed_unless_an_origin_is_allowed(client, settings):
+    response = client.get("/viewer/")
+    assert response["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    settings.VIEWER_FRAME_ANCESTORS = ["https://portal.example.org"]
+    response = client.get("/viewer/")
+    assert "X-Frame-Options" not in response
+    assert "frame-ancestors https://portal.example.org" in response["Content-Security-Policy"]
+
+
+def test_viewer_without_the_slash_redirects_to_the_page(client):
+    response = client.get("/viewer")
+    assert (response.status_code, response["Location"]) == (301, "/viewer/")
+
+
+def test_a_frame_ancestor_that_is_not_an_origin_stops_the_checks(settings):
+    from viewer.checks import frame_ancestors_are_origins
+
+    settings.VIEWER_FRAME_ANCESTORS = ["https://portal.example.org", "'unsafe-inline'; script-src *"]
+    assert [error.id for error in frame_ancestors_are_origins(None)] == ["viewer.E001"]
+    settings.VIEWER_FRAME_ANCESTORS = ["https://portal.example.org:8443", "http://127.0.0.1:3000"]
+    assert frame_ancestors_are_origins(None) == []

@@ -47,6 +47,8 @@
   var queue = [];              // keys waiting to be prefetched, nearest first
   var inflight = 0;
   var seriesToken = 0;         // bumps when the series changes, so stale answers are dropped
+  var displayBusy = false;     // an image for the main view is being fetched
+  var seriesImages = {};       // series UID -> its images (instances x frames)
 
   function $(id) { return document.getElementById(id); }
 
@@ -102,7 +104,7 @@
     var pm = [];
     if (p.id) { pm.push("ID " + p.id); }
     if (p.birthDate) { pm.push("born " + formatDate(p.birthDate)); }
-    if (p.sex) { pm.push(p.sex); }
+    if (p.sex) { pm.push({M: "male", F: "female", O: "other"}[p.sex] || p.sex); }
     $("vw-patient-meta").textContent = pm.join(" · ");
     $("vw-study-desc").textContent = s.description || "Study";
     var sm = [];
@@ -166,8 +168,9 @@
 
   // --- images ---------------------------------------------------------------------------------
   function sizeBucket() {
-    var vp = $("vw-viewport");
-    var side = Math.max(vp.clientWidth, vp.clientHeight) * (window.devicePixelRatio || 1);
+    // From the window, not the viewport element: known before the page is laid out, so the first
+    // image can be asked for at once (the viewport is nearly the whole window anyway).
+    var side = Math.max(window.innerWidth, window.innerHeight) * (window.devicePixelRatio || 1);
     var bucket = side <= 700 ? 512 : side <= 1400 ? 1024 : 2048;
     var image = state.images[state.index];
     if (image && image.rows && image.columns) {
@@ -224,19 +227,29 @@
     }
   }
 
+  // Nearest first, four ahead in the direction of scrolling for each one behind.
   function schedulePrefetch() {
     queue = [];
-    var n = state.images.length;
-    for (var d = 1; d <= Math.min(PREFETCH_RADIUS, n); d++) {
-      if (state.index + d < n) { queue.push(state.index + d); }
-      if (state.index - d >= 0) { queue.push(state.index - d); }
+    var n = state.images.length, dir = state.direction || 1;
+    var ahead = 1, behind = 1;
+    while (queue.length < Math.min(2 * PREFETCH_RADIUS, n - 1)) {
+      var added = false;
+      for (var k = 0; k < 4; k++, ahead++) {
+        var i = state.index + dir * ahead;
+        if (ahead <= PREFETCH_RADIUS && i >= 0 && i < n) { queue.push(i); added = true; }
+      }
+      var j = state.index - dir * behind;
+      behind++;
+      if (behind <= PREFETCH_RADIUS + 1 && j >= 0 && j < n) { queue.push(j); added = true; }
+      if (!added && ahead > PREFETCH_RADIUS && behind > PREFETCH_RADIUS) { break; }
     }
     pump();
   }
 
   function pump() {
     var token = seriesToken;
-    while (inflight < PREFETCH_PARALLEL && queue.length) {
+    // The image on screen first: fetching ahead waits while it is on its way.
+    while (!displayBusy && inflight < PREFETCH_PARALLEL && queue.length) {
       var index = queue.shift();
       if (cache.has(imageKey(index))) { continue; }
       inflight++;
@@ -256,10 +269,17 @@
     updatePosition();
     var entry = cache.get(key);
     if (entry && entry.image) { draw(entry.image, key, index); return; }
+    // While one image is on its way, later wishes (a window drag, a fast scroll) only update wantKey;
+    // the running load shows the latest wish when it ends, so requests never pile up.
+    if (displayBusy) { return; }
+    displayBusy = true;
     fetchImage(index).then(function (image) {
-      if (state.wantKey === key) { draw(image, key, index); }
+      displayBusy = false;
+      if (state.wantKey === key) { draw(image, key, index); } else { show(); }
     }, function (error) {
-      if (state.wantKey !== key) { return; }
+      displayBusy = false;
+      if (state.wantKey !== key) { show(); return; }
+      pump();
       var box = $("vw-image-error");
       box.textContent = (error && error.body && error.body.detail) || "This image cannot be shown.";
       box.hidden = false;
@@ -276,6 +296,7 @@
     canvas.dataset.key = key;
     document.body.dataset.state = "ready";
     document.dispatchEvent(new CustomEvent("viewer:shown", {detail: {index: index, key: key}}));
+    pump();
   }
 
   function paint() {
@@ -308,7 +329,7 @@
   function updatePosition() {
     var n = state.images.length, image = state.images[state.index];
     var text = "Image " + (state.index + 1) + " / " + n;
-    if (image && image.frames > 1) { text += " · frame " + image.frame + " of " + image.frames; }
+    if (image && image.frames > 1 && image.frames !== n) { text += " · frame " + image.frame + "/" + image.frames; }
     $("vw-position").textContent = text;
     var slider = $("vw-slider");
     slider.max = String(Math.max(n, 1));
@@ -320,12 +341,25 @@
   function go(index) {
     index = Math.max(0, Math.min(state.images.length - 1, index));
     if (index === state.index && state.shownKey === imageKey(index)) { return; }
+    if (index !== state.index) { state.direction = index > state.index ? 1 : -1; }
     state.index = index;
     show();
     schedulePrefetch();
   }
 
   // --- series ---------------------------------------------------------------------------------
+  // One entry per frame: scrolling goes through the frames of multi-frame instances too.
+  function imagesOf(series, instances) {
+    var images = [];
+    instances.forEach(function (inst) {
+      for (var f = 1; f <= (inst.frames || 1); f++) {
+        images.push({uid: inst.uid, frame: f, frames: inst.frames || 1, rows: inst.rows,
+          columns: inst.columns, window: inst.window || null, modality: series.modality});
+      }
+    });
+    return images;
+  }
+
   function selectSeries(i) {
     var series = state.view.series[i];
     if (!series) { return Promise.resolve(); }
@@ -336,24 +370,19 @@
     state.index = 0;
     state.window = null;
     state.shownKey = null;
+    if ($("vw-preset")) { $("vw-preset").value = ""; }
     Array.prototype.forEach.call($("vw-series").children, function (el, j) {
       el.classList.toggle("vw-active", j === i);
       el.setAttribute("aria-current", j === i ? "true" : "false");
     });
     $("vw-overlay-series").textContent = series.description || ("Series " + (series.number || i + 1));
     var token = seriesToken;
-    return api(seriesPath(series.uid) + "/instances").then(function (r) { return r.json(); })
-      .then(function (instances) {
+    var listed = seriesImages[series.uid] ? Promise.resolve(seriesImages[series.uid]) :
+      api(seriesPath(series.uid) + "/instances").then(function (r) { return r.json(); });
+    return listed.then(function (instances) {
+        seriesImages[series.uid] = instances;
         if (token !== seriesToken) { return; }
-        var images = [];
-        instances.forEach(function (inst) {
-          for (var f = 1; f <= (inst.frames || 1); f++) {
-            images.push({uid: inst.uid, frame: f, frames: inst.frames || 1, rows: inst.rows,
-              columns: inst.columns, window: inst.window || null, modality: series.modality});
-          }
-        });
-        state.images = images;
-        state.size = 512;
+        state.images = imagesOf(series, instances);
         state.index = 0;
         state.size = sizeBucket();
         show();
@@ -367,16 +396,40 @@
   }
 
   // --- diagnostic tools -----------------------------------------------------------------------
-  function defaultWindow() {
-    var image = state.images[state.index] || {};
-    if (image.window) { return {center: image.window.center, width: image.window.width}; }
-    return image.modality === "CT" ? {center: 40, width: 400} : {center: 128, width: 256};
+  // Where a window drag starts when no window was chosen yet: the image's own window from its header
+  // (WindowCenter/Width, else the stored value range through the rescale), read once per instance.
+  var headerWindows = {};
+  function headerWindow(image) {
+    if (image.window) { return Promise.resolve({center: image.window.center, width: image.window.width}); }
+    if (!headerWindows[image.uid]) {
+      headerWindows[image.uid] = api(instancePath(image) + "/tags").then(function (r) { return r.json(); })
+        .then(windowFromTags, function () { return {center: 40, width: 400}; });
+    }
+    return headerWindows[image.uid];
   }
 
-  function setWindow(w) {
+  function windowFromTags(rows) {
+    var tags = {};
+    rows.forEach(function (row) { if (!row.depth && !(row.keyword in tags)) { tags[row.keyword] = row.value; } });
+    function num(keyword, fallback) {
+      var value = parseFloat(String(tags[keyword] || "").split("\\")[0]);
+      return isFinite(value) ? value : fallback;
+    }
+    var center = num("WindowCenter", NaN), width = num("WindowWidth", NaN);
+    if (isFinite(center) && width >= 1) { return {center: center, width: width}; }
+    var bits = num("BitsStored", 8), signed = num("PixelRepresentation", 0) === 1;
+    var low = num("SmallestImagePixelValue", signed ? -Math.pow(2, bits - 1) : 0);
+    var high = num("LargestImagePixelValue", signed ? Math.pow(2, bits - 1) - 1 : Math.pow(2, bits) - 1);
+    var slope = num("RescaleSlope", 1), intercept = num("RescaleIntercept", 0);
+    var a = low * slope + intercept, b = high * slope + intercept;
+    return {center: (a + b) / 2, width: Math.max(Math.abs(b - a), 1)};
+  }
+
+  function setWindow(w, dragging) {
     state.window = w ? {center: w.center, width: Math.max(1, w.width)} : null;
     show();
-    schedulePrefetch();
+    // Mid-drag windows are passing values: fetch ahead only for the one the drag ends on.
+    if (!dragging) { schedulePrefetch(); }
   }
 
   function setMode(mode) {
@@ -498,11 +551,12 @@
         setZoom(state.zoom * (event.deltaY < 0 ? 1.1 : 1 / 1.1));
         return;
       }
-      // Trackpads send many small deltas: one image per ~50 px, at least one per event.
+      // One image per wheel notch; trackpads send many small deltas, so those add up to ~30 px first.
       wheelRest += event.deltaMode === 1 ? event.deltaY * 40 : event.deltaY;
-      var steps = Math.trunc(wheelRest / 50);
-      if (steps === 0) { steps = event.deltaY > 0 ? 1 : -1; wheelRest = 0; } else { wheelRest -= steps * 50; }
-      go(state.index + steps);
+      if (Math.abs(wheelRest) < 30) { return; }
+      var step = wheelRest > 0 ? 1 : -1;
+      wheelRest = 0;
+      go(state.index + step);
     }, {passive: false});
 
     var drag = null;
@@ -511,16 +565,24 @@
       vp.setPointerCapture(event.pointerId);
       var mode = diagnostic ? state.mode : "scroll";
       drag = {x: event.clientX, y: event.clientY, mode: mode, index: state.index,
-        window: mode === "window" ? (state.window || defaultWindow()) : null,
-        panX: state.panX, panY: state.panY};
+        window: mode === "window" ? state.window : null, panX: state.panX, panY: state.panY};
+      vp.dataset.dragReady = drag.mode !== "window" || drag.window ? "true" : "false";
+      if (mode === "window" && !drag.window && state.images[state.index]) {
+        var started = drag;
+        headerWindow(state.images[state.index]).then(function (w) {
+          started.window = w;
+          vp.dataset.dragReady = "true";
+        });
+      }
       vp.focus({preventScroll: true});
     });
     vp.addEventListener("pointermove", function (event) {
       if (!drag) { return; }
       var dx = event.clientX - drag.x, dy = event.clientY - drag.y;
       if (drag.mode === "window") {
+        if (!drag.window) { return; }
         var scale = Math.max(drag.window.width / 256, 0.5);
-        setWindow({center: drag.window.center + dy * scale, width: drag.window.width + dx * scale * 2});
+        setWindow({center: drag.window.center + dy * scale, width: drag.window.width + dx * scale * 2}, true);
       } else if (drag.mode === "pan") {
         state.panX = drag.panX + dx;
         state.panY = drag.panY + dy;
@@ -530,7 +592,10 @@
         go(drag.index + Math.round(dy / perImage));
       }
     });
-    function endDrag() { drag = null; }
+    function endDrag() {
+      if (drag && drag.mode === "window") { schedulePrefetch(); }
+      drag = null;
+    }
     vp.addEventListener("pointerup", endDrag);
     vp.addEventListener("pointercancel", endDrag);
 
@@ -563,8 +628,13 @@
     }
   }
 
-  // Keep the tag panel on the current image.
-  document.addEventListener("viewer:shown", function () { if (!$("vw-tags").hidden) { loadTags(); } });
+  // Keep the tag panel on the current image, once scrolling pauses (each read is audited).
+  var tagsTimer = null;
+  document.addEventListener("viewer:shown", function () {
+    if ($("vw-tags").hidden) { return; }
+    clearTimeout(tagsTimer);
+    tagsTimer = setTimeout(loadTags, 250);
+  });
 
   // --- start ----------------------------------------------------------------------------------
   function tokenFromFragment() {
@@ -592,6 +662,16 @@
       state.session = opened.session;
       state.role = opened.role;
       state.view = opened.view;
+      seriesImages = opened.images || {};
+      // Ask for the first image before building the page around it: it is what the person waits for.
+      var firstSeries = opened.view.series[0];
+      if (firstSeries && seriesImages[firstSeries.uid]) {
+        state.series = firstSeries;
+        state.images = imagesOf(firstSeries, seriesImages[firstSeries.uid]);
+        state.index = 0;
+        state.size = sizeBucket();
+        if (state.images.length) { fetchImage(0).catch(function () { /* shown by show() */ }); }
+      }
       document.body.dataset.role = opened.role;
       fillHeader(opened.view);
       var loadThumbnails = buildSeriesStrip(opened.view.series);
