@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
-from core.audit import actor_of, audit_request, client_address
+from core.audit import Outcome, actor_of, audit_request, client_address
 from core.errors import ApiError
 from core.params import QueryParams
 from dicomsvc.dicom.render import NoPixelData, RenderError
@@ -21,6 +21,19 @@ from exams.uploads import check_request, iter_upload_parts
 from worklist.selectors import parse_date_range
 
 FILE_TYPES = {"application/dicom": None, "image/jpeg": "jpeg", "image/png": "png"}
+
+
+def _not_found(request, message: str, *, action: str, patient_id: str | None, study_uid: str) -> ApiError:
+    """A 404 for patient data, audited: a probe for another patient's study leaves a trace."""
+    audit_request(
+        request,
+        action=action,
+        outcome=Outcome.FAILURE,
+        patient_id=patient_id or "",
+        study_uid=study_uid,
+        detail={"reason": "not found"},
+    )
+    return ApiError(message, status_code=404)
 
 
 def base_url(request) -> str:
@@ -217,7 +230,13 @@ class SeriesCollection(ExamsView):
             study_uid=study_uid, patient_id=patient_id, base_url=base_url(request)
         )
         if series is None:
-            raise ApiError("No study with this UID for this patient.", status_code=404)
+            raise _not_found(
+                request,
+                "No study with this UID for this patient.",
+                action="exam.series",
+                patient_id=patient_id,
+                study_uid=study_uid,
+            )
         audit_request(request, action="exam.series", patient_id=patient_id, study_uid=study_uid)
         return Response(series)
 
@@ -248,7 +267,13 @@ class InstanceCollection(ExamsView):
             study_uid=study_uid, series_uid=series_uid, patient_id=patient_id, base_url=base_url(request)
         )
         if instances is None:
-            raise ApiError("No series with this UID in this patient's study.", status_code=404)
+            raise _not_found(
+                request,
+                "No series with this UID in this patient's study.",
+                action="exam.instances",
+                patient_id=patient_id,
+                study_uid=study_uid,
+            )
         audit_request(request, action="exam.instances", patient_id=patient_id, study_uid=study_uid)
         return Response(instances)
 
@@ -296,7 +321,13 @@ class InstanceRetrieve(ExamsView):
             selectors.instances_search(study_uid=study_uid, series_uid=series_uid, patient_id=patient_id)
             is None
         ):
-            raise ApiError("No such instance for this patient.", status_code=404)
+            raise _not_found(
+                request,
+                "No such instance for this patient.",
+                action="exam.retrieve",
+                patient_id=patient_id,
+                study_uid=study_uid,
+            )
         fmt = FILE_TYPES[file_type]
         try:
             if fmt is None:
@@ -304,7 +335,13 @@ class InstanceRetrieve(ExamsView):
             else:
                 response = self._image(params, study_uid, series_uid, instance_uid, fmt, file_type)
         except selectors.InstanceNotFound:
-            raise ApiError("No such instance under this study and series.", status_code=404) from None
+            raise _not_found(
+                request,
+                "No such instance under this study and series.",
+                action="exam.retrieve",
+                patient_id=patient_id,
+                study_uid=study_uid,
+            ) from None
         if patient_id is None:
             patient_id = selectors.instance_patient_id(
                 study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid

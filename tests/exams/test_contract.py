@@ -173,6 +173,18 @@ def test_another_patients_study_and_series_are_404_and_leak_nothing(pacs, api):
     assert ds.StudyInstanceUID not in str(studies)
 
 
+def test_a_probe_for_another_patients_study_is_audited_as_a_failure(pacs, api):
+    from core.models import AuditEvent
+
+    owner, other = new_patient(), new_patient()
+    data = make_dicom(patient_id=owner)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    assert upload(api, data).status_code == 200
+    assert api.get(f"/exams/studies/{ds.StudyInstanceUID}/series", {"PatientID": other}).status_code == 404
+    event = AuditEvent.objects.filter(action="exam.series").latest("id")
+    assert (event.outcome, event.patient_id, event.study_uid) == ("failure", other, ds.StudyInstanceUID)
+
+
 def test_unknown_study_series_and_instance_are_404(pacs, api):
     patient = new_patient()
     data = make_dicom(patient_id=patient)
