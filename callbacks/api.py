@@ -23,7 +23,6 @@ from core.audit import Outcome, actor_of, audit_request
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403, ERROR_404
 from core.params import QueryParams
-from worklist.selectors import parse_date_range
 
 SIGNATURE_HEADER = "X-Callback-Signature"
 
@@ -120,16 +119,6 @@ class NewExamCallback(APIView):
 LIST_PARAMS = ("patientID", "studyUID", "eventType", "date", "studyDate", "limit", "offset")
 
 
-def _date_range(params: QueryParams, name: str):
-    value = params.get(name)
-    if value is None:
-        return None, None
-    try:
-        return parse_date_range(value)
-    except ValueError as exc:
-        raise ApiError(f"{name} {exc}.", errors={name: [str(exc)]}) from None
-
-
 class CallbackEventCollection(APIView):
     required_scopes = {"GET": scopes.CALLBACKS_READ}
 
@@ -156,8 +145,8 @@ class CallbackEventCollection(APIView):
     )
     def get(self, request):
         params = QueryParams(request.query_params, LIST_PARAMS)
-        received_from, received_to = _date_range(params, "date")
-        study_from, study_to = _date_range(params, "studyDate")
+        received_from, received_to = params.date_range("date")
+        study_from, study_to = params.date_range("studyDate")
         flt = EventFilter(
             patient_id=params.get("patientID"),
             study_uid=params.get("studyUID"),

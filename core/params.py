@@ -7,9 +7,11 @@ every patient's data.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from core.errors import ApiError
+from dicomsvc.dicom.vr import parse_date_range
 
 
 class QueryParams:
@@ -45,6 +47,16 @@ class QueryParams:
         if value is None:
             raise ApiError(f"The query parameter {name} is required.", errors={name: ["is required"]})
         return value
+
+    def date_range(self, name: str) -> tuple[dt.date | None, dt.date | None]:
+        """A DICOM date or range (``YYYYMMDD``, ``A-B``, ``-B``, ``A-``); (None, None) when absent."""
+        raw = self.get(name)
+        if raw is None:
+            return None, None
+        try:
+            return parse_date_range(raw)
+        except ValueError as exc:
+            raise ApiError(f"{name} {exc}.", errors={name: [str(exc)]}) from None
 
     def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self.get(name)

@@ -18,7 +18,6 @@ from exams.backends import PacsError, StudyFilter
 from exams.dicomjson import stow_response
 from exams.services import exams_upload
 from exams.uploads import check_request, iter_upload_parts
-from worklist.selectors import parse_date_range
 
 FILE_TYPES = {"application/dicom": None, "image/jpeg": "jpeg", "image/png": "png"}
 
@@ -34,6 +33,16 @@ def _not_found(request, message: str, *, action: str, patient_id: str | None, st
         detail={"reason": "not found"},
     )
     return ApiError(message, status_code=404)
+
+
+def _audited_listing(
+    request, rows: list[dict] | None, *, missing: str, action: str, patient_id: str, study_uid: str
+) -> Response:
+    """The rows of one patient's study (audited as read), or an audited 404 when it is not theirs."""
+    if rows is None:
+        raise _not_found(request, missing, action=action, patient_id=patient_id, study_uid=study_uid)
+    audit_request(request, action=action, patient_id=patient_id, study_uid=study_uid)
+    return Response(rows)
 
 
 def base_url(request) -> str:
@@ -182,12 +191,7 @@ class StudyCollection(ExamsView):
             request, ("StudyDate", "ModalitiesInStudy", "modality", "AccessionNumber", "limit", "offset")
         )
         patient_id = params.require("PatientID")
-        date_from = date_to = None
-        if (study_date := params.get("StudyDate")) is not None:
-            try:
-                date_from, date_to = parse_date_range(study_date)
-            except ValueError as exc:
-                raise ApiError(f"StudyDate {exc}.", errors={"StudyDate": [str(exc)]}) from None
+        date_from, date_to = params.date_range("StudyDate")
         flt = StudyFilter(
             patient_id=patient_id,
             date_from=date_from,
@@ -229,16 +233,14 @@ class SeriesCollection(ExamsView):
         series = selectors.series_search(
             study_uid=study_uid, patient_id=patient_id, base_url=base_url(request)
         )
-        if series is None:
-            raise _not_found(
-                request,
-                "No study with this UID for this patient.",
-                action="exam.series",
-                patient_id=patient_id,
-                study_uid=study_uid,
-            )
-        audit_request(request, action="exam.series", patient_id=patient_id, study_uid=study_uid)
-        return Response(series)
+        return _audited_listing(
+            request,
+            series,
+            missing="No study with this UID for this patient.",
+            action="exam.series",
+            patient_id=patient_id,
+            study_uid=study_uid,
+        )
 
 
 class InstanceCollection(ExamsView):
@@ -266,16 +268,14 @@ class InstanceCollection(ExamsView):
         instances = selectors.instances_search(
             study_uid=study_uid, series_uid=series_uid, patient_id=patient_id, base_url=base_url(request)
         )
-        if instances is None:
-            raise _not_found(
-                request,
-                "No series with this UID in this patient's study.",
-                action="exam.instances",
-                patient_id=patient_id,
-                study_uid=study_uid,
-            )
-        audit_request(request, action="exam.instances", patient_id=patient_id, study_uid=study_uid)
-        return Response(instances)
+        return _audited_listing(
+            request,
+            instances,
+            missing="No series with this UID in this patient's study.",
+            action="exam.instances",
+            patient_id=patient_id,
+            study_uid=study_uid,
+        )
 
 
 class InstanceRetrieve(ExamsView):

@@ -10,7 +10,7 @@ from core.errors import ApiError
 from core.params import QueryParams
 from worklist import schema
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json, workitems_to_dicom_json
-from worklist.selectors import STATES, WorkitemFilter, parse_date_range, workitem_list
+from worklist.selectors import STATES, WorkitemFilter, workitem_list
 from worklist.services import WorkitemConflict, WorkitemNotFound, workitem_create, workitem_delete
 from worklist.validation import WorkitemInvalid
 
@@ -152,13 +152,7 @@ def _str(value) -> str:
 
 
 def _filter_from(params: QueryParams) -> WorkitemFilter:
-    date_from = date_to = None
-    scheduled = params.get("scheduledDate")
-    if scheduled is not None:
-        try:
-            date_from, date_to = parse_date_range(scheduled)
-        except ValueError as exc:
-            raise ApiError(f"scheduledDate {exc}.", errors={"scheduledDate": [str(exc)]}) from None
+    date_from, date_to = params.date_range("scheduledDate")
     state = params.get("status")
     if state is not None:
         state = state.upper()

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from dicomsvc.dicom.vr import parse_da
 from worklist.dicomjson import COLUMNS
 from worklist.models import ProcedureStepState, WorkItem
 
@@ -21,22 +20,6 @@ class WorkitemFilter:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     state: str | None = None
-
-
-def parse_date_range(value: str) -> tuple[dt.date | None, dt.date | None]:
-    """A DICOM date or range: ``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``-YYYYMMDD``, ``YYYYMMDD-``."""
-    value = value.strip()
-    if "-" not in value:
-        day = parse_da(value)
-        return day, day
-    start, _, end = value.partition("-")
-    date_from = parse_da(start) if start else None
-    date_to = parse_da(end) if end else None
-    if date_from is None and date_to is None:
-        raise ValueError("must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
-    if date_from and date_to and date_from > date_to:
-        raise ValueError("the range starts after it ends")
-    return date_from, date_to
 
 
 def workitem_queryset(flt: WorkitemFilter) -> QuerySet[WorkItem]:

@@ -33,6 +33,22 @@ def parse_da(value: str) -> dt.date:
         raise ValueError("must be a real calendar date (YYYYMMDD)") from None
 
 
+def parse_date_range(value: str) -> tuple[dt.date | None, dt.date | None]:
+    """A DICOM date or range: ``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``-YYYYMMDD``, ``YYYYMMDD-``."""
+    value = value.strip()
+    if "-" not in value:
+        day = parse_da(value)
+        return day, day
+    start, _, end = value.partition("-")
+    date_from = parse_da(start) if start else None
+    date_to = parse_da(end) if end else None
+    if date_from is None and date_to is None:
+        raise ValueError("must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
+    if date_from and date_to and date_from > date_to:
+        raise ValueError("the range starts after it ends")
+    return date_from, date_to
+
+
 def parse_tm(value: str) -> dt.time:
     """A DICOM TM (HH[MM[SS[.F{1,6}]]]) as a time; ValueError otherwise."""
     match = _TM_RE.match(value)

@@ -7,10 +7,11 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dicomsvc.dicom.vr import parse_date_range
 from worklist.bulk.exporter import EXPORT_FORMATS
 from worklist.bulk.services import workitems_export
 from worklist.management.commands.import_worklist import os_user
-from worklist.selectors import STATES, WorkitemFilter, parse_date_range
+from worklist.selectors import STATES, WorkitemFilter
 
 
 class Command(BaseCommand):
