@@ -6,16 +6,53 @@ Call ``audit_request`` from API views (it takes actor and address from the reque
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from core.models import AuditEvent
 
 logger = logging.getLogger("dicomsvc.audit")
 
 Outcome = AuditEvent.Outcome
+_batch: ContextVar[list[AuditEvent] | None] = ContextVar("audit_batch", default=None)
+
+
+@contextlib.contextmanager
+def audit_batch() -> Iterator[None]:
+    """Records made inside are written together, with one INSERT, when the block ends.
+
+    Use it inside the transaction of the audited work (an upload of many instances), so that
+    records and work commit together. If the block raises, what was recorded is still written
+    (the work done before the error may have reached a remote PACS) unless the database itself
+    failed, in which case the enclosing transaction is lost anyway.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    events: list[AuditEvent] = []
+    token = _batch.set(events)
+    try:
+        yield
+    except BaseException:
+        _batch.reset(token)
+        try:
+            _batch_write(events)
+        except DatabaseError as exc:  # the block's own error is the one to report
+            logger.error("%d audit records could not be written (%s)", len(events), type(exc).__name__)
+        raise
+    _batch.reset(token)
+    _batch_write(events)
+
+
+def _batch_write(events: list[AuditEvent]) -> None:
+    if events:
+        AuditEvent.objects.bulk_create(events)
 
 
 def client_address(request) -> str | None:
@@ -54,7 +91,7 @@ def audit_record(
 ) -> AuditEvent | None:
     if not settings.AUDIT_ENABLED:
         return None
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         actor=actor[:150],
         actor_type=actor_type[:20],
         action=action[:60],
@@ -64,6 +101,12 @@ def audit_record(
         client_address=client_address,
         detail=detail or {},
     )
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(event)  # written when the batch ends
+    else:
+        event.save(force_insert=True)
+    return event
 
 
 def audit_request(

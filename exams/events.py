@@ -25,39 +25,68 @@ def _or_none(value: str) -> str | None:
     return value or None
 
 
-def new_exam_event_payload(*, study_pk: int) -> dict:
-    """The callback fields for one study, as the index holds it right now."""
-    study = Study.objects.select_related("patient").get(pk=study_pk)
-    series = list(Series.objects.filter(study_id=study_pk).values("source_ae_title", "station_name"))
-    patient = study.patient
-    return {
-        "SourceID": settings.PACS_SOURCE_ID,
-        "StudyInstanceUID": study.study_uid,
-        "AccessionNumber": _or_none(study.accession_number),
-        "PatientID": patient.patient_id,
-        "NumberOfStudyRelatedSeries": study.number_of_series,
-        "NumberOfStudyRelatedInstances": study.number_of_instances,
-        "ModalitiesInStudy": [m for m in study.modalities.split("\\") if m],
-        "AeTitles": sorted({s["source_ae_title"] for s in series if s["source_ae_title"]}),
-        "StationNames": sorted({s["station_name"] for s in series if s["station_name"]}),
-        "EventType": EVENT_TYPE,
-        "StudyDate": _or_none(format_da(study.study_date)),
-        "StudyTime": _or_none(format_tm(study.study_time)),
-        "StudyID": _or_none(study.study_id),
-        "ReferringPhysicianName": _or_none(study.referring_physician_name),
-        "StudyDescription": _or_none(study.description),
-        "PatientName": _or_none(patient.patient_name),
-        "PatientBirthDate": _or_none(format_da(patient.birth_date)),
-        "PatientSex": _or_none(patient.sex),
-    }
+STUDY_FIELDS = (
+    "pk",
+    "study_uid",
+    "accession_number",
+    "number_of_series",
+    "number_of_instances",
+    "modalities",
+    "study_date",
+    "study_time",
+    "study_id",
+    "referring_physician_name",
+    "description",
+    "patient__patient_id",
+    "patient__patient_name",
+    "patient__birth_date",
+    "patient__sex",
+)
 
 
-def new_exam_event_emit(*, study_pk: int) -> None:
-    """Record the event (call inside the transaction that stored the instance)."""
-    payload = new_exam_event_payload(study_pk=study_pk)
-    try:
-        new_exam_event_record(payload=payload, origin="embedded")
-    except CallbackEventInvalid as exc:
-        # The instance is stored whatever its header holds; an event the callbacks app refuses
-        # (e.g. a malformed value in an optional attribute) must not undo the store.
-        logger.warning("new-exam event refused by callbacks validation: fields %s", sorted(exc.errors))
+def new_exam_event_payloads(*, study_pks: list[int]) -> list[dict]:
+    """The callback fields of these studies, as the index holds them right now (two queries)."""
+    ae_titles: dict[int, set[str]] = {pk: set() for pk in study_pks}
+    stations: dict[int, set[str]] = {pk: set() for pk in study_pks}
+    for study_pk, ae_title, station in Series.objects.filter(study_id__in=study_pks).values_list(
+        "study_id", "source_ae_title", "station_name"
+    ):
+        if ae_title:
+            ae_titles[study_pk].add(ae_title)
+        if station:
+            stations[study_pk].add(station)
+    studies = Study.objects.filter(pk__in=study_pks).order_by("pk").values(*STUDY_FIELDS)
+    return [
+        {
+            "SourceID": settings.PACS_SOURCE_ID,
+            "StudyInstanceUID": study["study_uid"],
+            "AccessionNumber": _or_none(study["accession_number"]),
+            "PatientID": study["patient__patient_id"],
+            "NumberOfStudyRelatedSeries": study["number_of_series"],
+            "NumberOfStudyRelatedInstances": study["number_of_instances"],
+            "ModalitiesInStudy": [m for m in study["modalities"].split("\\") if m],
+            "AeTitles": sorted(ae_titles[study["pk"]]),
+            "StationNames": sorted(stations[study["pk"]]),
+            "EventType": EVENT_TYPE,
+            "StudyDate": _or_none(format_da(study["study_date"])),
+            "StudyTime": _or_none(format_tm(study["study_time"])),
+            "StudyID": _or_none(study["study_id"]),
+            "ReferringPhysicianName": _or_none(study["referring_physician_name"]),
+            "StudyDescription": _or_none(study["description"]),
+            "PatientName": _or_none(study["patient__patient_name"]),
+            "PatientBirthDate": _or_none(format_da(study["patient__birth_date"])),
+            "PatientSex": _or_none(study["patient__sex"]),
+        }
+        for study in studies
+    ]
+
+
+def new_exam_events_emit(*, study_pks: list[int]) -> None:
+    """Record one event per study (call inside the transaction that stored the instances)."""
+    for payload in new_exam_event_payloads(study_pks=study_pks):
+        try:
+            new_exam_event_record(payload=payload, origin="embedded")
+        except CallbackEventInvalid as exc:
+            # The instance is stored whatever its header holds; an event the callbacks app refuses
+            # (e.g. a malformed value in an optional attribute) must not undo the store.
+            logger.warning("new-exam event refused by callbacks validation: fields %s", sorted(exc.errors))

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from core.audit import Outcome, audit_record
+from core.audit import Outcome, audit_batch, audit_record
 from dicomsvc.dicom.part10 import (
     FAILURE_CANNOT_UNDERSTAND,
     FAILURE_OUT_OF_RESOURCES,
@@ -147,7 +147,7 @@ def exams_upload(
     *, parts: Iterable[UploadPart], actor: str, actor_type: str, client_address: str | None
 ) -> list[IngestOutcome]:
     """Ingest each part of one request in order; a bad part fails alone, the others are stored."""
-    with get_backend().batch():
+    with get_backend().batch(), audit_batch():
         return _upload_parts(parts, actor=actor, actor_type=actor_type, client_address=client_address)
 
 

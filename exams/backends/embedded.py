@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import partial
 
 from django.core.checks import Error
@@ -26,7 +27,7 @@ from django.utils import timezone
 from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.backends.base import InstanceNotFound, PacsBackend, StoreResult, StudyFilter
-from exams.events import new_exam_event_emit
+from exams.events import new_exam_events_emit
 from exams.models import Instance, Patient, Series, Study
 
 logger = logging.getLogger("dicomsvc.exams")
@@ -69,17 +70,21 @@ def study_row(values: dict) -> dict:
 
 
 # What decides a store, in one round trip: the stored instance (content hash and place), the owner
-# of the study and the study of the series.
+# of the study, and the series as indexed (its row and its study's), so that storing into a known
+# series needs no other query.
 _LOOKUP_SQL = """
-SELECT i.sha256, se.series_uid, st.study_uid,
+SELECT i.id, i.sha256, i.storage_name, se.series_uid, st.study_uid,
   (SELECT p.patient_id FROM exams_study s2 JOIN exams_patient p ON p.id = s2.patient_id
      WHERE s2.study_uid = %(study)s),
-  (SELECT s3.study_uid FROM exams_series se3 JOIN exams_study s3 ON s3.id = se3.study_id
-     WHERE se3.series_uid = %(series)s)
+  known.study_uid, known.id, known.study_id
 FROM (SELECT 1 AS one) AS one
 LEFT JOIN exams_instance i ON i.sop_instance_uid = %(sop)s
 LEFT JOIN exams_series se ON se.id = i.series_id
 LEFT JOIN exams_study st ON st.id = se.study_id
+LEFT JOIN (
+  SELECT s3.study_uid, se3.id, se3.study_id FROM exams_series se3 JOIN exams_study s3 ON s3.id = se3.study_id
+  WHERE se3.series_uid = %(series)s
+) AS known ON TRUE
 """
 
 
@@ -91,6 +96,21 @@ VALUES (%(sop)s, %(series)s, %(sop_class)s, %(ts)s, %(number)s, %(rows)s, %(colu
 ON CONFLICT (sop_instance_uid) DO NOTHING
 RETURNING id
 """
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """What the index holds for one instance's UIDs (a row of ``_LOOKUP_SQL``)."""
+
+    instance_pk: int | None  # the instance stored under this SOP Instance UID, if any ...
+    sha256: str | None
+    storage_name: str | None
+    series_uid: str | None  # ... and where it is
+    study_uid: str | None
+    study_owner: str | None  # the Patient ID of this Study Instance UID, if indexed
+    series_study_uid: str | None  # this Series Instance UID's study, if indexed ...
+    series_pk: int | None
+    series_study_pk: int | None
 
 
 class _Conflict(Exception):
@@ -115,6 +135,34 @@ class _Pending:
 
 VERSION_CACHE_SIZE = 100_000
 _pending: ContextVar[_Pending | None] = ContextVar("exams_embedded_batch", default=None)
+
+
+def _counters_add(
+    table: str, increments: dict[int, tuple[int, ...]], *, extra: tuple[str, ...] = (), updated_at=None
+) -> None:
+    """``number_of_instances`` (and the ``extra`` counters) += the given amounts, per primary key,
+    in one UPDATE that first locks the rows in key order."""
+    if not increments:
+        return
+    pks = sorted(increments)
+    columns = ("number_of_instances", *extra)
+    keys = ", ".join(["%s"] * len(pks))
+    assignments, params = [], []
+    for position, column in enumerate(columns):
+        cases = " ".join(["WHEN %s THEN %s"] * len(pks))
+        assignments.append(f"{column} = {column} + CASE id {cases} ELSE 0 END")
+        for pk in pks:
+            params += [pk, increments[pk][position]]
+    if updated_at is not None:
+        assignments.append("updated_at = %s")
+        params.append(updated_at)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 - fixed names, values are parameters
+        f"WHERE id IN (SELECT id FROM {table} WHERE id IN ({keys}) ORDER BY id{lock})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *pks])
 
 
 class EmbeddedBackend(PacsBackend):
@@ -146,7 +194,8 @@ class EmbeddedBackend(PacsBackend):
             return self._store(fileobj=fileobj, info=info, size=size, sha256=sha256)
 
     def _store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
-        verdict = self._verdict(info, sha256)
+        indexed = self._lookup(info)
+        verdict = self._verdict(info, sha256, indexed)
         if verdict is not None:
             return verdict
         # UIDs are digits and dots (validated), so they are safe path components.
@@ -156,12 +205,13 @@ class EmbeddedBackend(PacsBackend):
         try:
             for _attempt in range(3):
                 try:
-                    self._index(info, size=size, sha256=sha256, storage_name=stored_name)
+                    self._index(info, indexed, size=size, sha256=sha256, storage_name=stored_name)
                     break
                 except (IntegrityError, _Conflict):
                     # A concurrent upload created the same patient, study, series or instance first:
                     # decide again against what it stored, then retry with its rows.
-                    verdict = self._verdict(info, sha256)
+                    indexed = self._lookup(info)
+                    verdict = self._verdict(info, sha256, indexed)
                     if verdict is not None:
                         self.storage.delete(stored_name)
                         return verdict
@@ -173,16 +223,18 @@ class EmbeddedBackend(PacsBackend):
             raise
         return StoreResult("stored")
 
-    def _verdict(self, info: Part10Info, sha256: str) -> StoreResult | None:
-        """None when the instance may be stored; else the duplicate or failure result."""
+    def _lookup(self, info: Part10Info) -> _Indexed:
         with connection.cursor() as cursor:
             cursor.execute(
                 _LOOKUP_SQL,
                 {"sop": info.sop_instance_uid, "study": info.study_uid, "series": info.series_uid},
             )
-            stored_sha, stored_series, stored_study, study_owner, series_study = cursor.fetchone()
-        if stored_sha is not None:
-            if stored_sha == sha256:
+            return _Indexed(*cursor.fetchone())
+
+    def _verdict(self, info: Part10Info, sha256: str, indexed: _Indexed) -> StoreResult | None:
+        """None when the instance may be stored; else the duplicate or failure result."""
+        if indexed.sha256 is not None:
+            if indexed.sha256 == sha256:
                 return StoreResult("duplicate")
             if not self.allow_overwrite:
                 return StoreResult(
@@ -191,28 +243,21 @@ class EmbeddedBackend(PacsBackend):
                     "(EXAMS_ALLOW_OVERWRITE is off)",
                     FAILURE_DUPLICATE_DIFFERENT,
                 )
-            if stored_series != info.series_uid or stored_study != info.study_uid:
+            if indexed.series_uid != info.series_uid or indexed.study_uid != info.study_uid:
                 return StoreResult(
                     "failed",
                     "an instance with this SOP Instance UID is stored in another study or series",
                     FAILURE_DUPLICATE_DIFFERENT,
                 )
-        if study_owner is not None and study_owner != info.patient_id:
+        if indexed.study_owner is not None and indexed.study_owner != info.patient_id:
             return StoreResult(
                 "failed", "this Study Instance UID belongs to another patient", FAILURE_PROCESSING
             )
-        if series_study is not None and series_study != info.study_uid:
+        if indexed.series_study_uid is not None and indexed.series_study_uid != info.study_uid:
             return StoreResult(
                 "failed", "this Series Instance UID belongs to another study", FAILURE_PROCESSING
             )
         return None
-
-    def _known_series(self, info: Part10Info) -> Series | None:
-        pending = _pending.get()
-        known = pending.known_series.get(info.series_uid) if pending is not None else None
-        if known is not None:  # a batch's 2nd..nth instance of a series: no lookup
-            return known
-        return Series.objects.filter(series_uid=info.series_uid).first()
 
     def _create_series(self, info: Part10Info) -> Series:
         patient, _ = Patient.objects.get_or_create(
@@ -267,23 +312,27 @@ class EmbeddedBackend(PacsBackend):
             if cursor.fetchone() is None:
                 raise _Conflict
 
-    def _index(self, info: Part10Info, *, size: int, sha256: str, storage_name: str) -> None:
+    def _index(
+        self, info: Part10Info, indexed: _Indexed, *, size: int, sha256: str, storage_name: str
+    ) -> None:
         file_fields = {"storage_name": storage_name, "size": size, "sha256": sha256}
-        series = self._known_series(info)
+        pending = _pending.get()
+        series = pending.known_series.get(info.series_uid)
+        if series is None and indexed.series_pk is not None:
+            series = Series(
+                pk=indexed.series_pk, study_id=indexed.series_study_pk, series_uid=info.series_uid
+            )
         series_created = series is None
-        replaced = (
-            Instance.objects.filter(sop_instance_uid=info.sop_instance_uid).first()
-            if self.allow_overwrite and not series_created
-            else None
-        )
+        # A stored instance that passed _verdict with other content is an allowed overwrite.
+        replaced = indexed.instance_pk is not None and not series_created
         if series_created:
             # Rare (the first instance of a series): in a savepoint, as concurrent uploads may race.
             with transaction.atomic():
                 series = self._create_series(info)
                 self._insert_instance(info, series, **file_fields)
-        elif replaced is not None:  # overwrite: allowed and checked by _verdict
-            transaction.on_commit(partial(self.storage.delete, replaced.storage_name))
-            Instance.objects.filter(pk=replaced.pk).update(
+        elif replaced:
+            transaction.on_commit(partial(self.storage.delete, indexed.storage_name))
+            Instance.objects.filter(pk=indexed.instance_pk).update(
                 **file_fields,
                 transfer_syntax_uid=info.transfer_syntax_uid,
                 instance_number=info.instance_number,
@@ -293,7 +342,7 @@ class EmbeddedBackend(PacsBackend):
             )
         else:
             self._insert_instance(info, series, **file_fields)
-        _pending.get().add(series, created=series_created, counted=replaced is None)
+        pending.add(series, created=series_created, counted=not replaced)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -312,22 +361,28 @@ class EmbeddedBackend(PacsBackend):
             _pending.reset(token)
 
     def _apply(self, pending: _Pending) -> None:
-        for series_pk, count in sorted(pending.series.items()):
-            Series.objects.filter(pk=series_pk).update(number_of_instances=F("number_of_instances") + count)
-        for study_pk in sorted(pending.studies):
-            added, new_series = pending.studies[study_pk]
-            counts = {
-                "number_of_instances": F("number_of_instances") + added,
-                "updated_at": timezone.now(),
-            }
-            if new_series:
-                # New series may bring a modality: recompute under the study's row lock.
-                Study.objects.select_for_update().filter(pk=study_pk).values_list("pk").first()
-                modalities = Series.objects.filter(study_id=study_pk).exclude(modality="")
-                counts["number_of_series"] = F("number_of_series") + new_series
-                counts["modalities"] = "\\".join(sorted(set(modalities.values_list("modality", flat=True))))
-            Study.objects.filter(pk=study_pk).update(**counts)
-            new_exam_event_emit(study_pk=study_pk)
+        """The batch's counters, then one new-exam event per touched study.
+
+        Rows are locked in primary-key order (series, then studies), so concurrent batches over
+        the same studies queue behind each other instead of deadlocking.
+        """
+        if not pending.studies:
+            return
+        _counters_add("exams_series", {pk: (added,) for pk, added in pending.series.items()})
+        now = timezone.now()
+        _counters_add(
+            "exams_study",
+            {pk: (added, new_series) for pk, (added, new_series) in pending.studies.items()},
+            extra=("number_of_series",),
+            updated_at=now,
+        )
+        for study_pk in sorted(pk for pk, (_, new_series) in pending.studies.items() if new_series):
+            # New series may bring a modality: recompute (the study row is locked above).
+            modalities = Series.objects.filter(study_id=study_pk).exclude(modality="")
+            Study.objects.filter(pk=study_pk).update(
+                modalities="\\".join(sorted(set(modalities.values_list("modality", flat=True))))
+            )
+        new_exam_events_emit(study_pks=sorted(pending.studies))
 
     # -- queries -------------------------------------------------------------------------------
 
