@@ -179,16 +179,18 @@ def gunicorn_server(env: dict, *, workers: int, threads: int):
         "--timeout",
         "300",
     ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, timeout=30)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
+    # BENCH_SERVER_LOG=path keeps the server's stderr (tracebacks of failed requests).
+    with open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "ab") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            wait_for_port(port, timeout=30)
+            yield port, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def worker_pids(master: int) -> list[int]:

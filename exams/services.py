@@ -24,6 +24,7 @@ from dicomsvc.dicom.part10 import (
     zero_preamble,
 )
 from exams.backends import get_backend
+from exams.backends.base import StoreBatch
 from exams.multipart import new_spool
 
 HASH_CHUNK = 1024 * 1024
@@ -31,7 +32,7 @@ HASH_CHUNK = 1024 * 1024
 
 @dataclass
 class IngestOutcome:
-    status: str  # "stored" | "duplicate" | "failed"
+    status: str  # "stored" | "duplicate" | "failed" ("added" while its batch decides)
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
     study_uid: str = ""
@@ -89,26 +90,69 @@ def instance_ingest(
     temporary copy is made). ``exams.backends.PacsError`` propagates: a remote PACS that refuses
     or is down is the caller's to report (REST: 401/502/504; DIMSE: a failure status).
     """
-    outcome = _ingest(fileobj)
-    audit_record(
-        actor=actor,
-        actor_type=actor_type or origin,
-        action="exam.store",
-        outcome=Outcome.SUCCESS if outcome.ok else Outcome.FAILURE,
-        patient_id=outcome.patient_id,
-        study_uid=outcome.study_uid,
-        client_address=client_address,
-        detail={
-            "origin": origin,
-            "status": outcome.status,
-            "sop_instance_uid": outcome.sop_instance_uid,
-            **({"failure_code": outcome.failure_code} if outcome.failure_code is not None else {}),
-        },
+    return _ingest_all(
+        [fileobj], origin=origin, actor=actor, actor_type=actor_type, client_address=client_address
+    )[0]
+
+
+def exams_upload(
+    *, parts: Iterable[UploadPart], actor: str, actor_type: str, client_address: str | None
+) -> list[IngestOutcome]:
+    """Ingest each part of one request in order; a bad part fails alone, the others are stored."""
+    files = (part.fileobj if part.fileobj is not None else part.error or "unusable part" for part in parts)
+    return _ingest_all(
+        files, origin="rest", actor=actor, actor_type=actor_type, client_address=client_address
     )
-    return outcome
 
 
-def _ingest(fileobj: BinaryIO) -> IngestOutcome:
+def _ingest_all(
+    files: Iterable[BinaryIO | str], *, origin: str, actor: str, actor_type: str | None, client_address
+) -> list[IngestOutcome]:
+    """Check each file and hand the good ones to one backend batch; one audit record per file.
+
+    ``files`` may yield, instead of a file, the reason a part is unusable. Each file is consumed
+    before the next is requested (a request's parts are read one after the other).
+    """
+    outcomes: list[IngestOutcome] = []
+    added: list[int] = []  # positions of the outcomes the batch decides
+    with get_backend().batch() as batch, audit_batch():
+        for fileobj in files:
+            if isinstance(fileobj, str):
+                outcome = IngestOutcome("failed", reason=fileobj, failure_code=FAILURE_CANNOT_UNDERSTAND)
+            else:
+                outcome = _check_and_add(fileobj, batch)
+            if outcome.status == "added":
+                added.append(len(outcomes))
+            outcomes.append(outcome)
+        for position, result in zip(added, batch.results(), strict=True):
+            outcome = outcomes[position]
+            outcome.status, outcome.reason, outcome.failure_code = (
+                result.status,
+                result.reason,
+                result.failure_code,
+            )
+        for outcome in outcomes:
+            audit_record(
+                actor=actor,
+                actor_type=actor_type or origin,
+                action="exam.store",
+                outcome=Outcome.SUCCESS if outcome.ok else Outcome.FAILURE,
+                patient_id=outcome.patient_id,
+                study_uid=outcome.study_uid,
+                client_address=client_address,
+                detail={
+                    "origin": origin,
+                    "status": outcome.status,
+                    "sop_instance_uid": outcome.sop_instance_uid,
+                    **({"failure_code": outcome.failure_code} if outcome.failure_code is not None else {}),
+                },
+            )
+    return outcomes
+
+
+def _check_and_add(fileobj: BinaryIO, batch: StoreBatch) -> IngestOutcome:
+    """Size cap, Part 10 validation, preamble zeroing and hash, then ``batch.add``: an "added"
+    outcome (the batch's result decides it) or a "failed" one."""
     size = _size(fileobj)
     if size > settings.EXAMS_UPLOAD_MAX_BYTES:
         return IngestOutcome(
@@ -127,47 +171,15 @@ def _ingest(fileobj: BinaryIO) -> IngestOutcome:
         target = copy = _writable_copy(fileobj)
     try:
         zero_preamble(target)
-        result = get_backend().store(fileobj=target, info=info, size=size, sha256=_sha256(target))
+        batch.add(fileobj=target, info=info, size=size, sha256=_sha256(target))
     finally:
         if copy is not None:
             copy.close()
     return IngestOutcome(
-        result.status,
+        "added",
         sop_class_uid=info.sop_class_uid,
         sop_instance_uid=info.sop_instance_uid,
         study_uid=info.study_uid,
         series_uid=info.series_uid,
         patient_id=info.patient_id,
-        reason=result.reason,
-        failure_code=result.failure_code,
     )
-
-
-def exams_upload(
-    *, parts: Iterable[UploadPart], actor: str, actor_type: str, client_address: str | None
-) -> list[IngestOutcome]:
-    """Ingest each part of one request in order; a bad part fails alone, the others are stored."""
-    with get_backend().batch(), audit_batch():
-        return _upload_parts(parts, actor=actor, actor_type=actor_type, client_address=client_address)
-
-
-def _upload_parts(parts, *, actor, actor_type, client_address) -> list[IngestOutcome]:
-    outcomes = []
-    for part in parts:
-        if part.fileobj is None:
-            outcomes.append(
-                IngestOutcome(
-                    "failed", reason=part.error or "unusable part", failure_code=FAILURE_CANNOT_UNDERSTAND
-                )
-            )
-            continue
-        outcomes.append(
-            instance_ingest(
-                fileobj=part.fileobj,
-                origin="rest",
-                actor=actor,
-                actor_type=actor_type,
-                client_address=client_address,
-            )
-        )
-    return outcomes

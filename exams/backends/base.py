@@ -8,7 +8,6 @@ remote PACS that refuses or fails; the API turns them into 401 / 502 / 504 JSON 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -55,6 +54,28 @@ class StudyFilter:
     accession_number: str | None = None
 
 
+class StoreBatch:
+    """Stores of one request, one after the other (the default for a backend)."""
+
+    def __init__(self, backend: PacsBackend):
+        self.backend = backend
+        self._results: list[StoreResult] = []
+
+    def __enter__(self) -> StoreBatch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def add(self, *, fileobj: BinaryIO, info: Part10Info, size: int, sha256: str) -> None:
+        """Take one instance, as ``PacsBackend.store`` does; ``fileobj`` may be closed on return."""
+        self._results.append(self.backend.store(fileobj=fileobj, info=info, size=size, sha256=sha256))
+
+    def results(self) -> list[StoreResult]:
+        """The result of each ``add``, in order."""
+        return self._results
+
+
 class PacsBackend:
     """Base class: subclasses implement every method below; ``options`` come from ``PACS_OPTIONS``."""
 
@@ -76,10 +97,12 @@ class PacsBackend:
         """
         raise NotImplementedError
 
-    def batch(self) -> contextlib.AbstractContextManager:
-        """A context manager around the stores of one request; a backend may use it to commit
-        once per request. Default: nothing."""
-        return contextlib.nullcontext()
+    def batch(self) -> StoreBatch:
+        """The stores of one request: ``with backend.batch() as batch``, ``batch.add(...)`` per
+        instance, then ``batch.results()`` once, inside the block. A backend may defer its work to
+        ``results()`` (the embedded one indexes there, in one transaction that the block's end
+        commits). Default: each ``add`` is a ``store``."""
+        return StoreBatch(self)
 
     def search_studies(self, flt: StudyFilter, *, limit: int, offset: int) -> list[dict]:
         """Study rows matching every non-None field of ``flt``, newest study date first."""

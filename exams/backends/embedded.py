@@ -8,12 +8,9 @@ the new-exam event; a file whose rows could not be written is deleted again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,7 +23,7 @@ from django.utils import timezone
 
 from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
-from exams.backends.base import InstanceNotFound, PacsBackend, StoreResult, StudyFilter
+from exams.backends.base import InstanceNotFound, PacsBackend, StoreBatch, StoreResult, StudyFilter
 from exams.events import new_exam_events_emit
 from exams.models import Instance, Patient, Series, Study
 
@@ -114,7 +111,7 @@ class _Indexed:
 
 
 class _Conflict(Exception):
-    """Another upload inserted this SOP Instance UID first."""
+    """Another upload indexed this instance or this study first."""
 
 
 class _Pending:
@@ -134,7 +131,74 @@ class _Pending:
 
 
 VERSION_CACHE_SIZE = 100_000
-_pending: ContextVar[_Pending | None] = ContextVar("exams_embedded_batch", default=None)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """An instance whose file is saved and whose index rows are still to be written."""
+
+    info: Part10Info
+    size: int
+    sha256: str
+    storage_name: str
+
+    @property
+    def lock_order(self) -> tuple[str, str, str, str]:
+        info = self.info
+        return (info.patient_id, info.study_uid, info.series_uid, info.sop_instance_uid)
+
+
+class _EmbeddedBatch(StoreBatch):
+    """Files are saved as they arrive (no database work, no lock held while a client streams);
+    ``results()`` then indexes them all in one transaction, which the block's end commits.
+
+    The instances are indexed in (patient, study, series, SOP instance) order, whatever their
+    order in the request: two concurrent uploads that create the same new patients or studies
+    then meet in the same order and wait for each other instead of deadlocking.
+    """
+
+    backend: EmbeddedBackend
+
+    def __init__(self, backend: EmbeddedBackend):
+        super().__init__(backend)
+        self._staged: list[_Staged] = []
+        self._saved: set[str] = set()  # files saved and not deleted: to delete if nothing commits
+        self._atomic = None
+
+    def add(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> None:
+        if self._atomic is not None:
+            raise RuntimeError("add() after results()")
+        storage_name = self.backend._save(fileobj, info, sha256)
+        self._saved.add(storage_name)
+        self._staged.append(_Staged(info=info, size=size, sha256=sha256, storage_name=storage_name))
+
+    def results(self) -> list[StoreResult]:
+        if self._atomic is not None:
+            return self._results
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        pending = _Pending()
+        results: dict[int, StoreResult] = {}
+        for index in sorted(range(len(self._staged)), key=lambda i: self._staged[i].lock_order):
+            staged = self._staged[index]
+            results[index] = self.backend._store_staged(staged, pending)
+            if results[index].status != "stored":
+                self._saved.discard(staged.storage_name)  # not indexed: deleted already
+        self.backend._apply(pending)
+        self._results = [results[i] for i in range(len(self._staged))]
+        return self._results
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        committed = False
+        try:
+            if self._atomic is not None:
+                self._atomic.__exit__(exc_type, exc, tb)
+                committed = exc_type is None
+        finally:
+            if not committed:
+                # Rolled back, failed to commit, or never indexed: no row points at these files.
+                for name in self._saved:
+                    self.backend.storage.delete(name)
 
 
 def _counters_add(
@@ -190,38 +254,44 @@ class EmbeddedBackend(PacsBackend):
 
     def store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
         # A store outside a request's batch (DIMSE, import) is a batch of one: its own transaction.
-        with self.batch():
-            return self._store(fileobj=fileobj, info=info, size=size, sha256=sha256)
+        with self.batch() as batch:
+            batch.add(fileobj=fileobj, info=info, size=size, sha256=sha256)
+            return batch.results()[0]
 
-    def _store(self, *, fileobj, info: Part10Info, size: int, sha256: str) -> StoreResult:
-        indexed = self._lookup(info)
-        verdict = self._verdict(info, sha256, indexed)
-        if verdict is not None:
-            return verdict
+    def batch(self) -> _EmbeddedBatch:
+        return _EmbeddedBatch(self)
+
+    def _save(self, fileobj, info: Part10Info, sha256: str) -> str:
         # UIDs are digits and dots (validated), so they are safe path components.
         name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{sha256[:16]}.dcm"
         fileobj.seek(0)
-        stored_name = self.storage.save(name, File(fileobj, name=name))
-        try:
-            for _attempt in range(3):
-                try:
-                    self._index(info, indexed, size=size, sha256=sha256, storage_name=stored_name)
-                    break
-                except (IntegrityError, _Conflict):
-                    # A concurrent upload created the same patient, study, series or instance first:
-                    # decide again against what it stored, then retry with its rows.
-                    indexed = self._lookup(info)
-                    verdict = self._verdict(info, sha256, indexed)
-                    if verdict is not None:
-                        self.storage.delete(stored_name)
-                        return verdict
-            else:
-                self.storage.delete(stored_name)
-                return StoreResult("failed", "concurrent uploads kept conflicting; retry", FAILURE_PROCESSING)
-        except BaseException:
-            self.storage.delete(stored_name)
-            raise
-        return StoreResult("stored")
+        return self.storage.save(name, File(fileobj, name=name))
+
+    def _store_staged(self, staged: _Staged, pending: _Pending) -> StoreResult:
+        """Index one saved file (inside the batch's transaction); a file not indexed is deleted."""
+        info = staged.info
+        for _attempt in range(3):
+            indexed = self._lookup(info)
+            verdict = self._verdict(info, staged.sha256, indexed)
+            if verdict is not None:
+                self.storage.delete(staged.storage_name)
+                return verdict
+            try:
+                self._index(
+                    info,
+                    indexed,
+                    pending,
+                    size=staged.size,
+                    sha256=staged.sha256,
+                    storage_name=staged.storage_name,
+                )
+            except (IntegrityError, _Conflict):
+                # A concurrent upload created the same patient, study, series or instance first:
+                # decide again against what it stored, then retry with its rows.
+                continue
+            return StoreResult("stored")
+        self.storage.delete(staged.storage_name)
+        return StoreResult("failed", "concurrent uploads kept conflicting; retry", FAILURE_PROCESSING)
 
     def _lookup(self, info: Part10Info) -> _Indexed:
         with connection.cursor() as cursor:
@@ -268,7 +338,7 @@ class EmbeddedBackend(PacsBackend):
                 "sex": info.patient_sex,
             },
         )
-        study, _ = Study.objects.get_or_create(
+        study, created = Study.objects.get_or_create(
             study_uid=info.study_uid,
             defaults={
                 "patient": patient,
@@ -280,6 +350,8 @@ class EmbeddedBackend(PacsBackend):
                 "description": info.study_description,
             },
         )
+        if not created and study.patient_id != patient.pk:
+            raise _Conflict  # created for another patient since the lookup: decide again
         return Series.objects.create(
             series_uid=info.series_uid,
             study=study,
@@ -313,10 +385,16 @@ class EmbeddedBackend(PacsBackend):
                 raise _Conflict
 
     def _index(
-        self, info: Part10Info, indexed: _Indexed, *, size: int, sha256: str, storage_name: str
+        self,
+        info: Part10Info,
+        indexed: _Indexed,
+        pending: _Pending,
+        *,
+        size: int,
+        sha256: str,
+        storage_name: str,
     ) -> None:
         file_fields = {"storage_name": storage_name, "size": size, "sha256": sha256}
-        pending = _pending.get()
         series = pending.known_series.get(info.series_uid)
         if series is None and indexed.series_pk is not None:
             series = Series(
@@ -343,22 +421,6 @@ class EmbeddedBackend(PacsBackend):
         else:
             self._insert_instance(info, series, **file_fields)
         pending.add(series, created=series_created, counted=not replaced)
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """One transaction for the stores of a request; counters and one new-exam event per study
-        are written at its end, so that row locks on busy study / series rows are held briefly."""
-        if _pending.get() is not None:
-            yield
-            return
-        pending = _Pending()
-        token = _pending.set(pending)
-        try:
-            with transaction.atomic():
-                yield
-                self._apply(pending)
-        finally:
-            _pending.reset(token)
 
     def _apply(self, pending: _Pending) -> None:
         """The batch's counters, then one new-exam event per touched study.

@@ -275,3 +275,20 @@ def test_retrieve_urls_use_the_public_base_url_when_set(api, settings):
     assert (
         url == "https://dicomsvc.example.org" + instance_path(_dataset(data)) + "?fileType=application/dicom"
     )
+
+
+def test_a_storage_failure_mid_request_leaves_no_file_and_no_row_behind(api, settings, tmp_path):
+    """The second part cannot be saved (its study directory is blocked by a plain file): the
+    request fails as a server error, and the first part's saved file is removed again."""
+    patient = new_patient()
+    stored_study, blocked_study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    dicom_root = tmp_path / "dicom"
+    dicom_root.mkdir(exist_ok=True)
+    (dicom_root / blocked_study).write_bytes(b"not a directory")
+    first = make_dicom(patient_id=patient, study_uid=stored_study)
+    second = make_dicom(patient_id=patient, study_uid=blocked_study)
+    response = upload(api, first, second, content_type="multipart/related")
+    assert response.status_code == 500
+    assert response.json()["detail"]
+    assert not Study.objects.filter(study_uid__in=[stored_study, blocked_study]).exists()
+    assert _stored_files(settings) == []
