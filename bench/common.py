@@ -65,7 +65,10 @@ def gunicorn(
     threads: int = 4,
     app: str = "dicomsvc.wsgi:application",
     log_path: Path | None = None,
+    timeout: int = 30,
+    master_pid: list[int] | None = None,
 ):
+    """A gunicorn on a free loopback port; yields the port (and appends its pid to ``master_pid``)."""
     port = free_port()
     # A pipe nobody reads would fill up and stall the server: its log goes to a file (or nowhere).
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -80,8 +83,12 @@ def gunicorn(
         str(threads),
         "--log-level",
         "warning",
+        "--timeout",
+        str(timeout),
     ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    if master_pid is not None:
+        master_pid.append(proc.pid)
     try:
         wait_for_port(port, timeout=30)
         yield port

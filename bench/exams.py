@@ -43,8 +43,7 @@ import psycopg
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import ROOT, Client, manage, percentiles, throwaway_database  # noqa: E402
-from tests.support.net import free_port, wait_for_port  # noqa: E402
+from bench.common import ROOT, Client, gunicorn, manage, percentiles, throwaway_database  # noqa: E402
 from tests.support.orthanc import orthanc_server  # noqa: E402
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -158,39 +157,6 @@ def ingest(post, batches: list[list[bytes]], clients: int) -> float:
     if failures:
         raise RuntimeError(f"{len(failures)} batches failed: {failures[0]}")
     return time.perf_counter() - started
-
-
-@contextlib.contextmanager
-def gunicorn_server(env: dict, *, workers: int, threads: int):
-    import subprocess
-
-    port = free_port()
-    cmd = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "dicomsvc.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--log-level",
-        "warning",
-        "--timeout",
-        "300",
-    ]
-    # BENCH_SERVER_LOG=path keeps the server's stderr (tracebacks of failed requests).
-    with open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "ab") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            wait_for_port(port, timeout=30)
-            yield port, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def worker_pids(master: int) -> list[int]:
@@ -361,8 +327,16 @@ def main() -> int:  # noqa: C901 - a linear script
             manage(env, "migrate", "--noinput", "-v", "0")
             key = manage(env, "create_api_key", "bench", "--scopes", "exams:read", "exams:write", "--quiet")
             auth = {"Authorization": f"Bearer {key.strip()}"}
+            masters: list[int] = []
             with (
-                gunicorn_server(env, workers=args.workers, threads=args.threads) as (port, master),
+                gunicorn(
+                    env,
+                    workers=args.workers,
+                    threads=args.threads,
+                    timeout=300,
+                    log_path=os.environ.get("BENCH_SERVER_LOG"),  # keeps tracebacks of failed requests
+                    master_pid=masters,
+                ) as port,
                 orthanc_server(workdir / "orthanc") as orthanc,
             ):
                 local = threading.local()
@@ -512,7 +486,7 @@ def main() -> int:  # noqa: C901 - a linear script
                 # -- upload memory -------------------------------------------------------------
                 big_path = workdir / "big.dcm"
                 big_size = big_instance_file(big_path, args.big_mb)
-                workers = worker_pids(master)
+                workers = worker_pids(masters[0])
                 before = {pid: peak_rss_mb(pid) for pid in workers}
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
                 with big_path.open("rb") as body:

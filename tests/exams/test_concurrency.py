@@ -13,6 +13,28 @@ from exams.models import Instance, Series, Study
 from tests.exams.conftest import make_dicom, new_patient, upload
 
 
+def upload_concurrently(make_client, batches: list[list[bytes]]) -> list[int]:
+    """POST each batch from its own thread, client and database connection, all released at once;
+    the status codes in completion order."""
+    clients = [make_client("exams:write") for _ in batches]
+    start = threading.Barrier(len(batches))
+    statuses = []
+
+    def send(client, files):
+        try:
+            start.wait()
+            statuses.append(upload(client, *files).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, batches, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_uploads_into_one_study_keep_exact_counters(embedded_pacs, make_client):
     patient = new_patient()
@@ -25,20 +47,7 @@ def test_concurrent_uploads_into_one_study_keep_exact_counters(embedded_pacs, ma
         ]
         for t in range(4)
     ]
-    clients = [make_client("exams:write") for _ in batches]
-    statuses = []
-
-    def send(client, files):
-        try:
-            statuses.append(upload(client, *files).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, batches, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = upload_concurrently(make_client, batches)
     assert statuses == [200] * 4
     stored = Study.objects.get(study_uid=study)
     assert (stored.number_of_series, stored.number_of_instances) == (2, 20)
@@ -71,22 +80,7 @@ def test_concurrent_uploads_each_spanning_the_same_known_studies_neither_fail_no
         ]
         for t in range(threads_count)
     ]
-    clients = [make_client("exams:write") for _ in batches]
-    start = threading.Barrier(threads_count)
-    statuses = []
-
-    def send(client, files):
-        try:
-            start.wait()
-            statuses.append(upload(client, *files).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, batches, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = upload_concurrently(make_client, batches)
     assert statuses == [200] * threads_count
     for study, series in studies:
         stored = Study.objects.get(study_uid=study)
@@ -111,22 +105,7 @@ def test_concurrent_uploads_creating_the_same_new_studies_in_other_orders_all_su
                 for patient, study, series in (rotated if t % 2 else rotated[::-1])
             ]
         )
-    clients = [make_client("exams:write") for _ in batches]
-    start = threading.Barrier(threads_count)
-    statuses = []
-
-    def send(client, files):
-        try:
-            start.wait()
-            statuses.append(upload(client, *files).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send, args=pair) for pair in zip(clients, batches, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = upload_concurrently(make_client, batches)
     assert statuses == [200] * threads_count
     for patient, study, _series in studies:
         stored = Study.objects.get(study_uid=study)
