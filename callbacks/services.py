@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,8 +20,7 @@ from django.utils import timezone
 from callbacks.conf import targets
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink
 from callbacks.validation import CallbackEventInvalid, validate_event
-from worklist.models import ProcedureStepState
-from worklist.selectors import workitem_get
+from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
 
 __all__ = [
@@ -28,7 +28,10 @@ __all__ = [
     "deliveries_replay",
     "event_fingerprint",
     "new_exam_event_record",
+    "new_exam_events_record",
 ]
+
+logger = logging.getLogger("dicomsvc.callbacks")
 
 # What an event says about the procedure step of the study's workitem.
 EVENT_STATES = {
@@ -52,25 +55,13 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     Safe inside the caller's transaction (the exams upload calls it in its own). Raises
     ``CallbackEventInvalid`` with the reasons per field.
     """
-    valid = validate_event(payload)
-    fingerprint = event_fingerprint(valid.payload)
-    event = CallbackEvent(
-        origin=origin[:16],
-        actor=actor[:150],
-        event_type=valid.event_type,
-        study_instance_uid=valid.study_instance_uid,
-        patient_id=valid.patient_id,
-        accession_number=valid.accession_number,
-        source_id=valid.source_id,
-        study_date=valid.study_date,
-        payload=valid.payload,
-        fingerprint=fingerprint,
-    )
+    event = _event_new(payload, origin=origin, actor=actor)
+    fingerprint = event.fingerprint
     try:
         with transaction.atomic():
             event.save(force_insert=True)
-            deliveries = _fan_out(event)
-            _link_workitem(event)
+            deliveries = _fan_out([event])
+            _link_workitems([event])
     except IntegrityError:
         existing = CallbackEvent.objects.filter(fingerprint=fingerprint).first()
         if existing is None:
@@ -83,42 +74,115 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     return event, True
 
 
-def _fan_out(event: CallbackEvent) -> list[CallbackDelivery]:
+def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str = "") -> list[CallbackEvent]:
+    """Store several events at once (the embedded PACS: one per study of an upload); returns the
+    events stored now.
+
+    The rules of ``new_exam_event_record`` in a fixed number of queries, whatever the count: an
+    event already stored is a redelivery and is not fanned out again; an invalid payload is
+    skipped with a warning that names its fields (an upload must not fail because the header of
+    its study holds something the callback format refuses). Call inside the caller's transaction.
+    """
+    events: dict[str, CallbackEvent] = {}
+    for payload in payloads:
+        try:
+            event = _event_new(payload, origin=origin, actor=actor)
+        except CallbackEventInvalid as exc:
+            logger.warning("new-exam event refused by callbacks validation: fields %s", sorted(exc.errors))
+            continue
+        events.setdefault(event.fingerprint, event)
+    if not events:
+        return []
+    stored = set(
+        CallbackEvent.objects.filter(fingerprint__in=list(events)).values_list("fingerprint", flat=True)
+    )
+    if stored:
+        CallbackEvent.objects.filter(fingerprint__in=stored).update(
+            redeliveries=F("redeliveries") + 1, last_redelivered_at=timezone.now()
+        )
+    new = [event for fingerprint, event in events.items() if fingerprint not in stored]
+    if not new:
+        return []
+    try:
+        with transaction.atomic():
+            CallbackEvent.objects.bulk_create(new)
+            deliveries = _fan_out(new)
+            _link_workitems(new)
+    except IntegrityError:
+        # A twin stored concurrently since the check above: decide one event at a time.
+        recorded = (new_exam_event_record(payload=e.payload, origin=origin, actor=actor) for e in new)
+        return [event for event, created in recorded if created]
+    _wake_on_commit(deliveries)
+    return new
+
+
+def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
+    """The unsaved event of a payload; raises ``CallbackEventInvalid``."""
+    valid = validate_event(payload)
+    return CallbackEvent(
+        origin=origin[:16],
+        actor=actor[:150],
+        event_type=valid.event_type,
+        study_instance_uid=valid.study_instance_uid,
+        patient_id=valid.patient_id,
+        accession_number=valid.accession_number,
+        source_id=valid.source_id,
+        study_date=valid.study_date,
+        payload=valid.payload,
+        fingerprint=event_fingerprint(valid.payload),
+    )
+
+
+def _fan_out(events: list[CallbackEvent]) -> list[CallbackDelivery]:
     if not settings.CALLBACK_URLS:
         return []
-    now = event.received_at
-    retry_until = now + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON)
     return CallbackDelivery.objects.bulk_create(
         [
             CallbackDelivery(
                 event=event,
                 url=target.url,
-                next_attempt_at=now,
-                retry_until=retry_until,
-                enqueued_at=now,
-                created_at=now,
+                next_attempt_at=event.received_at,
+                retry_until=event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON),
+                enqueued_at=event.received_at,
+                created_at=event.received_at,
             )
+            for event in events
             for target in targets()
         ]
     )
 
 
-def _link_workitem(event: CallbackEvent) -> WorkitemLink | None:
-    target = EVENT_STATES.get(event.event_type)
-    if target is None:
-        return None
-    item = workitem_get(event.study_instance_uid)
-    if item is None:
-        return None
-    changed = workitem_set_state(study_instance_uid=event.study_instance_uid, state=target)
-    return WorkitemLink.objects.create(
-        event=event,
-        workitem=item,
-        study_instance_uid=event.study_instance_uid,
-        state_before=item.state,
-        state_after=target if changed else item.state,
-        changed=changed,
-    )
+def _link_workitems(events: list[CallbackEvent]) -> list[WorkitemLink]:
+    """Move the state of each event's study workitem forward, and record the link."""
+    moving = [event for event in events if event.event_type in EVENT_STATES]
+    if not moving:
+        return []
+    items = {
+        item.study_instance_uid: item
+        for item in WorkItem.objects.filter(
+            study_instance_uid__in={event.study_instance_uid for event in moving}
+        ).only("pk", "state", "study_instance_uid")
+    }
+    links = []
+    for event in moving:
+        item = items.get(event.study_instance_uid)
+        if item is None:
+            continue
+        target = EVENT_STATES[event.event_type]
+        changed = workitem_set_state(study_instance_uid=event.study_instance_uid, state=target)
+        links.append(
+            WorkitemLink.objects.create(
+                event=event,
+                workitem=item,
+                study_instance_uid=event.study_instance_uid,
+                state_before=item.state,
+                state_after=target if changed else item.state,
+                changed=changed,
+            )
+        )
+        if changed:
+            item.state = target
+    return links
 
 
 def _wake_on_commit(deliveries: Iterable[CallbackDelivery]) -> None:

@@ -8,15 +8,11 @@ it out to CALLBACK_URLS.
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 
-from callbacks.services import CallbackEventInvalid, new_exam_event_record
+from callbacks.services import new_exam_events_record
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.models import Series, Study
-
-logger = logging.getLogger("dicomsvc.exams")
 
 EVENT_TYPE = "INSTANCES_ADDED"
 
@@ -83,10 +79,4 @@ def new_exam_event_payloads(*, study_pks: list[int]) -> list[dict]:
 
 def new_exam_events_emit(*, study_pks: list[int]) -> None:
     """Record one event per study (call inside the transaction that stored the instances)."""
-    for payload in new_exam_event_payloads(study_pks=study_pks):
-        try:
-            new_exam_event_record(payload=payload, origin="embedded")
-        except CallbackEventInvalid as exc:
-            # The instance is stored whatever its header holds; an event the callbacks app refuses
-            # (e.g. a malformed value in an optional attribute) must not undo the store.
-            logger.warning("new-exam event refused by callbacks validation: fields %s", sorted(exc.errors))
+    new_exam_events_record(payloads=new_exam_event_payloads(study_pks=study_pks), origin="embedded")

@@ -2,8 +2,10 @@ import datetime as dt
 
 import pytest
 
-from callbacks.models import CallbackEvent
-from callbacks.services import CallbackEventInvalid, new_exam_event_record
+from callbacks.models import CallbackDelivery, CallbackEvent, WorkitemLink
+from callbacks.services import CallbackEventInvalid, new_exam_event_record, new_exam_events_record
+from worklist.models import WorkItem
+from worklist.services import workitem_create
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +110,47 @@ def test_a_body_that_is_not_an_object_is_refused():
         new_exam_event_record(payload=["not", "an", "object"], origin="pacs")
 
     assert "non_field_errors" in exc.value.errors
+
+
+def test_several_events_recorded_at_once_follow_the_same_rules(
+    pacs_event, workitem_payload, settings, caplog
+):
+    """The embedded store records one event per study of an upload in one call: new events are
+    stored and fanned out, a redelivery is counted and not fanned out, an invalid payload is
+    skipped with its field names only, and a study's workitem moves forward with a link."""
+    settings.CALLBACK_URLS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+    item = workitem_create(data=workitem_payload)
+    already, _ = new_exam_event_record(payload=pacs_event, origin="pacs")
+    for_workitem = {**pacs_event, "StudyInstanceUID": item.study_instance_uid, "EventType": "INSTANCES_ADDED"}
+    other_study = {**pacs_event, "StudyInstanceUID": "1.2.3.4.5", "PatientID": "OTHER"}
+    invalid = {**pacs_event, "StudyInstanceUID": "1.2.3.4.6", "StudyDate": "not a date"}
+
+    recorded = new_exam_events_record(
+        payloads=[for_workitem, pacs_event, invalid, other_study, dict(for_workitem)], origin="embedded"
+    )
+
+    assert [event.study_instance_uid for event in recorded] == [item.study_instance_uid, "1.2.3.4.5"]
+    assert all(event.pk for event in recorded)
+    assert CallbackEvent.objects.count() == 3
+    already.refresh_from_db()
+    assert already.redeliveries == 1
+    assert CallbackDelivery.objects.filter(event__in=recorded).count() == 4
+    assert CallbackDelivery.objects.filter(event=already).count() == 2  # from its own first recording
+    assert WorkItem.objects.get(pk=item.pk).state == "IN PROGRESS"
+    [link] = WorkitemLink.objects.all()
+    assert (link.event_id, link.state_before, link.state_after, link.changed) == (
+        recorded[0].pk,
+        "SCHEDULED",
+        "IN PROGRESS",
+        True,
+    )
+    [warning] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert "StudyDate" in warning and "not a date" not in warning and "OTHER" not in warning
+
+
+def test_recording_nothing_new_at_once_stores_nothing(pacs_event):
+    new_exam_event_record(payload=pacs_event, origin="pacs")
+
+    assert new_exam_events_record(payloads=[pacs_event], origin="embedded") == []
+    assert new_exam_events_record(payloads=[], origin="embedded") == []
+    assert CallbackEvent.objects.get().redeliveries == 1
