@@ -1,7 +1,8 @@
-"""A streaming MIME multipart reader: each part goes to a temporary file as it arrives.
+"""A streaming MIME multipart reader: each part goes to a spool as it arrives.
 
 Used for ``POST /exams`` bodies (multipart/form-data and STOW-RS multipart/related) and for
-WADO-RS responses from a DICOMweb PACS. Memory stays at a few chunks whatever the part sizes.
+WADO-RS responses from a DICOMweb PACS. Memory stays at a few chunks plus, per part being read,
+at most EXAMS_UPLOAD_MEMORY_BYTES (a larger part goes on to a temporary file), whatever the sizes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from django.conf import settings
 
 CHUNK = 256 * 1024
 MAX_HEADER_BYTES = 16 * 1024
@@ -46,7 +49,13 @@ def header_params(value: str) -> dict[str, str]:
 
 
 def new_spool() -> BinaryIO:
-    return tempfile.TemporaryFile(prefix="dicomsvc-upload-")  # noqa: SIM115 - the caller closes it
+    """Where one uploaded file is kept while it is checked and stored: in memory up to
+    EXAMS_UPLOAD_MEMORY_BYTES (an ordinary instance then costs no temporary-file traffic), in a
+    temporary file beyond (a large multi-frame upload never sits in memory). The caller closes it."""
+    limit = settings.EXAMS_UPLOAD_MEMORY_BYTES
+    if not limit:
+        return tempfile.TemporaryFile(prefix="dicomsvc-upload-")  # noqa: SIM115
+    return tempfile.SpooledTemporaryFile(max_size=limit, prefix="dicomsvc-upload-")  # noqa: SIM115
 
 
 class _Reader:
