@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dicomsvc import allocator
 from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -341,6 +342,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {**CALLBACKS_BEAT_SCHEDULE}
+
+# --- process -----------------------------------------------------------------------------------
+# glibc keeps blocks below this size on its heap and reuses freed ones (0 = glibc's defaults);
+# see dicomsvc/allocator.py. Every process that loads these settings applies it.
+ALLOCATOR_MMAP_THRESHOLD = env_int("ALLOCATOR_MMAP_THRESHOLD", 32 * 1024**2, minimum=0)
+allocator.tune(ALLOCATOR_MMAP_THRESHOLD)
+# (end process)
 
 # --- logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -51,3 +51,14 @@ def test_a_body_without_the_boundary_is_an_error():
 def test_header_parameters_are_parsed_with_quotes():
     params = header_params('multipart/related; type="application/dicom"; boundary="a b;c"')
     assert params == {"type": "application/dicom", "boundary": "a b;c"}
+
+
+def test_a_part_within_the_memory_limit_stays_in_memory_and_a_larger_one_goes_to_a_file(settings):
+    settings.EXAMS_UPLOAD_MEMORY_BYTES = 1000
+    small, large = b"s" * 1000, b"L" * 1001
+    body = b"".join(b"--b\r\n\r\n" + data + b"\r\n" for data in (small, large)) + b"--b--\r\n"
+    chunks = iter([body])
+    seen = []
+    for part in iter_parts(lambda n: next(chunks, b""), "b"):
+        seen.append((part.file.read(), part.file._rolled))
+    assert seen == [(small, False), (large, True)]
