@@ -11,6 +11,7 @@ which patient's data is in the audit trail (``core.audit``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import queue
 import socket
@@ -31,11 +32,13 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, evt
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
 from dimse import mwl, store
 from dimse.access import allowlist_from_settings
+from dimse.fastsend import FindAnswerSender
 from dimse.models import Association
 
 logger = logging.getLogger("dicomsvc.dimse")
@@ -180,6 +183,7 @@ class DimseService:
             assoc.kill()
 
     def on_accepted(self, event) -> None:
+        event.assoc.dimse.send_msg = FindAnswerSender(event.assoc)
         state = event.assoc.dicomsvc_state
         contexts = sorted({cx.abstract_syntax for cx in event.assoc.accepted_contexts})
         self.workers.post(
@@ -401,6 +405,24 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     return ae
 
 
+class PresentationContexts(list):
+    """The listener's supported presentation contexts, copied cheaply for each association.
+
+    pynetdicom deep-copies the server's contexts for every association it accepts; with the ~130
+    storage SOP classes that took tens of milliseconds of CPU per association (a worklist query is
+    one association). A context holds only a context ID, a result, roles and UIDs (immutable str),
+    so a copy of each object with its own transfer-syntax list is as independent as a deep copy.
+    """
+
+    def __deepcopy__(self, memo) -> list[PresentationContext]:
+        copies = []
+        for context in self:
+            duplicate = copy.copy(context)
+            duplicate._transfer_syntax = list(context._transfer_syntax)
+            copies.append(duplicate)
+        return copies
+
+
 class DimseServer:
     """A running listener: ``DimseServer.start(port=...)``, then ``shutdown()``."""
 
@@ -422,6 +444,7 @@ class DimseServer:
         except OSError:
             workers.shutdown()
             raise
+        server.contexts = PresentationContexts(server.contexts)
         logger.info(
             "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
             ae.ae_title,

@@ -84,3 +84,44 @@ def test_a_query_retrieve_level_sent_by_some_scus_is_ignored(assoc):
     responses = list(assoc.send_c_find(query(QueryRetrieveLevel="WORKLIST"), ModalityWorklistInformationFind))
     assert [status.Status for status, _ in responses] == [0xFF00, 0x0000]
     assert "QueryRetrieveLevel" not in responses[0][1]
+
+
+def test_answers_larger_than_the_callers_maximum_pdu_arrive_whole(scp):
+    """An answer that does not fit the caller's maximum PDU length in one P-DATA is fragmented by
+    pynetdicom's own path; the ones that fit go out as one P-DATA each. Both decode alike."""
+    long_name = "LONGNAME^" + "X" * 50
+    make_item(patient_id="SMALLPDU1", patient_name="SHORT^NAME")
+    make_item(patient_id="SMALLPDU2", patient_name=long_name)
+    ae = AE(ae_title="PYSCU")
+    # What this SCU tells the listener it can receive: the short answer (82-byte command, ~54-byte
+    # identifier) fits one P-DATA, the long one does not.
+    ae.maximum_pdu_size = 160
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    association = ae.associate("127.0.0.1", scp.port, ae_title=AE_TITLE)
+    try:
+        answers = [
+            (status.Status, identifier)
+            for status, identifier in association.send_c_find(
+                query(PatientID="SMALLPDU*", PatientName=""), ModalityWorklistInformationFind
+            )
+        ]
+    finally:
+        association.release()
+    assert [status for status, _ in answers] == [0xFF00, 0xFF00, 0x0000]
+    names = sorted(str(identifier.PatientName) for _, identifier in answers[:2])
+    assert names == [long_name, "SHORT^NAME"]
+
+
+def test_each_association_gets_its_own_copy_of_the_presentation_contexts():
+    import copy
+
+    from dimse.scp import PresentationContexts, build_ae
+
+    contexts = PresentationContexts(build_ae().supported_contexts)
+    mine = copy.deepcopy(contexts)
+    mine[0].context_id = 7
+    mine[0].result = 0
+    mine[0].transfer_syntax.append("1.2.3")
+    assert (contexts[0].context_id, contexts[0].result) == (None, None)
+    assert "1.2.3" not in contexts[0].transfer_syntax
+    assert [c.abstract_syntax for c in mine] == [c.abstract_syntax for c in contexts]
