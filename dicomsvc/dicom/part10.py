@@ -14,6 +14,7 @@ attribute and the rule, never a value (values can identify a patient).
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -157,16 +158,52 @@ def _check_lengths(ds, size: int) -> None:
             )
 
 
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"}
+_META_SCAN_LIMIT = 64 * 1024
+
+
+def _meta_transfer_syntax(fileobj: BinaryIO) -> str | None:
+    """The Transfer Syntax UID of the File Meta group, read the way pydicom reads the group
+    (explicit VR little endian elements, up to the first element of another group, the last
+    (0002,0010) winning), without building a Dataset; None when the group is not that simple."""
+    fileobj.seek(PREAMBLE_LENGTH + 4)
+    head = fileobj.read(_META_SCAN_LIMIT)
+    position, found = 0, None
+    while position + 8 <= len(head):
+        group, element = struct.unpack_from("<HH", head, position)
+        if group != 2:
+            return found
+        vr = head[position + 4 : position + 6]
+        if vr in _LONG_LENGTH_VRS:
+            if position + 12 > len(head):
+                return None
+            (length,) = struct.unpack_from("<I", head, position + 8)
+            start = position + 12
+        else:
+            (length,) = struct.unpack_from("<H", head, position + 6)
+            start = position + 8
+        if length == 0xFFFFFFFF or start + length > len(head):
+            return None
+        if element == 0x0010:
+            found = head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
+        position = start + length
+    return None
+
+
 def _check_inflated_size(fileobj: BinaryIO) -> None:
     """A deflated data set is inflated whole in memory by pydicom: bound it first (a deflate bomb
     of a few MB could otherwise claim gigabytes)."""
+    transfer_syntax = _meta_transfer_syntax(fileobj)
+    if transfer_syntax is None:  # an unusual File Meta group: let pydicom read it
+        fileobj.seek(PREAMBLE_LENGTH + 4)
+        try:
+            transfer_syntax = _read_file_meta_info(fileobj).get("TransferSyntaxUID")
+        except Exception:  # noqa: BLE001 - dcmread reports the malformed meta with its reason
+            return
+    if transfer_syntax != DeflatedExplicitVRLittleEndian:
+        return
     fileobj.seek(PREAMBLE_LENGTH + 4)
-    try:
-        meta = _read_file_meta_info(fileobj)
-    except Exception:  # noqa: BLE001 - dcmread reports the malformed meta with its reason
-        return
-    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return
+    _read_file_meta_info(fileobj)  # positions the file at the deflated data set
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     inflated = 0
     while chunk := fileobj.read(1024 * 1024):

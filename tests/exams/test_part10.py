@@ -64,3 +64,40 @@ def test_a_file_cut_inside_a_defined_length_element_is_truncated():
     data = Path(get_testdata_file("CT_small.dcm")).read_bytes()[:-1000]
     with pytest.raises(Part10Invalid, match=r"truncated: element \(7FE0,0010\) declares"):
         inspect_part10(io.BytesIO(data), size=len(data), max_pixels=10**9)
+
+
+def _part10_testdata() -> list[str]:
+    from pydicom.data import get_testdata_files
+
+    names = []
+    for path in get_testdata_files("*.dcm"):
+        with open(path, "rb") as fileobj:
+            if fileobj.read(132)[128:] == b"DICM":
+                names.append(path)
+    return names
+
+
+@pytest.mark.parametrize("path", _part10_testdata(), ids=lambda p: Path(p).name)
+def test_the_quick_file_meta_reader_agrees_with_pydicom_on_every_test_file(path):
+    """The deflate-bomb check reads the Transfer Syntax UID without pydicom; where it answers at
+    all, it must answer what pydicom reads (which decides whether pydicom inflates)."""
+    from pydicom.filereader import _read_file_meta_info
+
+    with open(path, "rb") as fileobj:
+        quick = part10._meta_transfer_syntax(fileobj)
+        fileobj.seek(132)
+        expected = _read_file_meta_info(fileobj).get("TransferSyntaxUID")
+    assert quick is None or quick == expected
+
+
+def test_a_second_transfer_syntax_element_is_read_as_pydicom_reads_it():
+    """A File Meta group naming the deflated syntax in its last (0002,0010) is still checked."""
+    bomb = bytearray(_deflate_bomb(1))
+    meta_end = 132 + 12 + int.from_bytes(bomb[140:144], "little")
+    twice = bytes(bomb[:meta_end])
+    uid = b"1.2.840.10008.1.2.1\x00"
+    decoy = b"\x02\x00\x10\x00UI" + len(uid).to_bytes(2, "little") + uid
+    # Put a non-deflated (0002,0010) before the real one: the last one read decides.
+    index = twice.index(b"\x02\x00\x10\x00UI")
+    crafted = twice[:index] + decoy + twice[index:] + bytes(bomb[meta_end:])
+    assert part10._meta_transfer_syntax(io.BytesIO(crafted)) == DeflatedExplicitVRLittleEndian
