@@ -25,12 +25,9 @@ from typing import Any
 from django.db.models import F, Q, Value
 from django.db.models.functions import Upper
 from django.db.models.lookups import Exact, Lookup
-from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
 
 from dicomsvc.dicom.vr import format_da, format_tm, parse_da, parse_tm
 from worklist.fields import FIELDS
@@ -329,41 +326,62 @@ def _value_bytes(vr: str, value: Any) -> bytes:
 _BINARY_EMPTY = frozenset(
     {"OB", "OD", "OF", "OL", "OV", "OW", "SS", "UL", "SL", "FL", "FD", "AT", "UN", "SV", "UV"}
 )
-_RAW_CHARSET = ["UTF8"]  # pydicom's name for ISO_IR 192
+# Explicit VR: these have a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
+_ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
+_CHARSET_VALUE = _value_bytes("CS", RESPONSE_CHARACTER_SET)
+
+# (tag, VR, column) of one level of the answer, and the value bytes of one element.
+Plan = list[tuple[int, str, str | None]]
 
 
-def _raw_dataset(
-    plan: list[tuple[int, str, str | None]], row: dict[str, Any], implicit_vr: bool, charset: Any
-) -> Dataset:
-    elements = {}
-    for tag, vr, column in plan:
-        if vr == "SQ":
-            continue
-        data = _value_bytes(vr, row.get(column) if column else None)
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit_vr, True)
-    ds = Dataset(elements)
-    for tag, vr, _column in plan:
-        if vr == "SQ":
-            ds.add_new(tag, "SQ", [])
-    # pydicom writes raw elements verbatim only when the data set's "original" encoding and character
-    # set equal the ones it writes with; otherwise it decodes and re-encodes them.
-    ds.set_original_encoding(implicit_vr, True, charset)
-    return ds
+def _header(tag: int, vr: str, implicit_vr: bool) -> tuple[bytes, str]:
+    """The bytes before an element's length, and the length's struct format."""
+    tag_bytes = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    if implicit_vr:
+        return tag_bytes, "<L"
+    vr = vr[:2]  # an ambiguous dictionary VR ("US or SS") of a key we answer empty
+    if vr in _LONG_VRS:
+        return tag_bytes + vr.encode("ascii") + b"\0\0", "<L"
+    return tag_bytes + vr.encode("ascii"), "<H"
 
 
-def response_identifier(query: MwlQuery, row: dict[str, Any], *, implicit_vr: bool = False) -> Dataset:
-    """The C-FIND response for one workitem: exactly the requested keys, in ISO_IR 192.
+class ResponseEncoder:
+    """Writes the C-FIND response identifier of each matching row for one query: exactly the
+    requested keys, in tag order, ISO_IR 192 (UTF-8), little endian, sequences and items of
+    defined length, byte for byte what pydicom writes for the same data set.
 
-    The values are pre-encoded (little endian, UTF-8) as raw elements, which pydicom writes as they
-    are: building and encoding pydicom DataElements one by one cost ~2 ms per answer, the hot path
-    of a worklist query.
+    Building pydicom data sets (even of raw elements) and letting pydicom write them cost ~0.3 ms
+    per answer, most of a worklist query's CPU; here the element headers are worked out once per
+    query and each row costs its values.
     """
-    ds = _raw_dataset(query.requested.top, row, implicit_vr, _RAW_CHARSET)
-    charset = _value_bytes("CS", RESPONSE_CHARACTER_SET)
-    ds[CHARSET_TAG] = RawDataElement(BaseTag(CHARSET_TAG), "CS", len(charset), charset, 0, implicit_vr, True)
-    if query.requested.sps is not None:
-        # An item has no SpecificCharacterSet of its own: pydicom gives it its default one, and the
-        # bytes (UTF-8, as the parent declares) are written as they are.
-        item = _raw_dataset(query.requested.sps, row, implicit_vr, default_encoding)
-        ds.add_new(SPS_TAG, "SQ", [item])
-    return ds
+
+    def __init__(self, query: MwlQuery, *, implicit_vr: bool) -> None:
+        top = [*query.requested.top, (CHARSET_TAG, "CS", None)]
+        if query.requested.sps is not None:
+            top.append((SPS_TAG, "SQ", None))
+        self._top = self._compile(top, implicit_vr)
+        self._sps = None if query.requested.sps is None else self._compile(query.requested.sps, implicit_vr)
+        self._sps_header = _header(SPS_TAG, "SQ", implicit_vr)
+
+    @staticmethod
+    def _compile(plan: Plan, implicit_vr: bool) -> list[tuple[int, bytes, str, str, str | None]]:
+        return [(tag, *_header(tag, vr, implicit_vr), vr, column) for tag, vr, column in sorted(plan)]
+
+    def _level(self, compiled, row: dict[str, Any]) -> list[bytes]:
+        out = []
+        for tag, head, length_format, vr, column in compiled:
+            if tag == SPS_TAG and self._sps is not None:
+                item = b"".join(self._level(self._sps, row))
+                data = _ITEM_TAG + struct.pack("<L", len(item)) + item
+            elif tag == CHARSET_TAG:
+                data = _CHARSET_VALUE
+            elif vr == "SQ":
+                data = b""  # a sequence we do not keep: present and empty
+            else:
+                data = _value_bytes(vr, row.get(column) if column else None)
+            out.append(head + struct.pack(length_format, len(data)) + data)
+        return out
+
+    def encode(self, row: dict[str, Any]) -> bytes:
+        return b"".join(self._level(self._top, row))

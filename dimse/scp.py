@@ -36,9 +36,8 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
-from dimse import mwl, store
+from dimse import mwl, responses, store
 from dimse.access import allowlist_from_settings
-from dimse.fastsend import FindAnswerSender
 from dimse.models import Association
 
 logger = logging.getLogger("dicomsvc.dimse")
@@ -183,7 +182,6 @@ class DimseService:
             assoc.kill()
 
     def on_accepted(self, event) -> None:
-        event.assoc.dimse.send_msg = FindAnswerSender(event.assoc)
         state = event.assoc.dicomsvc_state
         contexts = sorted({cx.abstract_syntax for cx in event.assoc.accepted_contexts})
         self.workers.post(
@@ -285,15 +283,20 @@ class DimseService:
         rows = rows[:limit]
         pending = PENDING_WARNING if query.unsupported_keys else PENDING
         implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
-        sent, cancelled = 0, False
+        encoder = mwl.ResponseEncoder(query, implicit_vr=implicit_vr)
+        answers = responses.PendingResponses(event, status=pending)
+        stop = None
         try:
             for row in rows:
-                if event.is_cancelled:
-                    cancelled = True
-                    yield CANCELLED, None
-                    return
-                yield pending, mwl.response_identifier(query, row, implicit_vr=implicit_vr)
-                sent += 1
+                answers.add(encoder.encode(row))
+                stop = self._interruption(event, answers)
+                if stop:
+                    break
+            if stop == "cancelled":
+                yield CANCELLED, None
+                return
+            if stop:
+                return  # aborted, or a release requested: nothing more to say
             if truncated:
                 logger.warning(
                     "C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit
@@ -301,7 +304,7 @@ class DimseService:
             yield SUCCESS, None
         finally:
             with state.lock:
-                state.matches += sent
+                state.matches += answers.sent
             self.workers.post(
                 _audit,
                 state,
@@ -310,13 +313,24 @@ class DimseService:
                 detail={
                     "matching_keys": query.matched_keywords,
                     "unsupported_keys": query.unsupported_keys,
-                    "matches": sent,
+                    "matches": answers.sent,
                     "truncated": truncated,
-                    "cancelled": cancelled,
+                    "cancelled": stop == "cancelled",
                     # request received -> last answer handed to the network layer
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+
+    @staticmethod
+    def _interruption(event, answers: responses.PendingResponses) -> str | None:
+        """Between answers: has the peer cancelled this query, aborted, or asked to release?"""
+        answers.let_peer_speak()
+        if event.is_cancelled:
+            return "cancelled"
+        acse = event.assoc.acse
+        if acse.is_aborted() or acse.is_release_requested():
+            return "ended"
+        return None
 
     def on_store(self, event) -> int | Dataset:
         state: AssociationState = event.assoc.dicomsvc_state

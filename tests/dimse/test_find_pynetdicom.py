@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
@@ -87,8 +89,8 @@ def test_a_query_retrieve_level_sent_by_some_scus_is_ignored(assoc):
 
 
 def test_answers_larger_than_the_callers_maximum_pdu_arrive_whole(scp):
-    """An answer that does not fit the caller's maximum PDU length in one P-DATA is fragmented by
-    pynetdicom's own path; the ones that fit go out as one P-DATA each. Both decode alike."""
+    """An answer that does not fit the caller's maximum PDU length in one P-DATA has its identifier
+    fragmented over several; the ones that fit go out as one P-DATA each. Both decode alike."""
     long_name = "LONGNAME^" + "X" * 50
     make_item(patient_id="SMALLPDU1", patient_name="SHORT^NAME")
     make_item(patient_id="SMALLPDU2", patient_name=long_name)
@@ -125,3 +127,53 @@ def test_each_association_gets_its_own_copy_of_the_presentation_contexts():
     assert (contexts[0].context_id, contexts[0].result) == (None, None)
     assert "1.2.3" not in contexts[0].transfer_syntax
     assert [c.abstract_syntax for c in mine] == [c.abstract_syntax for c in contexts]
+
+
+@pytest.mark.parametrize(
+    "transfer_syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian]
+)
+def test_answers_decode_in_each_transfer_syntax_the_caller_proposes(scp, transfer_syntax):
+    make_item(patient_id="TS1", patient_name="MÜLLER^JÖRG", scheduled_time=dt.time(7, 5))
+    ae = AE(ae_title="PYSCU")
+    ae.add_requested_context(ModalityWorklistInformationFind, [transfer_syntax])
+    association = ae.associate("127.0.0.1", scp.port, ae_title=AE_TITLE)
+    step = Dataset()
+    step.Modality = ""
+    step.ScheduledProcedureStepStartTime = ""
+    try:
+        answers = list(
+            association.send_c_find(
+                query(PatientID="TS1", PatientName="", ScheduledProcedureStepSequence=[step]),
+                ModalityWorklistInformationFind,
+            )
+        )
+    finally:
+        association.release()
+    assert [status.Status for status, _ in answers] == [0xFF00, 0x0000]
+    identifier = answers[0][1]
+    assert str(identifier.PatientName) == "MÜLLER^JÖRG"
+    assert identifier.ScheduledProcedureStepSequence[0].Modality == "CT"
+    assert identifier.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime == "070500"
+
+
+def test_the_pending_response_command_set_is_the_one_pynetdicom_would_send():
+    from io import BytesIO
+
+    from pynetdicom.dimse_messages import C_FIND_RSP
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode
+
+    from dimse.responses import c_find_rsp_command
+
+    for status in (0xFF00, 0xFF01):
+        primitive = C_FIND()
+        primitive.MessageIDBeingRespondedTo = 513
+        primitive.AffectedSOPClassUID = ModalityWorklistInformationFind
+        primitive.Status = status
+        primitive.Identifier = BytesIO(b"\x08\x00\x05\x00\x0a\x00\x00\x00ISO_IR 192")
+        message = C_FIND_RSP()
+        message.primitive_to_message(primitive)
+        ours = c_find_rsp_command(
+            sop_class_uid=ModalityWorklistInformationFind, message_id=513, status=status
+        )
+        assert ours == encode(message.command_set, True, True)

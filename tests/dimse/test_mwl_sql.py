@@ -129,7 +129,7 @@ def test_invalid_values_are_refused_naming_the_attribute(keyword, value, reason)
 
 
 @pytest.mark.parametrize("implicit_vr", [True, False])
-def test_answers_are_encoded_as_pydicom_would_encode_them(implicit_vr):
+def test_answers_are_encoded_byte_for_byte_as_pydicom_encodes_them(implicit_vr):
     from pydicom.filebase import DicomBytesIO
     from pynetdicom.dsutils import decode, encode
 
@@ -138,8 +138,11 @@ def test_answers_are_encoded_as_pydicom_would_encode_them(implicit_vr):
     query_ds.PregnancyStatus = None
     query_ds.PatientBirthDate = ""
     query_ds.StudyInstanceUID = ""
-    query_ds.ScheduledProcedureStepSequence[0].ScheduledPerformingPhysicianName = ""
-    query_ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime = ""
+    query_ds.RequestedProcedurePriority = ""  # not kept: answered empty
+    query_ds.ReferencedStudySequence = []  # a sequence not kept: answered empty
+    step_query = query_ds.ScheduledProcedureStepSequence[0]
+    step_query.ScheduledPerformingPhysicianName = ""
+    step_query.ScheduledProcedureStepStartTime = ""
     query = mwl.parse_query(query_ds, default_states=["SCHEDULED"])
     row = {
         "patient_name": "MÜLLER^JÖRG=山田^太郎",
@@ -153,15 +156,27 @@ def test_answers_are_encoded_as_pydicom_would_encode_them(implicit_vr):
         "scheduled_time": dt.time(9, 5, 3, 120000),
         "scheduled_performing_physician_name": "HÄUSER^GRÉGOR",
     }
-    encoded = encode(mwl.response_identifier(query, row, implicit_vr=implicit_vr), implicit_vr, True)
+    encoded = mwl.ResponseEncoder(query, implicit_vr=implicit_vr).encode(row)
+
+    expected = Dataset()
+    expected.SpecificCharacterSet = "ISO_IR 192"
+    expected.ReferencedStudySequence = []
+    expected.PatientName = "MÜLLER^JÖRG=山田^太郎"
+    expected.PatientID = "P1"
+    expected.PatientBirthDate = ""
+    expected.PregnancyStatus = 4
+    expected.StudyInstanceUID = "1.2.3"
+    expected.RequestedProcedurePriority = ""
+    step = Dataset()
+    step.Modality = "CT"
+    step.ScheduledStationAETitle = "CT1"
+    step.ScheduledProcedureStepStartDate = "20310504"
+    step.ScheduledProcedureStepStartTime = "090503.120000"
+    step.ScheduledPerformingPhysicianName = "HÄUSER^GRÉGOR"
+    expected.ScheduledProcedureStepSequence = [step]
+    assert encoded == encode(expected, implicit_vr, True)
+
     ds = decode(DicomBytesIO(encoded), implicit_vr, True)
-    assert ds.SpecificCharacterSet == "ISO_IR 192"
     assert str(ds.PatientName) == "MÜLLER^JÖRG=山田^太郎"
-    assert ds.PregnancyStatus == 4
-    assert ds.PatientBirthDate == ""
     assert ds.StudyInstanceUID == "1.2.3"
-    step = ds.ScheduledProcedureStepSequence[0]
-    assert str(step.ScheduledPerformingPhysicianName) == "HÄUSER^GRÉGOR"
-    assert step.ScheduledProcedureStepStartDate == "20310504"
-    assert step.ScheduledProcedureStepStartTime == "090503.120000"
     assert len(encoded) % 2 == 0
