@@ -6,7 +6,9 @@
 1. Loads ``--items`` workitems (COPY) into a throwaway Postgres database and writes the same items as
    Orthanc worklist files (pydicom), then times a typical modality query (today's date + modality +
    station AE title; dcmtk's findscu, one association per query) against ``manage.py run_dimse``
-   and against Orthanc's worklist plugin (libModalityWorklists.so) answering from those files.
+   and against Orthanc's worklist plugin (libModalityWorklists.so) answering from those files; then
+   the same queries from a pynetdicom SCU on one open association (time to the first answer and to
+   the final response, without a client process start or an association per query).
 2. Sends ``--files`` CT-sized instances (512x512, 16-bit) with dcmtk's storescu (one association) to
    dicomsvc and to Orthanc and prints instances/second. The dicomsvc part needs
    ``exams.services.instance_ingest``; without it that line says so.
@@ -235,6 +237,46 @@ def time_queries(
     return samples, answers
 
 
+def time_resident(
+    port: int, called_ae: str, count: int, budget: float
+) -> tuple[list[float], list[float], int]:
+    """(ms to the first answer, ms to the final response, answers) of the same queries from a
+    pynetdicom SCU on one association kept open: the server's part without a client process
+    start or an association per query."""
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import ModalityWorklistInformationFind
+
+    _config.LOG_HANDLER_LEVEL = "none"  # the client's own log formatting is not what we measure
+    _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
+    ae = AE(ae_title=BENCH_AE)
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    queries = [typical_query(modality, station) for modality, station in STATIONS[:2]]
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
+    if not assoc.is_established:
+        raise RuntimeError(f"pynetdicom SCU could not associate with {called_ae}")
+    first, whole, answers = [], [], 0
+    deadline = time.perf_counter() + budget
+    try:
+        for index in range(count):
+            started = time.perf_counter()
+            got = 0
+            for status, _identifier in assoc.send_c_find(queries[index % 2], ModalityWorklistInformationFind):
+                if status.Status in (0xFF00, 0xFF01):
+                    if not got:
+                        first.append((time.perf_counter() - started) * 1000)
+                    got += 1
+                elif status.Status != 0x0000:
+                    raise RuntimeError(f"C-FIND to {called_ae} failed: 0x{status.Status:04X}")
+            whole.append((time.perf_counter() - started) * 1000)
+            if index == 0:
+                answers = got
+            if time.perf_counter() > deadline and len(whole) >= 3:
+                break
+    finally:
+        assoc.release()
+    return first, whole, answers
+
+
 def server_side_ms(url: str) -> list[float]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -244,11 +286,18 @@ def server_side_ms(url: str) -> list[float]:
     return [row[0] for row in rows][3:]  # without the warm-up queries
 
 
-def process_start_ms(count: int) -> list[float]:
+def process_start_ms(count: int, workdir: Path) -> list[float]:
+    """findscu -W with the same query file against a closed port: process start, data dictionary
+    and query file loaded, connection refused at once. (``findscu --version`` skips the
+    dictionary, a good part of the start-up.)"""
+    port = free_port()
+    query = workdir / "query-CT1.dcm"
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        subprocess.run(["findscu", "--version"], capture_output=True, check=True)
+        subprocess.run(
+            ["findscu", "-W", "-aet", BENCH_AE, "127.0.0.1", str(port), str(query)], capture_output=True
+        )
         samples.append((time.perf_counter() - started) * 1000)
     return samples
 
@@ -369,8 +418,9 @@ def run(args, work: Path) -> int:
             with orthanc_server(
                 work / "orthanc", worklists_dir=worklists, dicom_modalities=ORTHANC_MODALITIES
             ) as orthanc:
-                time_queries(port, "DICOMSVC", 3, 10, work)  # warm-up: connections, caches
-                time_queries(orthanc.dicom_port, orthanc.aet, 1, 10, work)
+                # Warm-up, the same for both: connections, caches, the OS's file cache.
+                time_queries(port, "DICOMSVC", 3, 30, work)
+                time_queries(orthanc.dicom_port, orthanc.aet, 3, 30, work)
                 ours, ours_answers = time_queries(port, "DICOMSVC", args.queries, 120, work)
                 theirs, their_answers = time_queries(
                     orthanc.dicom_port, orthanc.aet, args.queries, args.orthanc_seconds, work
@@ -391,11 +441,22 @@ def run(args, work: Path) -> int:
                         f"  {'  of which dicomsvc handler':<30} p50 {p['p50']:8.1f} ms   "
                         f"p95 {p['p95']:8.1f} ms   (request in -> last answer out, from the audit trail)"
                     )
-                start = percentiles(process_start_ms(20))
+                start = percentiles(process_start_ms(20, work))
                 print(
-                    f"  {'findscu --version (no query)':<30} p50 {start['p50']:8.1f} ms   "
-                    f"p95 {start['p95']:8.1f} ms   (starting the client process: inside both figures above)"
+                    f"  {'findscu start, no association':<30} p50 {start['p50']:8.1f} ms   "
+                    f"p95 {start['p95']:8.1f} ms   (client process + dictionary: inside both figures above)"
                 )
+                print("\nMWL C-FIND, same query on one open association (pynetdicom SCU, no process start):")
+                for name, peer_port, aet, budget in (
+                    ("dicomsvc", port, "DICOMSVC", 60.0),
+                    ("Orthanc worklist plugin", orthanc.dicom_port, orthanc.aet, args.orthanc_seconds),
+                ):
+                    first, whole, count = time_resident(peer_port, aet, args.queries, budget)
+                    f, w = percentiles(first), percentiles(whole)
+                    print(
+                        f"  {name:<30} first answer p50 {f['p50']:7.1f} p95 {f['p95']:7.1f} ms; "
+                        f"all {count} p50 {w['p50']:7.1f} p95 {w['p95']:7.1f} ms ({len(whole)} queries)"
+                    )
                 if ours_answers != their_answers:
                     print(f"  NOTE: answer counts differ ({ours_answers} vs {their_answers})")
 

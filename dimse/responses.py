@@ -70,7 +70,8 @@ class PendingResponses:
 
     A PDU carries one message's command and identifier PDVs (PS3.8 9.3.5.1), fragmenting the
     identifier when the peer's maximum PDU length asks for it. Never two messages in one PDU:
-    the standard allows it, but dcmtk's findscu crashes on it, so modalities may too.
+    the standard allows it, but dcmtk 3.6.7's findscu crashed on it when we tried (after the first
+    answer), and modality stacks may be no better.
     """
 
     def __init__(self, event, *, status: int) -> None:
