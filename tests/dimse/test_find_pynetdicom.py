@@ -177,3 +177,21 @@ def test_the_pending_response_command_set_is_the_one_pynetdicom_would_send():
             sop_class_uid=ModalityWorklistInformationFind, message_id=513, status=status
         )
         assert ours == encode(message.command_set, True, True)
+
+
+def test_an_abort_while_answers_stream_stops_them_and_is_logged(scp):
+    from dimse.models import Association as AssociationRow
+    from tests.dimse.conftest import wait_for
+
+    for _ in range(300):
+        make_item()
+    ae = AE(ae_title="PYSCU")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    association = ae.associate("127.0.0.1", scp.port, ae_title=AE_TITLE)
+    responses = association.send_c_find(query(), ModalityWorklistInformationFind)
+    status, _identifier = next(responses)
+    assert status.Status == 0xFF00
+    association.abort()
+    row = wait_for(AssociationRow.objects.filter(status=AssociationRow.Status.ABORTED))
+    assert row.queries == 1
+    assert row.matches < 300
