@@ -27,7 +27,7 @@ from pynetdicom.pdu_primitives import P_DATA
 COMMAND_FIELD_C_FIND_RSP = 0x8020
 DATA_SET_PRESENT = 0x0001  # CommandDataSetType: anything but 0x0101 (PS3.7 E.1); pynetdicom uses 1
 # Message control header of a PDV (PS3.8 E.2): bit 0 command, bit 1 last fragment.
-DATA_FRAGMENT, COMMAND_LAST, DATA_LAST = b"\x00", b"\x03", b"\x02"
+DATA_FRAGMENT, COMMAND_FRAGMENT, DATA_LAST, COMMAND_LAST = b"\x00", b"\x01", b"\x02", b"\x03"
 PDV_OVERHEAD = 6  # 4-byte item length, context ID, control header
 # A peer that announces no limit (0) still gets PDUs of at most this length.
 UNLIMITED_PDU = 64 * 1024
@@ -81,36 +81,40 @@ class PendingResponses:
         self._dul = assoc.dul
         self._context_id = event.context.context_id
         self._deflated = event.context.transfer_syntax == DeflatedExplicitVRLittleEndian
+        self._max_pdu = assoc.dimse.maximum_pdu_size or UNLIMITED_PDU  # the peer's, as negotiated
         request = event.request
-        self._command = COMMAND_LAST + c_find_rsp_command(
+        command = c_find_rsp_command(
             sop_class_uid=request.AffectedSOPClassUID, message_id=request.MessageID, status=status
         )
-        self._max_pdu = assoc.requestor.maximum_length or UNLIMITED_PDU
+        self._command = list(self._fragments(command, COMMAND_FRAGMENT, COMMAND_LAST))
         self.sent = 0  # answers handed to the DUL
 
     def add(self, identifier: bytes) -> None:
         if self._deflated:
             identifier = deflate(identifier)
-        pdvs = [[self._context_id, self._command]]
-        size = PDV_OVERHEAD + len(self._command) - 1  # the command starts with its control header
-        room = self._max_pdu - PDV_OVERHEAD
-        for offset in range(0, len(identifier), room):
-            fragment = identifier[offset : offset + room]
-            if size + PDV_OVERHEAD + len(fragment) > self._max_pdu:
+        pdvs: list[list] = []  # [context ID, control header + fragment], as P_DATA takes them
+        size = 0
+        for control, fragment in (*self._command, *self._fragments(identifier, DATA_FRAGMENT, DATA_LAST)):
+            if pdvs and size + PDV_OVERHEAD + len(fragment) > self._max_pdu:
                 self._send(pdvs)
                 pdvs, size = [], 0
-            last = offset + room >= len(identifier)
-            pdvs.append([self._context_id, (DATA_LAST if last else DATA_FRAGMENT) + fragment])
+            pdvs.append([self._context_id, control + fragment])
             size += PDV_OVERHEAD + len(fragment)
         self._send(pdvs)
         self.sent += 1
+
+    def _fragments(self, data: bytes, more: bytes, last: bytes):
+        """(control header, fragment) pairs that each fit the peer's maximum PDU length."""
+        room = max(self._max_pdu - PDV_OVERHEAD, 2)
+        for offset in range(0, len(data), room):
+            yield (last if offset + room >= len(data) else more), data[offset : offset + room]
 
     def _send(self, pdvs: list[list]) -> None:
         queue = self._dul.to_provider_queue
         while queue.qsize() >= SEND_WINDOW and self._dul.is_alive():
             time.sleep(0.0002)
         primitive = P_DATA()
-        primitive.presentation_data_value_list = pdvs  # [context ID, control header + fragment]
+        primitive.presentation_data_value_list = pdvs
         self._dul.send_pdu(primitive)
 
     def let_peer_speak(self) -> None:

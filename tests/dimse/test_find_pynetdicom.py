@@ -8,7 +8,8 @@ import logging
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, evt
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from tests.dimse.conftest import AE_TITLE, make_item
@@ -88,18 +89,31 @@ def test_a_query_retrieve_level_sent_by_some_scus_is_ignored(assoc):
     assert "QueryRetrieveLevel" not in responses[0][1]
 
 
-def test_answers_larger_than_the_callers_maximum_pdu_arrive_whole(scp):
+@pytest.mark.parametrize("maximum_pdu", [160, 48])
+def test_answers_larger_than_the_callers_maximum_pdu_arrive_whole(scp, maximum_pdu):
     """An answer that does not fit the caller's maximum PDU length in one P-DATA has its identifier
     fragmented over several; the ones that fit go out as one P-DATA each. Both decode alike."""
     long_name = "LONGNAME^" + "X" * 50
     make_item(patient_id="SMALLPDU1", patient_name="SHORT^NAME")
     make_item(patient_id="SMALLPDU2", patient_name=long_name)
     ae = AE(ae_title="PYSCU")
-    # What this SCU tells the listener it can receive: the short answer (82-byte command, ~54-byte
-    # identifier) fits one P-DATA, the long one does not.
-    ae.maximum_pdu_size = 160
     ae.add_requested_context(ModalityWorklistInformationFind)
-    association = ae.associate("127.0.0.1", scp.port, ae_title=AE_TITLE)
+    pdata_lengths = []
+
+    def received(event):
+        if isinstance(event.pdu, P_DATA_TF):
+            pdata_lengths.append(len(event.pdu.encode()) - 6)  # the PDU's variable field
+
+    # What this SCU tells the listener it can receive (AE.maximum_pdu_size is not what associate()
+    # sends). 160: the short answer (82-byte command, ~54-byte identifier) fits one P-DATA, the long
+    # one does not; 48: even the command is cut.
+    association = ae.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title=AE_TITLE,
+        max_pdu=maximum_pdu,
+        evt_handlers=[(evt.EVT_PDU_RECV, received)],
+    )
     try:
         answers = [
             (status.Status, identifier)
@@ -112,6 +126,7 @@ def test_answers_larger_than_the_callers_maximum_pdu_arrive_whole(scp):
     assert [status for status, _ in answers] == [0xFF00, 0xFF00, 0x0000]
     names = sorted(str(identifier.PatientName) for _, identifier in answers[:2])
     assert names == [long_name, "SHORT^NAME"]
+    assert max(pdata_lengths) <= maximum_pdu
 
 
 def test_each_association_gets_its_own_copy_of_the_presentation_contexts():
