@@ -63,9 +63,21 @@ REJECT_REASONS = {
 
 
 class DbWorkers:
-    """A fixed set of threads that run database calls, each keeping its own Django connection."""
+    """A fixed set of threads that run database calls, each keeping its own Django connection.
+
+    Before a job, a worker lets Django drop a connection that is broken or past CONN_MAX_AGE
+    (``close_old_connections``, after which Django's health check costs a ``SELECT 1`` round trip)
+    unless its previous job succeeded less than ``FRESH`` seconds ago: a worklist query is a few
+    jobs in a row (association row, query, audit), and each extra round trip was on the answer's
+    path. A failed job always brings the check back; ``RECHECK`` bounds how long a busy worker
+    goes without one (so CONN_MAX_AGE still rotates connections).
+    """
+
+    FRESH = 1.0  # seconds
+    RECHECK = 30.0  # seconds
 
     def __init__(self, size: int) -> None:
+        self.size = size
         self._queue: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._run, name=f"dimse-db-{n}", daemon=True) for n in range(size)
@@ -87,16 +99,22 @@ class DbWorkers:
         self._queue.put((future, fn, args, kwargs))
 
     def _run(self) -> None:
+        succeeded_at = checked_at = float("-inf")
         while True:
             job = self._queue.get()
             if job is None:
                 connections.close_all()
                 return
             future, fn, args, kwargs = job
-            close_old_connections()  # drop a connection past CONN_MAX_AGE or broken
+            now = time.monotonic()
+            if now - succeeded_at > self.FRESH or now - checked_at > self.RECHECK:
+                close_old_connections()  # drop a connection past CONN_MAX_AGE or broken
+                checked_at = now
             try:
                 future.set_result(fn(*args, **kwargs))
+                succeeded_at = time.monotonic()
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                succeeded_at = float("-inf")
                 future.set_exception(exc)
 
     def shutdown(self) -> None:

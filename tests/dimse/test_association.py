@@ -157,3 +157,51 @@ def test_run_dimse_serves_echo_and_stops_cleanly_on_sigterm(transactional_db):
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     assert "shutting down" in out
+
+
+def test_connections_the_database_dropped_are_replaced_after_at_most_one_failure_each(transactional_db):
+    """Workers skip Django's per-job health check right after a successful job; a connection that
+    died in between fails that worker's next job, and the job after it checks and reconnects."""
+    import threading
+
+    from dimse.scp import DbWorkers
+
+    workers = DbWorkers(3)
+
+    def on_every_worker(fn):
+        """Run ``fn`` once on each worker (a barrier keeps one worker from taking two jobs)."""
+        barrier = threading.Barrier(workers.size)
+        results = [None] * workers.size
+        done = threading.Barrier(workers.size + 1)
+
+        def job(slot):
+            barrier.wait(timeout=10)
+            try:
+                results[slot] = fn()
+            except Exception as exc:
+                results[slot] = exc
+                raise  # as a real job's failure reaches the worker
+            finally:
+                done.wait(timeout=10)
+
+        for slot in range(workers.size):
+            workers.post(job, slot)
+        done.wait(timeout=10)
+        return results
+
+    def select_one():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()[0]
+
+    try:
+        assert on_every_worker(select_one) == [1, 1, 1]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        on_every_worker(select_one)  # may fail: no health check right after a success
+        assert on_every_worker(select_one) == [1, 1, 1]
+    finally:
+        workers.shutdown()
