@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import orjson
@@ -35,6 +36,8 @@ logger = logging.getLogger("dicomsvc.callbacks")
 USER_AGENT = "dicomsvc-webhooks/1"
 RESPONSE_READ_LIMIT = 64 * 1024
 RETRYABLE_STATUS = {408, 429}
+SEND_THREADS = 8  # concurrent HTTP requests per worker process (deliveries_attempt)
+INTERRUPTED_ERROR = "no outcome recorded: the worker stopped during the attempt (lease expired)"
 _sessions = threading.local()
 
 
@@ -180,7 +183,7 @@ def delivery_claim(delivery_id: int) -> CallbackDelivery | None:
                 number=delivery.attempts - 1,
                 started_at=now,
                 outcome=AttemptOutcome.INTERRUPTED,
-                error="no outcome recorded: the worker stopped during the attempt (lease expired)",
+                error=INTERRUPTED_ERROR,
             )
     return delivery
 
@@ -200,29 +203,43 @@ def delivery_attempt(delivery_id: int) -> CallbackDelivery | None:
     return delivery
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """What one attempt's result means for its delivery row."""
+
+    outcome: str
+    state: str
+    next_attempt_at: dt.datetime | None
+    wake: bool  # a short wait: a countdown message (the sweeper picks up longer ones)
+
+
+def _decide(*, attempts: int, retry_until: dt.datetime, result: SendResult, now: dt.datetime) -> _Decision:
+    if result.delivered:
+        return _Decision(AttemptOutcome.DELIVERED, DeliveryState.DELIVERED, None, False)
+    if not result.retryable:
+        return _Decision(AttemptOutcome.FAILED, DeliveryState.FAILED, None, False)
+    if now >= retry_until:
+        return _Decision(AttemptOutcome.DEAD, DeliveryState.DEAD, None, False)
+    delay = max(backoff_delay(attempts), result.retry_after or 0.0)
+    next_at = min(now + dt.timedelta(seconds=delay), retry_until)
+    wake = (next_at - now).total_seconds() <= settings.CALLBACK_SWEEP_INTERVAL
+    return _Decision(AttemptOutcome.RETRY, DeliveryState.PENDING, next_at, wake)
+
+
 def _record(delivery: CallbackDelivery, result: SendResult, started_at: dt.datetime) -> None:
     now = timezone.now()
-    changes: dict = {"last_status_code": result.status_code, "last_error": result.error[:300]}
-    next_at = None
-    wake = False
-    if result.delivered:
-        outcome = AttemptOutcome.DELIVERED
-        changes.update(state=DeliveryState.DELIVERED, delivered_at=now)
-    elif not result.retryable:
-        outcome = AttemptOutcome.FAILED
-        changes.update(state=DeliveryState.FAILED)
-    elif now >= delivery.retry_until:
-        outcome = AttemptOutcome.DEAD
-        changes.update(state=DeliveryState.DEAD)
-    else:
-        outcome = AttemptOutcome.RETRY
-        delay = max(backoff_delay(delivery.attempts), result.retry_after or 0.0)
-        next_at = min(now + dt.timedelta(seconds=delay), delivery.retry_until)
-        changes.update(state=DeliveryState.PENDING, next_attempt_at=next_at)
-        # A short wait gets a countdown message; the sweeper picks up longer ones when due.
-        wake = (next_at - now).total_seconds() <= settings.CALLBACK_SWEEP_INTERVAL
-        if wake:
-            changes["enqueued_at"] = next_at
+    decision = _decide(attempts=delivery.attempts, retry_until=delivery.retry_until, result=result, now=now)
+    changes: dict = {
+        "last_status_code": result.status_code,
+        "last_error": result.error[:300],
+        "state": decision.state,
+    }
+    if decision.state == DeliveryState.DELIVERED:
+        changes["delivered_at"] = now
+    if decision.next_attempt_at is not None:
+        changes["next_attempt_at"] = decision.next_attempt_at
+        if decision.wake:
+            changes["enqueued_at"] = decision.next_attempt_at
     with transaction.atomic():
         _commit_without_waiting_for_disk()
         CallbackAttempt.objects.create(
@@ -231,19 +248,206 @@ def _record(delivery: CallbackDelivery, result: SendResult, started_at: dt.datet
             started_at=started_at,
             status_code=result.status_code,
             latency_ms=result.latency_ms,
-            outcome=outcome,
+            outcome=decision.outcome,
             error=result.error[:300],
-            next_attempt_at=next_at,
+            next_attempt_at=decision.next_attempt_at,
         )
         still_ours = CallbackDelivery.objects.filter(
             pk=delivery.pk, state=DeliveryState.SENDING, claim_token=delivery.claim_token
         ).update(claim_token=None, claimed_until=None, updated_at=now, **changes)
-        if still_ours and next_at is not None and wake:
+        if still_ours and decision.wake:
             from callbacks.tasks import delivery_send
 
-            delivery_send.apply_async_on_commit((delivery.pk,), countdown=(next_at - now).total_seconds())
+            countdown = (decision.next_attempt_at - now).total_seconds()
+            delivery_send.apply_async_on_commit((delivery.pk,), countdown=countdown)
     if not still_ours:
         logger.warning("delivery %s: claim lost during attempt %s", delivery.pk, delivery.attempts)
+
+
+# -- many deliveries at once (Postgres) -------------------------------------------------------------
+# The path every event's deliveries take on Postgres: one statement claims the due ones, one reads
+# their events, the HTTP requests run concurrently, one statement records every outcome. Each
+# delivery follows exactly the rules of delivery_attempt; only the round trips are shared. The
+# claim and the record commit without waiting for the disk (set_config inside the statement), as
+# _commit_without_waiting_for_disk does for the single path.
+
+_CLAIM_MANY_SQL = """
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+due AS (
+  SELECT id, state FROM callbacks_callbackdelivery
+  WHERE id = ANY(%(ids)s)
+    AND ((state = 'pending' AND next_attempt_at <= %(now)s)
+      OR (state = 'sending' AND claimed_until < %(now)s))
+  ORDER BY id
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE callbacks_callbackdelivery AS d
+SET state = 'sending', attempts = d.attempts + 1, claim_token = %(token)s, claimed_until = %(until)s,
+  updated_at = %(now)s
+FROM due, cfg
+WHERE d.id = due.id
+RETURNING d.id, d.url, d.webhook_id, d.attempts, d.retry_until, d.event_id, due.state = 'sending'
+"""
+
+_RECORD_MANY_SQL = """
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+outcome (id, state, next_attempt_at, status_code, error, delivered_at, enqueued_at) AS (VALUES {outcomes}),
+logged AS (
+  INSERT INTO callbacks_callbackattempt
+    (delivery_id, number, started_at, status_code, latency_ms, outcome, error, next_attempt_at)
+  VALUES {attempts}
+  RETURNING 1
+),
+recorded AS (
+  UPDATE callbacks_callbackdelivery AS d
+  SET state = o.state, next_attempt_at = COALESCE(o.next_attempt_at, d.next_attempt_at),
+    last_status_code = o.status_code, last_error = o.error,
+    delivered_at = COALESCE(o.delivered_at, d.delivered_at),
+    enqueued_at = COALESCE(o.enqueued_at, d.enqueued_at),
+    claim_token = NULL, claimed_until = NULL, updated_at = %(now)s
+  FROM outcome AS o, cfg
+  WHERE d.id = o.id AND d.state = 'sending' AND d.claim_token = %(token)s
+  RETURNING d.id
+)
+SELECT id FROM recorded
+"""
+_OUTCOME_ROW = (
+    "(%s::bigint, %s::varchar, %s::timestamptz, %s::int, %s::varchar, %s::timestamptz, %s::timestamptz)"
+)
+_ATTEMPT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    pk: int
+    url: str
+    webhook_id: str
+    attempts: int
+    retry_until: dt.datetime
+    event_id: int
+    taken_over: bool
+
+
+_send_pool: ThreadPoolExecutor | None = None
+_send_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _send_pool
+    with _send_pool_lock:
+        if _send_pool is None:
+            _send_pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="webhook-send")
+        return _send_pool
+
+
+def deliveries_attempt(delivery_ids: list[int]) -> int:
+    """Claim, send and record these deliveries, ``SEND_THREADS`` at a time; returns how many were
+    sent. Off Postgres, each goes through ``delivery_attempt``."""
+    if connection.vendor != "postgresql":
+        return sum(delivery_attempt(pk) is not None for pk in delivery_ids)
+    sent = 0
+    for start in range(0, len(delivery_ids), SEND_THREADS):
+        sent += _attempt_chunk(delivery_ids[start : start + SEND_THREADS])
+    return sent
+
+
+def _attempt_chunk(delivery_ids: list[int]) -> int:
+    token = uuid.uuid4()
+    claimed = _claim_many(delivery_ids, token)
+    if not claimed:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, payload::text FROM callbacks_callbackevent WHERE id = ANY(%s)",
+            [sorted({c.event_id for c in claimed})],
+        )
+        bodies = {pk: payload.encode() for pk, payload in cursor.fetchall()}
+
+    def attempt(claim: _Claimed) -> tuple[_Claimed, SendResult, dt.datetime]:
+        started_at = timezone.now()
+        body = bodies[claim.event_id]
+        headers = webhook_headers(
+            webhook_id=claim.webhook_id, body=body, secret=secret_for(claim.url), now=started_at
+        )
+        return claim, send(claim.url, body=body, headers=headers), started_at
+
+    if len(claimed) == 1:
+        outcomes = [attempt(claimed[0])]
+    else:
+        outcomes = list(_pool().map(attempt, claimed))
+    _record_many(outcomes, token)
+    return len(claimed)
+
+
+def _claim_many(delivery_ids: list[int], token: uuid.UUID) -> list[_Claimed]:
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_MANY_SQL, {"ids": list(delivery_ids), "now": now, "token": token, "until": until}
+        )
+        return sorted((_Claimed(*row) for row in cursor.fetchall()), key=lambda c: c.pk)
+
+
+def _record_many(outcomes: list[tuple[_Claimed, SendResult, dt.datetime]], token: uuid.UUID) -> None:
+    now = timezone.now()
+    outcome_params: list = []
+    attempt_params: list = []
+    attempt_rows = 0
+    wake: dict[int, dt.datetime] = {}
+    for claim, result, started_at in outcomes:
+        decision = _decide(attempts=claim.attempts, retry_until=claim.retry_until, result=result, now=now)
+        if claim.taken_over:
+            attempt_params += [
+                claim.pk,
+                claim.attempts - 1,
+                started_at,
+                None,
+                None,
+                AttemptOutcome.INTERRUPTED,
+                INTERRUPTED_ERROR,
+                None,
+            ]
+            attempt_rows += 1
+        attempt_params += [
+            claim.pk,
+            claim.attempts,
+            started_at,
+            result.status_code,
+            result.latency_ms,
+            decision.outcome,
+            result.error[:300],
+            decision.next_attempt_at,
+        ]
+        attempt_rows += 1
+        outcome_params += [
+            claim.pk,
+            decision.state,
+            decision.next_attempt_at,
+            result.status_code,
+            result.error[:300],
+            now if decision.state == DeliveryState.DELIVERED else None,
+            decision.next_attempt_at if decision.wake else None,
+        ]
+        if decision.wake:
+            wake[claim.pk] = decision.next_attempt_at
+    sql = _RECORD_MANY_SQL.format(
+        outcomes=", ".join([_OUTCOME_ROW] * len(outcomes)), attempts=", ".join([_ATTEMPT_ROW] * attempt_rows)
+    )
+    # Positional parameters in statement order: outcome rows, attempt rows, then now and token.
+    sql = sql.replace("%(now)s", "%s").replace("%(token)s", "%s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*outcome_params, *attempt_params, now, token])
+        still_ours = {row[0] for row in cursor.fetchall()}
+    for claim, _, _ in outcomes:
+        if claim.pk not in still_ours:
+            logger.warning("delivery %s: claim lost during attempt %s", claim.pk, claim.attempts)
+    if wake:
+        from callbacks.tasks import delivery_send
+
+        for pk, next_at in wake.items():
+            if pk in still_ours:
+                delivery_send.wake(pk, countdown=max(0.0, (next_at - now).total_seconds()))
 
 
 def deliveries_sweep(*, limit: int = 1000) -> list[int]:

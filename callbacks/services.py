@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from callbacks.conf import targets
-from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink
+from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink, new_webhook_id
 from callbacks.validation import CallbackEventInvalid, validate_event
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
@@ -57,21 +57,86 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     """
     event = _event_new(payload, origin=origin, actor=actor)
     fingerprint = event.fingerprint
+    if connection.vendor == "postgresql":
+        created, delivery_ids = _insert_with_deliveries(event)
+        if created:
+            _link_workitems([event])
+            _wake_on_commit(CallbackDelivery(pk=pk) for pk in delivery_ids)
+            return event, True
+        return _redelivered(fingerprint), False
     try:
         with transaction.atomic():
             event.save(force_insert=True)
             deliveries = _fan_out([event])
             _link_workitems([event])
     except IntegrityError:
-        existing = CallbackEvent.objects.filter(fingerprint=fingerprint).first()
-        if existing is None:
+        if not CallbackEvent.objects.filter(fingerprint=fingerprint).exists():
             raise
-        CallbackEvent.objects.filter(pk=existing.pk).update(
-            redeliveries=F("redeliveries") + 1, last_redelivered_at=timezone.now()
-        )
-        return existing, False
+        return _redelivered(fingerprint), False
     _wake_on_commit(deliveries)
     return event, True
+
+
+def _redelivered(fingerprint: str) -> CallbackEvent:
+    """Count one more copy of a stored event; returns the stored event."""
+    CallbackEvent.objects.filter(fingerprint=fingerprint).update(
+        redeliveries=F("redeliveries") + 1, last_redelivered_at=timezone.now()
+    )
+    return CallbackEvent.objects.get(fingerprint=fingerprint)
+
+
+# Postgres: the event and its outbox rows in one statement, a redelivery (same fingerprint) being
+# no row rather than an error, so that no savepoint is needed. On the accept path of every PACS
+# callback, where round trips and the ORM's statement building were most of the cost.
+_INSERT_EVENT_SQL = """
+WITH event AS (
+  INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
+    accession_number, source_id, study_date, payload, fingerprint, redeliveries)
+  VALUES (%(received_at)s, %(origin)s, %(actor)s, %(event_type)s, %(study)s, %(patient)s, %(accession)s,
+    %(source)s, %(study_date)s, %(payload)s::jsonb, %(fingerprint)s, 0)
+  ON CONFLICT (fingerprint) DO NOTHING
+  RETURNING id
+), outbox AS (
+  INSERT INTO callbacks_callbackdelivery (event_id, url, webhook_id, state, attempts, next_attempt_at,
+    retry_until, enqueued_at, last_error, created_at, updated_at)
+  SELECT event.id, target.url, target.webhook_id, 'pending', 0, %(received_at)s, %(retry_until)s,
+    %(received_at)s, '', %(received_at)s, %(received_at)s
+  FROM event, unnest(%(urls)s::varchar[], %(webhook_ids)s::varchar[]) AS target (url, webhook_id)
+  RETURNING id
+)
+SELECT (SELECT id FROM event), ARRAY(SELECT id FROM outbox ORDER BY id)
+"""
+
+
+def _insert_with_deliveries(event: CallbackEvent) -> tuple[bool, list[int]]:
+    """Insert ``event`` with one delivery per CALLBACK_URLS entry; (created, delivery ids)."""
+    urls = [target.url for target in targets()] if settings.CALLBACK_URLS else []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_EVENT_SQL,
+            {
+                "received_at": event.received_at,
+                "origin": event.origin,
+                "actor": event.actor,
+                "event_type": event.event_type,
+                "study": event.study_instance_uid,
+                "patient": event.patient_id,
+                "accession": event.accession_number,
+                "source": event.source_id,
+                "study_date": event.study_date,
+                "payload": orjson.dumps(event.payload).decode(),
+                "fingerprint": event.fingerprint,
+                "retry_until": event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON),
+                "urls": urls,
+                "webhook_ids": [new_webhook_id() for _ in urls],
+            },
+        )
+        event_id, delivery_ids = cursor.fetchone()
+    if event_id is None:
+        return False, []
+    event.pk = event_id
+    event._state.adding = False
+    return True, list(delivery_ids)
 
 
 def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str = "") -> list[CallbackEvent]:

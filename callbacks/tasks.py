@@ -13,7 +13,7 @@ import time
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from callbacks import delivery
 
@@ -61,9 +61,14 @@ def delivery_send(delivery_id: int) -> None:
 def deliveries_send(delivery_ids: list[int]) -> None:
     """An event's deliveries, woken by one message: each message costs more than a delivery.
 
-    They are sent one after the other; once this has taken over ``HANDOFF_AFTER`` seconds (a slow
-    or hanging receiver), the rest get messages of their own so other workers can take them.
+    On Postgres they are claimed, sent (concurrently, so a slow receiver holds up no other) and
+    recorded together (``delivery.deliveries_attempt``). Elsewhere they are sent one after the
+    other; once that has taken ``HANDOFF_AFTER`` seconds (a slow or hanging receiver), the rest
+    get messages of their own so other workers can take them.
     """
+    if connection.vendor == "postgresql":
+        delivery.deliveries_attempt(delivery_ids)
+        return
     started = time.monotonic()
     for index, delivery_id in enumerate(delivery_ids):
         if index and time.monotonic() - started > HANDOFF_AFTER:

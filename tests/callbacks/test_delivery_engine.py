@@ -2,6 +2,7 @@
 
 import datetime as dt
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -236,17 +237,82 @@ def test_webhook_headers_follow_standard_webhooks():
 
 
 @pytest.mark.django_db
-def test_an_events_deliveries_behind_a_slow_receiver_are_handed_to_other_workers(make_delivery, monkeypatch):
+def test_an_events_deliveries_are_sent_concurrently_so_a_slow_receiver_holds_up_no_other(make_delivery):
+    """The slow receiver answers only once the fast one has been reached: sent one after the
+    other (slow first), the slow one would give up and answer 500."""
     from callbacks import tasks
 
-    woken = []
-    monkeypatch.setattr(tasks, "HANDOFF_AFTER", 0.2)
-    monkeypatch.setattr(tasks.delivery_send, "wake", woken.append)
-    with Receiver(sequence((204, {}, 0.5))) as slow, Receiver(always(204)) as fast:
+    fast_reached = threading.Event()
+
+    def slow_behaviour(number, received):
+        return (204 if fast_reached.wait(5) else 500), {}, 0.0
+
+    def fast_behaviour(number, received):
+        fast_reached.set()
+        return 204, {}, 0.0
+
+    with Receiver(slow_behaviour) as slow, Receiver(fast_behaviour) as fast:
         first = make_delivery(slow.url)
         second = make_delivery(fast.url)
 
         tasks.deliveries_send([first.pk, second.pk])
 
-        assert fast.requests == []
-    assert woken == [second.pk]
+        assert len(slow.requests) == len(fast.requests) == 1
+    states = dict(CallbackDelivery.objects.values_list("pk", "state"))
+    assert states == {first.pk: DeliveryState.DELIVERED, second.pk: DeliveryState.DELIVERED}
+
+
+@pytest.mark.django_db
+def test_many_deliveries_at_once_follow_the_single_delivery_rules(make_delivery, settings):
+    """deliveries_attempt: delivered, refused (4xx), retry (5xx), not due, and a lease that expired
+    (its lost attempt recorded as interrupted) in one call."""
+    settings.CALLBACK_RETRY_BASE_DELAY = 3600
+    with Receiver(always(204)) as ok, Receiver(always(404)) as refused, Receiver(always(503)) as failing:
+        delivered = make_delivery(ok.url)
+        gone = make_delivery(refused.url)
+        retried = make_delivery(failing.url)
+        later = make_delivery(ok.url, next_attempt_at=timezone.now() + dt.timedelta(hours=1))
+        stuck = make_delivery(
+            ok.url,
+            state=DeliveryState.SENDING,
+            attempts=1,
+            claimed_until=timezone.now() - dt.timedelta(seconds=1),
+        )
+
+        sent = engine.deliveries_attempt([delivered.pk, gone.pk, retried.pk, later.pk, stuck.pk])
+
+    assert sent == 4
+    rows = {d.pk: d for d in CallbackDelivery.objects.all()}
+    assert rows[delivered.pk].state == DeliveryState.DELIVERED and rows[delivered.pk].delivered_at
+    assert (rows[gone.pk].state, rows[gone.pk].last_status_code) == (DeliveryState.FAILED, 404)
+    assert (rows[retried.pk].state, rows[retried.pk].last_status_code) == (DeliveryState.PENDING, 503)
+    assert rows[retried.pk].next_attempt_at > timezone.now() + dt.timedelta(minutes=20)
+    assert (rows[later.pk].state, rows[later.pk].attempts) == (DeliveryState.PENDING, 0)
+    assert (rows[stuck.pk].state, rows[stuck.pk].attempts) == (DeliveryState.DELIVERED, 2)
+    assert all(row.claim_token is None for row in rows.values())
+    assert list(rows[stuck.pk].attempt_log.values_list("number", "outcome")) == [
+        (1, "interrupted"),
+        (2, "delivered"),
+    ]
+    assert list(rows[retried.pk].attempt_log.values_list("outcome", "status_code")) == [("retry", 503)]
+    assert len(ok.requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_claim_the_same_attempt_of_a_batch(make_delivery):
+    deliveries = [make_delivery(f"http://127.0.0.1:9/hook{n}") for n in range(4)]
+    ids = [d.pk for d in deliveries]
+    barrier = threading.Barrier(6)
+
+    def claim(_):
+        try:
+            barrier.wait(5)
+            return [c.pk for c in engine._claim_many(ids, uuid.uuid4())]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        claimed = [pk for batch in pool.map(claim, range(6)) for pk in batch]
+
+    assert sorted(claimed) == sorted(ids)
+    assert set(CallbackDelivery.objects.values_list("attempts", flat=True)) == {1}
