@@ -331,7 +331,7 @@ _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR
 _ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
 _CHARSET_VALUE = _value_bytes("CS", RESPONSE_CHARACTER_SET)
 
-# (tag, VR, column) of one level of the answer, and the value bytes of one element.
+# (tag, VR, column) of each requested attribute at one level of the answer.
 Plan = list[tuple[int, str, str | None]]
 
 
@@ -362,7 +362,6 @@ class ResponseEncoder:
             top.append((SPS_TAG, "SQ", None))
         self._top = self._compile(top, implicit_vr)
         self._sps = None if query.requested.sps is None else self._compile(query.requested.sps, implicit_vr)
-        self._sps_header = _header(SPS_TAG, "SQ", implicit_vr)
 
     @staticmethod
     def _compile(plan: Plan, implicit_vr: bool) -> list[tuple[int, bytes, str, str, str | None]]:

@@ -11,7 +11,8 @@ state machine, timers and C-CANCEL bookkeeping stay in charge.
 
 C-CANCEL: the DUL reads the socket only when it has nothing left to send, so between answers the
 writer looks whether the peer has sent something and, if so, lets the DUL read it before the
-handler checks ``event.is_cancelled`` (and A-ABORT / A-RELEASE).
+handler checks ``event.is_cancelled`` (and A-ABORT / A-RELEASE); and it keeps at most
+``SEND_WINDOW`` answers queued, so that few still go out after a cancel.
 """
 
 from __future__ import annotations
