@@ -489,7 +489,7 @@ def run(args, work: Path) -> int:
                 ):
                     p = percentiles(time_findscu_repeat(peer_port, aet, count, work))
                     print(
-                        f"  {name + ', findscu --repeat':<37} request -> final p50 {p['p50']:7.1f} "
+                        f"  {name + ', findscu --repeat':<42} request -> final p50 {p['p50']:7.1f} "
                         f"p95 {p['p95']:7.1f} ms ({count} queries)"
                     )
                 for name, peer_port, aet, budget in (
@@ -499,7 +499,7 @@ def run(args, work: Path) -> int:
                     first, whole, count = time_resident(peer_port, aet, args.queries, budget)
                     f, w = percentiles(first), percentiles(whole)
                     print(
-                        f"  {name + ', pynetdicom SCU':<37} first answer p50 {f['p50']:7.1f} "
+                        f"  {name + ', pynetdicom SCU':<42} first answer p50 {f['p50']:7.1f} "
                         f"p95 {f['p95']:7.1f}; final p50 {w['p50']:7.1f} p95 {w['p95']:7.1f} ms "
                         f"({len(whole)} queries; the Python client decodes each answer)"
                     )
