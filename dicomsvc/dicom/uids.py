@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
-import uuid
+import time
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -56,13 +57,37 @@ def check_uid_root(root: str) -> None:
         )
 
 
-def new_uid() -> str:
-    """A new UID: ``<root>.<random digits up to 64 characters>`` or ``2.25.<uuid4 as integer>``.
+# A generated UID starts with the time in milliseconds when there is room for it beside the 20
+# random digits: UIDs made one after another sort one after another, so inserting them touches the
+# right-hand edge of the unique index instead of a random page each (bulk import makes millions).
+# Uniqueness never depends on the clock: it comes from the random part alone.
+_MS_DIGITS = 13  # milliseconds since 1970 have 13 digits from 2001 to 2286
 
-    The same scheme as ``pydicom.uid.generate_uid``, without building and re-validating a pydicom
-    ``UID`` each time (bulk import generates one per row; the root is checked at start-up).
+
+def _uuid7_int() -> int:
+    """A version 7 UUID (RFC 9562) as an integer: 48 bits of Unix time in ms, then 74 random bits."""
+    rand = int.from_bytes(os.urandom(10), "big")
+    return (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (rand >> 62 & 0xFFF) << 64
+        | 0b10 << 62
+        | (rand & ((1 << 62) - 1))
+    )
+
+
+def new_uid() -> str:
+    """A new UID: ``<root>.<ms><random digits>`` up to 64 characters (just random digits when
+    the root leaves no room for the 13 time digits), or ``2.25.<version 7 UUID as integer>``.
+
+    Both schemes keep at least 20 random digits (74 random bits for the UUID), so UIDs stay unique
+    across processes and restarts; the leading time makes them sort in creation order.
     """
     root = uid_root()
     if root is None:
-        return f"2.25.{uuid.uuid4().int}"
-    return f"{root}{secrets.randbelow(10 ** (UID_MAX_LENGTH - len(root)))}"
+        return f"2.25.{_uuid7_int()}"
+    room = UID_MAX_LENGTH - len(root)
+    if room < _MS_DIGITS + 20:
+        return f"{root}{secrets.randbelow(10**room)}"
+    random_digits = room - _MS_DIGITS
+    return f"{root}{time.time_ns() // 1_000_000}{secrets.randbelow(10**random_digits):0{random_digits}d}"

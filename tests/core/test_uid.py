@@ -1,4 +1,6 @@
 import re
+import time
+import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -54,3 +56,26 @@ def test_system_check_reports_an_invalid_root(settings):
 
     settings.DICOM_UID_ROOT = "1.02"
     assert [problem.id for problem in check_settings(None)] == ["dicomsvc.E001"]
+
+
+@pytest.mark.parametrize("root", ["", "1.2.826.0.1.3680043.10.543"])
+def test_uids_generated_a_moment_apart_sort_in_creation_order(settings, root):
+    # Bulk import relies on it: ordered UIDs are appended to the unique index, not scattered.
+    settings.DICOM_UID_ROOT = root
+    earlier = new_uid()
+    time.sleep(0.002)
+    later = new_uid()
+    assert len(earlier) == len(later) and earlier < later
+
+
+def test_uuid_derived_uids_are_version_7_uuids(settings):
+    settings.DICOM_UID_ROOT = ""
+    value = uuid.UUID(int=int(new_uid().removeprefix("2.25.")))
+    assert (value.version, value.variant) == (7, uuid.RFC_4122)
+
+
+def test_a_long_root_keeps_20_random_digits_and_no_time(settings):
+    settings.DICOM_UID_ROOT = "1.2.826.0.1.3680043.10.543.1234567890.1"
+    uids = {new_uid() for _ in range(2000)}
+    assert len(uids) == 2000
+    assert all(UID_RE.match(uid) and len(uid) <= 64 for uid in uids)
