@@ -7,7 +7,7 @@ mapping of model columns to Python values, or ``WorkitemInvalid`` listing every 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dicomsvc.dicom.vr import parse_da, parse_tm, value_problems
@@ -163,6 +163,50 @@ def validate_workitem(data: Any, *, partial: bool = False) -> dict[str, Any]:
     if errors:
         raise WorkitemInvalid(errors)
     return cleaned
+
+
+def row_validator(keywords: Sequence[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """``validate_workitem`` for rows of values in the order of ``keywords`` (a CSV header):
+    ``row_validator(keywords)(values)`` is ``validate_workitem(dict(zip(keywords, values)))``.
+
+    The per-key work (which field, required, blank value, checker) is done once for the header
+    instead of once per row, and no dict is built for the input. Only a row whose every value is
+    plainly valid is answered here; any other goes through ``validate_workitem`` itself, which
+    gives the reasons, so the outcome is the same either way.
+    """
+    keywords = tuple(keywords)
+
+    def reference(values: Sequence[Any]) -> dict[str, Any]:
+        return validate_workitem(dict(zip(keywords, values, strict=True)))
+
+    usable = (
+        keywords
+        and len(set(keywords)) == len(keywords)
+        and all(keyword in _PLAN for keyword in keywords)
+        and set(REQUIRED_KEYWORDS) <= set(keywords)
+    )
+    if not usable:
+        return reference
+    plan = tuple(_PLAN[keyword] for keyword in keywords)
+
+    def validate_row(values: Sequence[Any]) -> dict[str, Any]:
+        cleaned: dict[str, Any] = {}
+        for (column, required, blank, check), value in zip(plan, values, strict=True):
+            if isinstance(value, str):
+                value = value.strip()
+            if value is None or value == "":
+                if required:
+                    return reference(values)
+                if blank is not _OMIT:
+                    cleaned[column] = blank
+                continue
+            clean, problems = check(value)
+            if problems:
+                return reference(values)
+            cleaned[column] = clean
+        return cleaned
+
+    return validate_row
 
 
 def workitem_keywords() -> list[str]:

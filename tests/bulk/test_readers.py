@@ -14,7 +14,7 @@ def test_csv_header_matches_keywords_columns_and_aliases_ignoring_case_and_spaci
     text += "P1;DOE^JOHN;19700101;M;A1;CT;CT1;20260101;0930;CT HEAD\n"
     (record,) = records(read_csv, text)
     assert record.number == 2
-    assert record.data == {
+    assert record.mapping() == {
         "PatientID": "P1",
         "PatientName": "DOE^JOHN",
         "PatientBirthDate": "19700101",
@@ -35,7 +35,7 @@ def test_csv_with_unknown_or_repeated_columns_is_refused_naming_them():
 
 def test_csv_records_are_numbered_by_the_line_where_they_start():
     text = 'PatientID,ScheduledProcedureStepDescription\nP1,"two\nlines"\n\nP2,x\nP3\n'
-    got = [(r.number, r.data, r.problems) for r in records(read_csv, text)]
+    got = [(r.number, r.mapping(), r.problems) for r in records(read_csv, text)]
     assert got == [
         (2, {"PatientID": "P1", "ScheduledProcedureStepDescription": "two\nlines"}, None),
         (5, {"PatientID": "P2", "ScheduledProcedureStepDescription": "x"}, None),

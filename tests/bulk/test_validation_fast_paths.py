@@ -2,8 +2,9 @@
 
 import pytest
 
+from tests.bulk.conftest import REQUIRED_HEADER, csv_line
 from worklist.fields import FIELDS
-from worklist.validation import _PLAN, _clean_value
+from worklist.validation import _PLAN, WorkitemInvalid, _clean_value, row_validator, validate_workitem
 
 VALUES = [
     " ",
@@ -61,3 +62,38 @@ def test_each_field_checker_agrees_with_the_full_check(field):
         value = value.strip() if isinstance(value, str) else value
         if value != "":
             assert check(value) == _clean_value(field.keyword, field.vr, value), value
+
+
+def outcome(validate, *args):
+    try:
+        return validate(*args)
+    except WorkitemInvalid as exc:
+        return exc.errors
+
+
+HEADERS = [
+    REQUIRED_HEADER,
+    [*REQUIRED_HEADER, "StudyInstanceUID", "PatientBirthDate", "PatientSex", "PregnancyStatus"],
+    REQUIRED_HEADER[1:],  # PatientID missing: every row is invalid
+    [*REQUIRED_HEADER, "Shoe size"],  # not a field
+    [*REQUIRED_HEADER, "PatientID"],  # twice: the last value counts, as in a dict
+    [],
+]
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=lambda h: f"{len(h)} columns")
+def test_the_row_validator_gives_what_validate_workitem_gives_for_the_same_row(header):
+    validate_row = row_validator(header)
+    base = dict(zip(REQUIRED_HEADER, csv_line(1).split(","), strict=True))
+    base.update(StudyInstanceUID="1.2.3", PatientBirthDate="19700101", PatientSex="F", PregnancyStatus="2")
+    base["Shoe size"] = "42"
+    checked = 0
+    for keyword in [None, *header]:
+        for value in [None, *VALUES[:-4], ""]:  # the CSV reader gives strings only
+            values = [base.get(k, "") for k in header]
+            if keyword is not None:
+                values[header.index(keyword)] = value
+            expected = outcome(validate_workitem, dict(zip(header, values, strict=True)))
+            assert outcome(validate_row, values) == expected, (keyword, value)
+            checked += 1
+    assert checked > len(header) * 10

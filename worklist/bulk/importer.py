@@ -22,7 +22,7 @@ from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
 from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
-from worklist.validation import WorkitemInvalid, validate_workitem
+from worklist.validation import WorkitemInvalid, row_validator, validate_workitem
 
 ON_CONFLICT = ("skip", "update", "fail")
 _IDENTITY = ("StudyInstanceUID", "AccessionNumber", "PatientID")
@@ -178,7 +178,8 @@ class Importer:
             self._flush()
 
     def _cancel(self, record: Record) -> None:
-        data = record.data if isinstance(record.data, dict) else {}
+        data = record.mapping()
+        data = data if isinstance(data, dict) else {}
         identity = {k: data[k] for k in _IDENTITY if data.get(k)}
         try:
             cleaned = validate_workitem(identity, partial=True)
@@ -265,7 +266,7 @@ class Importer:
     def _consume(self, records: Iterable[Record]) -> None:
         report = self.report
         progress, every = self.on_progress, self.progress_every
-        validate = validate_workitem
+        header, validate_row = None, None  # a CSV header's validator, made once per file
         for record in records:
             report.rows += 1
             report.last_number = record.number
@@ -278,7 +279,12 @@ class Importer:
                 self._cancel(record)
                 continue
             try:
-                cleaned = validate(record.data)
+                if record.keywords is None:
+                    cleaned = validate_workitem(record.data)
+                else:
+                    if record.keywords is not header:
+                        header, validate_row = record.keywords, row_validator(record.keywords)
+                    cleaned = validate_row(record.data)
             except WorkitemInvalid as exc:
                 self._invalid(record.number, exc.errors, record.labels)
                 continue

@@ -29,13 +29,22 @@ CANCEL = "cancel"  # cancel the existing workitem (HL7 CA)
 @dataclass(slots=True)
 class Record:
     number: int  # line (CSV, JSON, NDJSON) or message (HL7) where the record starts
-    data: Any  # DICOM keyword -> value, as the body of POST /workitems
+    # DICOM keyword -> value, as the body of POST /workitems; or, when ``keywords`` is set (CSV),
+    # the row's values in the order of those keywords (no dict per row: see ``mapping``).
+    data: Any
     action: str = UPSERT
     # A problem the reader found before validation (unparseable line, unsupported message):
     # {field: [reasons]}; the record is then invalid whatever its data.
     problems: dict[str, list[str]] | None = None
     # How to name a field in the report when it is not a DICOM keyword of the input (HL7 source).
     labels: Mapping[str, str] | None = None
+    keywords: tuple[str, ...] | None = None  # the CSV header, shared by every row
+
+    def mapping(self) -> Any:
+        """``data`` as the body of POST /workitems."""
+        if self.keywords is None or self.data is None:
+            return self.data
+        return dict(zip(self.keywords, self.data, strict=True))
 
 
 class FormatError(ValueError):
@@ -142,7 +151,7 @@ def read_csv(stream: BinaryIO, *, encoding: str = "utf-8-sig") -> Iterator[Recor
     if not header_line.strip():
         raise FormatError("CSV file is empty: the first line must be a header of field names")
     delimiter = _delimiter(header_line)
-    keywords = map_header(next(csv.reader([header_line], delimiter=delimiter)))
+    keywords = tuple(map_header(next(csv.reader([header_line], delimiter=delimiter))))
     width = len(keywords)
     reader = csv.reader(text, delimiter=delimiter)
     last_line = 1  # the header
@@ -159,7 +168,7 @@ def read_csv(stream: BinaryIO, *, encoding: str = "utf-8-sig") -> Iterator[Recor
                     problems={"row": [f"has {len(row)} columns where the header has {width}"]},
                 )
                 continue
-            yield Record(number, dict(zip(keywords, row, strict=True)))
+            yield Record(number, row, keywords=keywords)
     except csv.Error as exc:
         yield Record(last_line + 1, None, problems={"row": [f"is not valid CSV ({exc})"]})
     except UnicodeDecodeError:
