@@ -130,8 +130,8 @@ SQL_INSERT = (
 # the plan to one index probe per key whatever the statistics say; a join lets the planner pick a
 # hash of the whole table.
 SQL_ANY_EXISTING = (
-    "SELECT 1 FROM unnest(string_to_array(%s, E'\\n')) AS k(study_instance_uid) CROSS JOIN LATERAL "
-    f"(SELECT 1 FROM {_TABLE} w WHERE w.study_instance_uid = k.study_instance_uid LIMIT 1) AS found "  # noqa: S608
+    "SELECT 1 FROM unnest(string_to_array(%s, E'\\n')) AS k(study_instance_uid) CROSS JOIN LATERAL "  # noqa: S608
+    f"(SELECT 1 FROM {_TABLE} w WHERE w.study_instance_uid = k.study_instance_uid LIMIT 1) AS found "
     "UNION ALL SELECT 1 FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n')) "
     f"AS k(accession_number, patient_id) CROSS JOIN LATERAL (SELECT 1 FROM {_TABLE} w "
     "WHERE w.accession_number = k.accession_number AND w.patient_id = k.patient_id LIMIT 1) AS found "
@@ -188,12 +188,15 @@ class PostgresCopyWriter(BatchWriter):
         tail = (ProcedureStepState.SCHEDULED.value, now, now, created_by)
         pairs = [(c, DEFAULTS[c]) for c in COLUMNS]
         try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                with cursor.cursor.copy(SQL_COPY_NEW) as copy:
-                    write_row = copy.write_row
-                    for row in rows:
-                        get = row.cleaned.get
-                        write_row([*[get(c, d) for c, d in pairs], *tail])
+            with (
+                transaction.atomic(),
+                connection.cursor() as cursor,
+                cursor.cursor.copy(SQL_COPY_NEW) as copy,
+            ):
+                write_row = copy.write_row
+                for row in rows:
+                    get = row.cleaned.get
+                    write_row([*[get(c, d) for c, d in pairs], *tail])
         except psycopg.errors.UniqueViolation:
             return False
         return True

@@ -1,0 +1,105 @@
+"""The Postgres writer's two ways in: new workitems COPied straight into the table, anything else
+through the staging table. Both must store the same thing; the first must give way to the second."""
+
+import pytest
+from django.db import connection
+
+from tests.bulk.conftest import row
+from worklist.bulk.writers import PostgresCopyWriter, Row
+from worklist.models import WorkItem
+from worklist.validation import validate_workitem
+
+pytestmark = pytest.mark.django_db
+
+FULL = {
+    "PatientBirthDate": "19700101",
+    "PatientSex": "F",
+    "PregnancyStatus": "4",
+    "MedicalAlerts": "LATEX ALLERGY",
+    "ScheduledProcedureStepID": "SPS1",
+    "ScheduledStationName": "CT ROOM 1",
+    "ReferringPhysicianName": "WHO^DR",
+    "CurrentPatientLocation": "WARD 4",
+}
+STORED = [f.name for f in WorkItem._meta.concrete_fields if f.name not in ("id", "created_at", "updated_at")]
+
+
+class StagedOnly(PostgresCopyWriter):
+    """Always the staging table, as for a batch that meets existing workitems."""
+
+    def _copy_new(self, rows, *, created_by):
+        return False
+
+
+def batch(uid_prefix: str) -> list[Row]:
+    rows = []
+    for i in range(4):
+        data = {**row(i), **(FULL if i % 2 else {})}
+        if i < 2:
+            data["StudyInstanceUID"] = f"{uid_prefix}.{i}"
+        cleaned = validate_workitem(data)
+        generated = "study_instance_uid" not in cleaned
+        if generated:
+            cleaned["study_instance_uid"] = f"{uid_prefix}.9{i}"
+        rows.append(Row(i + 2, cleaned, generated, False))
+    return rows
+
+
+def stored(prefix: str) -> list[dict]:
+    items = WorkItem.objects.filter(study_instance_uid__startswith=prefix + ".").order_by(
+        "study_instance_uid"
+    )
+    return [{k: v for k, v in item.items() if k != "study_instance_uid"} for item in items.values(*STORED)]
+
+
+def test_new_workitems_copied_into_the_table_are_stored_as_the_staged_path_stores_them():
+    direct = PostgresCopyWriter().write(batch("1.1"), created_by="import by test")
+    staged = StagedOnly().write(
+        [
+            Row(
+                r.number,
+                {**r.cleaned, "accession_number": "X" + r.cleaned["accession_number"]},
+                r.generated,
+                False,
+            )
+            for r in batch("1.2")
+        ],
+        created_by="import by test",
+    )
+    assert direct.created == staged.created == [2, 3, 4, 5]
+    got_direct, got_staged = stored("1.1"), stored("1.2")
+    for item in got_staged:
+        item["accession_number"] = item["accession_number"][1:]
+    assert got_direct == got_staged
+    assert got_direct[1]["pregnancy_status"] == 4 and got_direct[1]["state"] == "SCHEDULED"
+
+
+def test_a_batch_meeting_an_existing_workitem_takes_the_staged_path_and_skips_it():
+    writer = PostgresCopyWriter()
+    writer.write(batch("1.3")[:1], created_by="")
+    result = writer.write(batch("1.3"), created_by="")
+    assert (result.created, result.conflicts) == ([3, 4, 5], [2])
+    assert WorkItem.objects.filter(study_instance_uid__startswith="1.3.").count() == 4
+
+
+def test_a_uid_taken_after_the_check_refuses_the_copy_and_the_batch_is_written_the_careful_way():
+    # What a concurrent import could do between the check and the COPY.
+    writer = PostgresCopyWriter()
+    writer.write(batch("1.4")[1:2], created_by="")
+    assert writer.copy_into_table(batch("1.4"), created_by="") is False
+    assert WorkItem.objects.filter(study_instance_uid__startswith="1.4.").count() == 1
+    # The transaction is still usable: the refused COPY was rolled back to its savepoint.
+    result = writer.write(batch("1.4"), created_by="")
+    assert (result.created, result.conflicts) == ([2, 4, 5], [3])
+
+
+def test_the_existence_check_probes_an_index_per_key_whatever_the_statistics():
+    from worklist.bulk.writers import SQL_ANY_EXISTING
+
+    with connection.cursor() as cursor:
+        # As if the statistics made a join of the whole table look cheaper (a big, just-loaded
+        # table): a plain join then turns into a hash or merge join; LATERAL ... LIMIT 1 cannot.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("EXPLAIN " + SQL_ANY_EXISTING, ["1.2.3\n1.2.4", "A1\nA2", "P1\nP2"])
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert plan.count("Nested Loop") == 2 and "Hash" not in plan and "Merge" not in plan, plan
