@@ -6,6 +6,7 @@ mapping of model columns to Python values, or ``WorkitemInvalid`` listing every 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -97,12 +98,16 @@ def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
 
         return clean_text
     if vr in ("DA", "TM"):
-        parse = parse_da if vr == "DA" else parse_tm
+        # The usual shapes (YYYYMMDD; HHMM or HHMMSS) in ASCII digits are read by the standard
+        # library's ISO 8601 parser, which agrees with parse_da/parse_tm on them; anything else,
+        # or anything it refuses (no such day, hour 24), is left to the full check.
+        iso = dt.date.fromisoformat if vr == "DA" else dt.time.fromisoformat
+        lengths = (8,) if vr == "DA" else (4, 6)
 
         def clean_temporal(value):
-            if isinstance(value, str):
+            if isinstance(value, str) and len(value) in lengths and value.isascii() and value.isdigit():
                 try:
-                    return parse(value), []
+                    return iso(value), []
                 except ValueError:
                     pass
             return slow(value)
