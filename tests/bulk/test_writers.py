@@ -103,3 +103,14 @@ def test_the_existence_check_probes_an_index_per_key_whatever_the_statistics():
         cursor.execute("EXPLAIN " + SQL_ANY_EXISTING, ["1.2.3\n1.2.4", "A1\nA2", "P1\nP2"])
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert plan.count("Nested Loop") == 2 and "Hash" not in plan and "Merge" not in plan, plan
+
+
+def test_values_copy_would_read_specially_are_stored_as_given():
+    # Validation refuses these characters, but the writer does not rely on it.
+    odd = {"medical_alerts": "A\\B\tC\nD\rE", "patient_state": "\\N", "admission_id": "\\."}
+    (first, *_) = batch("1.5")
+    first.cleaned.update(odd)
+    assert PostgresCopyWriter().copy_into_table([first], created_by="tab\there") is True
+    item = WorkItem.objects.get(study_instance_uid=first.cleaned["study_instance_uid"])
+    assert {k: getattr(item, k) for k in odd} == odd
+    assert item.created_by == "tab\there" and item.patient_birth_date is None
