@@ -23,8 +23,10 @@ def test_batches_are_written_by_the_writer_thread_in_order(tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text(csv_text(10) + csv_line(0, ScheduledProcedureStepDescription="AGAIN") + "\n")
     importer = Importer(batch_size=3, on_conflict="update")
+    switch_interval = sys.getswitchinterval()
     report = importer.run(read_csv(path.open("rb")))
     assert importer._pipeline is not None  # the threaded path ran
+    assert sys.getswitchinterval() == switch_interval  # shortened for the run only
     assert (report.created, report.updated, report.invalid, report.committed_through) == (10, 1, 0, 12)
     assert WorkItem.objects.get(accession_number="ACC00000").scheduled_procedure_step_description == "AGAIN"
 

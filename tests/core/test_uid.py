@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc.dicom.uids import check_uid_root, is_valid_uid, new_uid
+from dicomsvc.dicom.uids import check_uid_root, is_valid_uid, new_uid, new_uids
 
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
@@ -79,3 +79,13 @@ def test_a_long_root_keeps_20_random_digits_and_no_time(settings):
     uids = {new_uid() for _ in range(2000)}
     assert len(uids) == 2000
     assert all(UID_RE.match(uid) and len(uid) <= 64 for uid in uids)
+
+
+@pytest.mark.parametrize(
+    "root", ["", "1.2.826.0.1.3680043.10.543", "1.2.826.0.1.3680043.10.543.1234567890.1"]
+)
+def test_uids_made_in_bulk_are_distinct_valid_and_in_ascending_order(settings, root):
+    settings.DICOM_UID_ROOT = root
+    uids = new_uids(5000)
+    assert len(set(uids)) == 5000 and uids == sorted(uids)
+    assert all(is_valid_uid(uid) and uid.startswith(root or "2.25.") for uid in uids)

@@ -9,6 +9,7 @@ counts are exactly what a real run would do.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from dicomsvc.dicom.uids import new_uid
+from dicomsvc.dicom.uids import new_uids
 from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
 from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
 from worklist.models import ProcedureStepState, WorkItem
@@ -126,6 +127,9 @@ class Importer:
         rows, self._rows, self._keys = self._rows, [], set()
         if not rows:
             return
+        generated = [row for row in rows if row.generated]
+        for row, uid in zip(generated, new_uids(len(generated)), strict=True):
+            row.cleaned["study_instance_uid"] = uid
         if self._pipeline is not None:
             for done, result in self._pipeline.submit(rows):
                 self._apply(done, result)
@@ -167,8 +171,6 @@ class Importer:
             # The same workitem twice in a batch: write what came before, so that the second one
             # meets the first in the database exactly as it would in a later batch.
             self._flush()
-        if generated:
-            cleaned["study_instance_uid"] = new_uid()
         self._keys.add(key)
         self._keys.add(key_a)
         self._rows.append(
@@ -299,8 +301,16 @@ class _Pipeline:
     statement in flight, so that batch is rolled back as a whole; batches already committed stay.
     """
 
+    # Each time the writer thread comes back from the database it needs the GIL, which the
+    # validating thread only yields every switch interval (5 ms by default): a dozen round trips
+    # per batch made the writer wait longer for the GIL than for Postgres. While a pipeline runs,
+    # the interval is shortened; it is put back when the pipeline closes.
+    SWITCH_INTERVAL = 0.0005
+
     def __init__(self, writer: BatchWriter, created_by: str):
         self.writer, self.created_by = writer, created_by
+        self.switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self.switch_interval, self.SWITCH_INTERVAL))
         self.todo: queue.Queue = queue.Queue(maxsize=1)
         self.done: queue.Queue = queue.Queue()
         self.pg = None  # the thread's psycopg connection, to cancel from here
@@ -364,3 +374,4 @@ class _Pipeline:
         if self.thread.is_alive():
             self.todo.put(None)
             self.thread.join()
+        sys.setswitchinterval(self.switch_interval)
