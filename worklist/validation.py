@@ -13,6 +13,7 @@ from typing import Any
 
 from dicomsvc.dicom.vr import parse_da, parse_tm, value_problems
 from worklist.fields import (
+    BY_KEYWORD,
     FIELDS,
     PATIENT_SEX_VALUES,
     PREGNANCY_STATUS_VALUES,
@@ -65,11 +66,19 @@ def _slow(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
     return lambda value: _clean_value(keyword, vr, value)
 
 
+def _plain_text(keyword: str, vr: str) -> Callable[[str], Any] | None:
+    """The ``fullmatch`` that alone accepts a stripped string of this field as is, if any."""
+    if keyword == "PatientSex" or vr == "PN" or vr not in _TEXT_FAST:
+        return None
+    return _TEXT_FAST[vr].fullmatch
+
+
 def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
     """The checker of one field (given a stripped, non-empty value): its fast path when there is
     one, else ``_clean_value``."""
     slow = _slow(keyword, vr)
     fast = _TEXT_FAST.get(vr)
+    plain = _plain_text(keyword, vr)
     if keyword == "PatientSex":
         sexes = frozenset(("", *PATIENT_SEX_VALUES))
 
@@ -88,11 +97,10 @@ def _cleaner(keyword: str, vr: str) -> Callable[[Any], tuple[Any, list[str]]]:
             return slow(value)
 
         return clean_pn
-    if fast is not None:
-        match = fast.fullmatch
+    if plain is not None:
 
         def clean_text(value):
-            if isinstance(value, str) and match(value):
+            if isinstance(value, str) and plain(value):
                 return value, []
             return slow(value)
 
@@ -192,23 +200,28 @@ def row_validator(keywords: Sequence[str]) -> Callable[[Sequence[Any]], dict[str
     )
     if not usable:
         return reference
-    plan = tuple(_PLAN[keyword] for keyword in keywords)
+    # Per column: model column, required, blank value, checker, and the plain-text match that
+    # accepts most values without calling the checker.
+    plan = tuple((*_PLAN[k], _plain_text(k, BY_KEYWORD[k].vr)) for k in keywords)
 
     def validate_row(values: Sequence[Any]) -> dict[str, Any]:
         cleaned: dict[str, Any] = {}
-        for (column, required, blank, check), value in zip(plan, values, strict=True):
-            if isinstance(value, str):
-                value = value.strip()
-            if value is None or value == "":
+        for (column, required, blank, check, plain), value in zip(plan, values, strict=True):
+            if value.__class__ is not str:
+                return reference(values)  # CSV gives strings; anything else the long way
+            value = value.strip()
+            if not value:
                 if required:
                     return reference(values)
                 if blank is not _OMIT:
                     cleaned[column] = blank
-                continue
-            clean, problems = check(value)
-            if problems:
-                return reference(values)
-            cleaned[column] = clean
+            elif plain is not None and plain(value):
+                cleaned[column] = value
+            else:
+                clean, problems = check(value)
+                if problems:
+                    return reference(values)
+                cleaned[column] = clean
         return cleaned
 
     return validate_row
