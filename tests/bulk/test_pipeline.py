@@ -4,6 +4,7 @@ batch; these tests commit for real (transactional_db) and run the command as a p
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +14,7 @@ from django.db import connection
 from tests.bulk.conftest import csv_line, csv_text, records_until_ctrl_c
 from worklist.bulk.importer import Importer
 from worklist.bulk.readers import read_csv
+from worklist.bulk.writers import PostgresCopyWriter
 from worklist.models import WorkItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,3 +64,28 @@ def test_the_command_as_a_process_prints_a_summary_and_exits_one_on_invalid_rows
     assert "csv: 6 read, 5 created, 0 updated, 0 skipped, 0 canceled, 1 invalid" in done.stdout
     assert "line 7: Modality: is required and must not be empty" in done.stderr
     assert WorkItem.objects.count() == 5
+
+
+class ThreadRecordingWriter(PostgresCopyWriter):
+    def __init__(self):
+        self.threads = {"prepare": set(), "write": set()}
+
+    def prepare(self, rows, *, created_by):
+        self.threads["prepare"].add(threading.current_thread().name)
+        super().prepare(rows, created_by=created_by)
+
+    def write(self, rows, *, created_by):
+        self.threads["write"].add(threading.current_thread().name)
+        return super().write(rows, created_by=created_by)
+
+
+def test_the_copy_text_is_made_on_the_validating_thread_and_sent_by_the_writer_thread(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(csv_text(7))
+    writer = ThreadRecordingWriter()
+    report = Importer(batch_size=3, writer=writer).run(read_csv(path.open("rb")))
+    assert report.created == 7 and WorkItem.objects.count() == 7
+    assert writer.threads == {
+        "prepare": {threading.current_thread().name},
+        "write": {"worklist-import-writer"},
+    }

@@ -130,6 +130,7 @@ class Importer:
         generated = [row for row in rows if row.generated]
         for row, uid in zip(generated, new_uids(len(generated)), strict=True):
             row.cleaned["study_instance_uid"] = uid
+        self.writer.prepare(rows, created_by=self.created_by)
         if self._pipeline is not None:
             for done, result in self._pipeline.submit(rows):
                 self._apply(done, result)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import psycopg
@@ -33,6 +32,7 @@ class Row:
     cleaned: dict[str, Any]  # model columns given in the input (validated)
     generated: bool  # study_instance_uid was generated here, not given
     update: bool  # an existing workitem may be updated by this row
+    copy_line: str | None = None  # made by PostgresCopyWriter.prepare
 
 
 @dataclass
@@ -45,6 +45,11 @@ class BatchResult:
 class BatchWriter:
     """Contract: ``write(rows, created_by=...)`` inserts new rows, updates existing ones whose
     ``update`` is true (only the columns the row gives), and lists the rest as conflicts."""
+
+    def prepare(self, rows: list[Row], *, created_by: str) -> None:
+        """Work on a batch that needs no database, done on the importer's own thread before the
+        batch is handed to ``write`` (which may run on another thread, while the importer
+        validates the next batch). Optional; may store its result on the rows."""
 
     def write(self, rows: list[Row], *, created_by: str) -> BatchResult:  # pragma: no cover
         raise NotImplementedError
@@ -211,6 +216,15 @@ class PostgresCopyWriter(BatchWriter):
     to a savepoint, and the batch is written the careful way.
     """
 
+    def prepare(self, rows: list[Row], *, created_by: str) -> None:
+        """The COPY text of each row, for a batch that may go straight into the table."""
+        if any(row.update for row in rows):
+            return
+        now = timezone.now()
+        tail = "\t".join(map(_copy_text, [ProcedureStepState.SCHEDULED.value, now, now, created_by]))
+        for row, line in zip(rows, copy_lines(rows, tail + "\n"), strict=True):
+            row.copy_line = line
+
     def write(self, rows: list[Row], *, created_by: str) -> BatchResult:
         if not any(row.update for row in rows) and self._copy_new(rows, created_by=created_by):
             return BatchResult(created=[row.number for row in rows])
@@ -238,17 +252,15 @@ class PostgresCopyWriter(BatchWriter):
     def copy_into_table(self, rows: list[Row], *, created_by: str) -> bool:
         """COPY the rows as new workitems; False (and nothing written) when one of their
         StudyInstanceUIDs exists. The caller has checked that none did a moment ago."""
-        now = timezone.now()
-        tail = "\t".join(map(_copy_text, [ProcedureStepState.SCHEDULED.value, now, now, created_by]))
+        if any(row.copy_line is None for row in rows):
+            self.prepare(rows, created_by=created_by)
         try:
             with (
                 transaction.atomic(),
                 connection.cursor() as cursor,
                 cursor.cursor.copy(SQL_COPY_NEW) as copy,
             ):
-                lines = copy_lines(rows, tail + "\n")
-                while chunk := "".join(islice(lines, 500)):
-                    copy.write(chunk)
+                copy.write("".join([row.copy_line for row in rows]))
         except psycopg.errors.UniqueViolation:
             return False
         return True
