@@ -294,6 +294,36 @@ class Importer:
             self._add(record, cleaned)
 
 
+class _QuickSwitches:
+    """Each time the writer thread comes back from the database it needs the GIL, which the
+    validating thread only yields every switch interval (5 ms by default): with a dozen round
+    trips per batch the writer waited longer for the GIL than for Postgres. While any pipeline
+    of the process runs, the interval is 0.5 ms; the last one to close puts it back."""
+
+    INTERVAL = 0.0005
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved = sys.getswitchinterval()
+
+    def enter(self) -> None:
+        with self.lock:
+            if not self.active:
+                self.saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self.saved, self.INTERVAL))
+            self.active += 1
+
+    def exit(self) -> None:
+        with self.lock:
+            self.active -= 1
+            if not self.active:
+                sys.setswitchinterval(self.saved)
+
+
+_quick_switches = _QuickSwitches()
+
+
 class _Pipeline:
     """Writes batches on a second thread with its own database connection, one batch at a time
     and in order, while the importer validates the next one (psycopg waits without the GIL).
@@ -302,16 +332,10 @@ class _Pipeline:
     statement in flight, so that batch is rolled back as a whole; batches already committed stay.
     """
 
-    # Each time the writer thread comes back from the database it needs the GIL, which the
-    # validating thread only yields every switch interval (5 ms by default): a dozen round trips
-    # per batch made the writer wait longer for the GIL than for Postgres. While a pipeline runs,
-    # the interval is shortened; it is put back when the pipeline closes.
-    SWITCH_INTERVAL = 0.0005
-
     def __init__(self, writer: BatchWriter, created_by: str):
         self.writer, self.created_by = writer, created_by
-        self.switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self.switch_interval, self.SWITCH_INTERVAL))
+        _quick_switches.enter()
+        self.closed = False
         self.todo: queue.Queue = queue.Queue(maxsize=1)
         self.done: queue.Queue = queue.Queue()
         self.pg = None  # the thread's psycopg connection, to cancel from here
@@ -375,4 +399,6 @@ class _Pipeline:
         if self.thread.is_alive():
             self.todo.put(None)
             self.thread.join()
-        sys.setswitchinterval(self.switch_interval)
+        if not self.closed:
+            self.closed = True
+            _quick_switches.exit()
