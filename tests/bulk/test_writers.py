@@ -114,3 +114,33 @@ def test_values_copy_would_read_specially_are_stored_as_given():
     item = WorkItem.objects.get(study_instance_uid=first.cleaned["study_instance_uid"])
     assert {k: getattr(item, k) for k in odd} == odd
     assert item.created_by == "tab\there" and item.patient_birth_date is None
+
+
+def statements(captured) -> list[str]:
+    return [" ".join(q["sql"].split()[:4]) for q in captured.captured_queries]
+
+
+def test_keys_are_looked_up_one_by_one_only_when_an_existing_workitem_sorts_among_them():
+    from django.db import connection as default
+    from django.test.utils import CaptureQueriesContext
+
+    writer = PostgresCopyWriter()
+    writer.write(batch("1.6")[:1], created_by="")  # ACC00000, UID 1.6.0
+    later = [
+        Row(r.number, {**r.cleaned, "accession_number": "B" + r.cleaned["accession_number"]}, True, False)
+        for r in batch("1.7")[2:]
+    ]
+    with CaptureQueriesContext(default) as captured:
+        assert writer.write(later, created_by="").created == [4, 5]
+    assert not any("LATERAL" in q["sql"] for q in captured.captured_queries), statements(captured)
+    # ACC00000 sorts between ACC00000 and ACC00003 — and is that very key: the careful way.
+    around = [
+        Row(
+            r.number, {**r.cleaned, "study_instance_uid": "9." + r.cleaned["study_instance_uid"]}, True, False
+        )
+        for r in batch("1.8")
+    ]
+    with CaptureQueriesContext(default) as captured:
+        result = writer.write(around, created_by="")
+    assert (result.created, result.conflicts) == ([3, 4, 5], [2])
+    assert any("LATERAL" in q["sql"] for q in captured.captured_queries), statements(captured)

@@ -134,9 +134,22 @@ SQL_INSERT = (
 
 # A batch that updates nothing and meets no existing workitem goes straight into the table. The
 # keys travel as newline-separated text: one parameter instead of arrays of thousands of elements
-# (whose binding costs more than the lookups), split on the server. The LATERAL ... LIMIT 1 keeps
-# the plan to one index probe per key whatever the statistics say; a join lets the planner pick a
-# hash of the whole table.
+# (whose binding costs more than the lookups), split on the server.
+#
+# First, one index probe per key column: does any existing workitem sort between the batch's
+# smallest and largest StudyInstanceUID, or AccessionNumber? (min/max in SQL, in the column's
+# collation; ``min(...) WHERE col >= lo`` is always answered from the index.) New orders usually
+# carry new, increasing numbers, so mostly nothing does and no key needs looking up.
+SQL_RANGE_TAKEN = (
+    "SELECT coalesce((SELECT min(w.study_instance_uid) FROM "  # noqa: S608
+    f"{_TABLE} w WHERE w.study_instance_uid >= u.lo) <= u.hi, false) "
+    f"OR coalesce((SELECT min(w.accession_number) FROM {_TABLE} w WHERE w.accession_number >= a.lo) "
+    "<= a.hi, false) "
+    "FROM (SELECT min(k) AS lo, max(k) AS hi FROM unnest(string_to_array(%s, E'\\n')) AS k) AS u, "
+    "(SELECT min(k) AS lo, max(k) AS hi FROM unnest(string_to_array(%s, E'\\n')) AS k) AS a"
+)
+# Else key by key; LATERAL ... LIMIT 1 keeps the plan to one index probe per key whatever the
+# statistics say, where a join lets the planner pick a hash of the whole table.
 SQL_ANY_EXISTING = (
     "SELECT 1 FROM unnest(string_to_array(%s, E'\\n')) AS k(study_instance_uid) CROSS JOIN LATERAL "  # noqa: S608
     f"(SELECT 1 FROM {_TABLE} w WHERE w.study_instance_uid = k.study_instance_uid LIMIT 1) AS found "
@@ -244,9 +257,12 @@ class PostgresCopyWriter(BatchWriter):
         if None in keys:
             return False  # a key holds a newline (validation refuses them): the careful way
         with connection.cursor() as cursor:
-            cursor.execute(SQL_ANY_EXISTING, keys)
-            if cursor.fetchone() is not None:
-                return False
+            cursor.execute(SQL_RANGE_TAKEN, keys[:2])
+            (taken,) = cursor.fetchone()
+            if taken:
+                cursor.execute(SQL_ANY_EXISTING, keys)
+                if cursor.fetchone() is not None:
+                    return False
         return self.copy_into_table(rows, created_by=created_by)
 
     def copy_into_table(self, rows: list[Row], *, created_by: str) -> bool:
