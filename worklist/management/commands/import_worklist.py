@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import getpass
 import os
 import sys
@@ -143,6 +144,9 @@ class Command(BaseCommand):
             on_problem=problems,
             on_progress=progress,
         )
+        # What is loaded by now (Django, pydicom, ...) is out of the collector's way for the run:
+        # the full collections a long import triggers would otherwise walk it again every time.
+        gc.freeze()
         try:
             fmt, report = workitems_import(
                 stream=stream,
@@ -154,6 +158,7 @@ class Command(BaseCommand):
                 station_ae=options["station_ae"],
             )
         finally:
+            gc.unfreeze()
             progress.close()
             problems.close()
             if stream is not sys.stdin.buffer:
