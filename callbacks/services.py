@@ -61,7 +61,7 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
         created, delivery_ids = _insert_with_deliveries(event)
         if created:
             _link_workitems([event])
-            _wake_on_commit(CallbackDelivery(pk=pk) for pk in delivery_ids)
+            _wake_on_commit(delivery_ids)
             return event, True
         return _redelivered(fingerprint), False
     try:
@@ -73,16 +73,20 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
         if not CallbackEvent.objects.filter(fingerprint=fingerprint).exists():
             raise
         return _redelivered(fingerprint), False
-    _wake_on_commit(deliveries)
+    _wake_on_commit([delivery.pk for delivery in deliveries])
     return event, True
 
 
 def _redelivered(fingerprint: str) -> CallbackEvent:
     """Count one more copy of a stored event; returns the stored event."""
-    CallbackEvent.objects.filter(fingerprint=fingerprint).update(
+    _count_redeliveries([fingerprint])
+    return CallbackEvent.objects.get(fingerprint=fingerprint)
+
+
+def _count_redeliveries(fingerprints: Iterable[str]) -> None:
+    CallbackEvent.objects.filter(fingerprint__in=list(fingerprints)).update(
         redeliveries=F("redeliveries") + 1, last_redelivered_at=timezone.now()
     )
-    return CallbackEvent.objects.get(fingerprint=fingerprint)
 
 
 # Postgres: the event and its outbox rows in one statement, a redelivery (same fingerprint) being
@@ -126,7 +130,7 @@ def _insert_with_deliveries(event: CallbackEvent) -> tuple[bool, list[int]]:
                 "study_date": event.study_date,
                 "payload": orjson.dumps(event.payload).decode(),
                 "fingerprint": event.fingerprint,
-                "retry_until": event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON),
+                "retry_until": _retry_until(event),
                 "urls": urls,
                 "webhook_ids": [new_webhook_id() for _ in urls],
             },
@@ -160,9 +164,7 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
         return []
     stored = {row[0] for row in _select_in(CallbackEvent, ("fingerprint",), "fingerprint", list(events))}
     if stored:
-        CallbackEvent.objects.filter(fingerprint__in=stored).update(
-            redeliveries=F("redeliveries") + 1, last_redelivered_at=timezone.now()
-        )
+        _count_redeliveries(stored)
     new = [event for fingerprint, event in events.items() if fingerprint not in stored]
     if not new:
         return []
@@ -175,7 +177,7 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
         # A twin stored concurrently since the check above: decide one event at a time.
         recorded = (new_exam_event_record(payload=e.payload, origin=origin, actor=actor) for e in new)
         return [event for event, created in recorded if created]
-    _wake_on_commit(deliveries)
+    _wake_on_commit([delivery.pk for delivery in deliveries])
     return new
 
 
@@ -196,6 +198,11 @@ def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
     )
 
 
+def _retry_until(event: CallbackEvent) -> dt.datetime:
+    """No retry of the event's deliveries is scheduled after this (CALLBACK_RETRY_HORIZON)."""
+    return event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON)
+
+
 def _fan_out(events: list[CallbackEvent]) -> list[CallbackDelivery]:
     if not settings.CALLBACK_URLS:
         return []
@@ -205,7 +212,7 @@ def _fan_out(events: list[CallbackEvent]) -> list[CallbackDelivery]:
                 event=event,
                 url=target.url,
                 next_attempt_at=event.received_at,
-                retry_until=event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON),
+                retry_until=_retry_until(event),
                 enqueued_at=event.received_at,
                 created_at=event.received_at,
             )
@@ -264,10 +271,9 @@ def _select_in(model, columns: tuple[str, ...], key: str, values: list) -> list[
         return cursor.fetchall()
 
 
-def _wake_on_commit(deliveries: Iterable[CallbackDelivery]) -> None:
+def _wake_on_commit(ids: list[int]) -> None:
     from callbacks.tasks import deliveries_send
 
-    ids = [delivery.pk for delivery in deliveries]
     for start in range(0, len(ids), 100):  # a large replay: several modest messages
         deliveries_send.delay_on_commit(ids[start : start + 100])
 
@@ -307,5 +313,5 @@ def deliveries_replay(
             enqueued_at=now,
             delivered_at=None,
         )
-        _wake_on_commit(CallbackDelivery(pk=pk) for pk in ids)
+        _wake_on_commit(ids)
     return ids

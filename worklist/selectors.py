@@ -52,8 +52,4 @@ def workitem_list(flt: WorkitemFilter, *, limit: int, offset: int) -> tuple[list
     return rows, total
 
 
-def workitem_get(study_instance_uid: str) -> WorkItem | None:
-    return WorkItem.objects.filter(study_instance_uid=study_instance_uid).first()
-
-
 STATES = [choice.value for choice in ProcedureStepState]
