@@ -220,7 +220,17 @@ def _counters_add(
     if updated_at is not None:
         assignments.append("updated_at = %s")
         params.append(updated_at)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    # NO KEY UPDATE is the lock the UPDATE itself takes: it does not wait on the key-share locks that
+    # concurrent uploads' instance rows hold on their series (FOR UPDATE would, and two such uploads
+    # would then deadlock as soon as the foreign-key checks stopped being deferred to commit).
+    features = connection.features
+    lock = (
+        " FOR NO KEY UPDATE"
+        if features.has_select_for_no_key_update
+        else " FOR UPDATE"
+        if features.has_select_for_update
+        else ""
+    )
     sql = (
         f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 - fixed names, values are parameters
         f"WHERE id IN (SELECT id FROM {table} WHERE id IN ({keys}) ORDER BY id{lock})"
