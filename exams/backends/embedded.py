@@ -110,6 +110,13 @@ class _Indexed:
     series_study_pk: int | None
 
 
+class _Upload(File):
+    """An upload handed to the storage: an instance in one piece (one write), a multi-frame one in
+    4 MiB pieces (Django's default is 64 KiB)."""
+
+    DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+
+
 class _Conflict(Exception):
     """Another upload indexed this instance or this study first."""
 
@@ -312,7 +319,7 @@ class EmbeddedBackend(PacsBackend):
         # UIDs are digits and dots (validated), so they are safe path components.
         name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{sha256[:16]}.dcm"
         fileobj.seek(0)
-        return self.storage.save(name, File(fileobj, name=name))
+        return self.storage.save(name, _Upload(fileobj, name=name))
 
     def _store_staged(self, staged: _Staged, pending: _Pending) -> StoreResult:
         """Index one saved file (inside the batch's transaction); a file not indexed is deleted."""
