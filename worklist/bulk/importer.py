@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from dicomsvc.dicom.uids import new_uids
+from worklist.bulk.initial_load import secondary_indexes_deferred
 from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
 from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
 from worklist.models import ProcedureStepState, WorkItem
@@ -74,6 +75,8 @@ class Importer:
     """Import records with a conflict policy: ``skip`` leaves an existing workitem alone,
     ``update`` overwrites the fields the record gives, ``fail`` reports the record as invalid.
 
+    ``initial_load`` (Postgres) drops the secondary indexes for the run and builds them again at
+    the end (see ``worklist.bulk.initial_load``); ``on_index_rebuild()`` is called before that.
     ``on_problem(problem)`` sees every problem as it is found (for a report file);
     ``on_progress(report)`` is called about every ``progress_every`` records.
     """
@@ -92,6 +95,8 @@ class Importer:
         progress_every: int = 2000,
         keep_problems: int = 1000,
         threaded: bool = True,
+        initial_load: bool = False,
+        on_index_rebuild: Callable[[], None] | None = None,
     ):
         if on_conflict not in ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
@@ -108,6 +113,8 @@ class Importer:
         self.progress_every = progress_every
         self.keep_problems = keep_problems
         self.threaded = threaded
+        self.initial_load = initial_load
+        self.on_index_rebuild = on_index_rebuild
         self._pipeline: _Pipeline | None = None
 
     # -- reporting -------------------------------------------------------------------------------
@@ -233,27 +240,36 @@ class Importer:
             else None
         )
         outer = transaction.atomic() if one_transaction else nullcontext()
+        deferred = (
+            secondary_indexes_deferred(on_rebuild=self.on_index_rebuild)
+            if self.initial_load and not self.dry_run and connection.vendor == "postgresql"
+            else nullcontext()
+        )
         try:
-            with outer:
+            with outer, deferred:
                 try:
                     try:
-                        self._consume(records)
-                    except FormatError as exc:
-                        # The rest of the file cannot be read; what was valid before is kept.
-                        report.fatal = str(exc)
-                        self._invalid(report.last_number, {"file": [str(exc)]}, {})
-                    self._settle()
-                except KeyboardInterrupt:
-                    report.interrupted = True
-                    self._rows = []
-                    if one_transaction:
+                        try:
+                            self._consume(records)
+                        except FormatError as exc:
+                            # The rest of the file cannot be read; what was valid before is kept.
+                            report.fatal = str(exc)
+                            self._invalid(report.last_number, {"file": [str(exc)]}, {})
+                        self._settle()
+                    except KeyboardInterrupt:
+                        report.interrupted = True
+                        self._rows = []
+                        if one_transaction:
+                            transaction.set_rollback(True)
+                        if self._pipeline is not None:
+                            for done, result in self._pipeline.abort():
+                                self._apply(done, result)
+                    if one_transaction and (self.dry_run or report.invalid or report.interrupted):
                         transaction.set_rollback(True)
+                        report.rolled_back = True
+                finally:
                     if self._pipeline is not None:
-                        for done, result in self._pipeline.abort():
-                            self._apply(done, result)
-                if one_transaction and (self.dry_run or report.invalid or report.interrupted):
-                    transaction.set_rollback(True)
-                    report.rolled_back = True
+                        self._pipeline.close()  # every batch is in before indexes are rebuilt
         except KeyboardInterrupt:
             # A second Ctrl-C while the outer transaction ends: it is rolled back by atomic().
             report.interrupted = True
@@ -322,13 +338,18 @@ class _QuickSwitches:
 
 
 _quick_switches = _QuickSwitches()
+# A batch's commit does not wait for its WAL to reach the disk (a crash of the server could lose
+# the last fraction of a second of batches, never half of one); the writer makes them all
+# durable before it says it is done, so what the summary reports as committed is on disk.
+SQL_NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
 class _Pipeline:
     """Writes batches on a second thread with its own database connection, one batch at a time
     and in order, while the importer validates the next one (psycopg waits without the GIL).
 
-    At most one batch waits while one is written: memory stays bounded. ``abort`` cancels the
+    At most one batch waits while one is written: memory stays bounded. Batches commit without
+    waiting for the disk; the last thing the thread does is wait once for all of them. ``abort`` cancels the
     statement in flight, so that batch is rolled back as a whole; batches already committed stay.
     """
 
@@ -349,6 +370,8 @@ class _Pipeline:
             while (rows := self.todo.get()) is not None:
                 try:
                     with transaction.atomic():
+                        with connection.cursor() as cursor:
+                            cursor.execute(SQL_NO_FLUSH)
                         result = self.writer.write(rows, created_by=self.created_by)
                     self.done.put((rows, result, None))
                 except BaseException as exc:  # handed to the importer's thread
@@ -356,8 +379,16 @@ class _Pipeline:
                 finally:
                     self.todo.task_done()
             self.todo.task_done()
+            self._flush_wal()
         finally:
             connection.close()
+
+    @staticmethod
+    def _flush_wal() -> None:
+        """Make every batch committed so far durable: a transaction with a transaction id,
+        committed with synchronous_commit on, waits for the WAL up to it to be on disk."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
 
     def _results(self, *, raise_errors: bool = True) -> list[tuple[list[Row], BatchResult]]:
         """Batches committed since the last call; re-raises the writer's error, if any."""
