@@ -22,9 +22,10 @@ from dicomsvc.dicom.uids import new_uids
 from worklist.bulk.initial_load import secondary_indexes_deferred
 from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
 from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
+from worklist.fields import BY_KEYWORD
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
-from worklist.validation import WorkitemInvalid, row_validator, validate_workitem
+from worklist.validation import WorkitemInvalid, row_checker, validate_workitem
 
 ON_CONFLICT = ("skip", "update", "fail")
 _IDENTITY = ("StudyInstanceUID", "AccessionNumber", "PatientID")
@@ -170,7 +171,9 @@ class Importer:
             report.skipped += len(result.conflicts)
         report.committed_through = max(report.committed_through, rows[-1].number)
 
-    def _add(self, record: Record, cleaned: dict) -> None:
+    def _add(
+        self, record: Record, cleaned: dict, text: str | None = None, text_columns: tuple | None = None
+    ) -> None:
         uid = cleaned.get("study_instance_uid")
         generated = not uid
         key_a = ("a", cleaned["accession_number"], cleaned["patient_id"])
@@ -182,7 +185,14 @@ class Importer:
         self._keys.add(key)
         self._keys.add(key_a)
         self._rows.append(
-            Row(record.number, cleaned, generated, self.on_conflict == "update" or record.action == UPDATE)
+            Row(
+                record.number,
+                cleaned,
+                generated,
+                self.on_conflict == "update" or record.action == UPDATE,
+                text,
+                text_columns,
+            )
         )
         if len(self._rows) >= self.batch_size:
             self._flush()
@@ -285,7 +295,7 @@ class Importer:
     def _consume(self, records: Iterable[Record]) -> None:
         report = self.report
         progress, every = self.on_progress, self.progress_every
-        header, validate_row = None, None  # a CSV header's validator, made once per file
+        header, check_row, columns = None, None, None  # a CSV header's validator, made once per file
         for record in records:
             report.rows += 1
             report.last_number = record.number
@@ -299,15 +309,16 @@ class Importer:
                 continue
             try:
                 if record.keywords is None:
-                    cleaned = validate_workitem(record.data)
+                    cleaned, text = validate_workitem(record.data), None
                 else:
                     if record.keywords is not header:
-                        header, validate_row = record.keywords, row_validator(record.keywords)
-                    cleaned = validate_row(record.data)
+                        header, check_row = record.keywords, row_checker(record.keywords)
+                        columns = tuple(BY_KEYWORD[k].column for k in header)
+                    cleaned, text = check_row(record.data)
             except WorkitemInvalid as exc:
                 self._invalid(record.number, exc.errors, record.labels)
                 continue
-            self._add(record, cleaned)
+            self._add(record, cleaned, text, columns)
 
 
 class _QuickSwitches:
