@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +22,16 @@ from django.db import connection, transaction
 from dicomsvc.dicom.uids import new_uids
 from worklist.bulk.initial_load import secondary_indexes_deferred
 from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
-from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
+from worklist.bulk.writer_process import WriterProcess
+from worklist.bulk.writers import (
+    SQL_ANY_EXISTING,
+    SQL_RANGE_TAKEN,
+    BatchResult,
+    BatchWriter,
+    PostgresCopyWriter,
+    Row,
+    default_writer,
+)
 from worklist.fields import BY_KEYWORD
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
@@ -76,8 +86,11 @@ class Importer:
     """Import records with a conflict policy: ``skip`` leaves an existing workitem alone,
     ``update`` overwrites the fields the record gives, ``fail`` reports the record as invalid.
 
-    ``initial_load`` (Postgres) drops the secondary indexes for the run and builds them again at
-    the end (see ``worklist.bulk.initial_load``); ``on_index_rebuild()`` is called before that.
+    ``threaded``: on Postgres, batches are written on a second connection while the next one is
+    validated, by a thread, or with ``writer_process`` by a second process (see
+    ``worklist.bulk.writer_process``). ``initial_load`` (Postgres) drops the secondary indexes
+    for the run and builds them again at the end (see ``worklist.bulk.initial_load``);
+    ``on_index_rebuild()`` is called before that.
     ``on_problem(problem)`` sees every problem as it is found (for a report file);
     ``on_progress(report)`` is called about every ``progress_every`` records.
     """
@@ -96,6 +109,7 @@ class Importer:
         progress_every: int = 2000,
         keep_problems: int = 1000,
         threaded: bool = True,
+        writer_process: bool = False,
         initial_load: bool = False,
         on_index_rebuild: Callable[[], None] | None = None,
     ):
@@ -114,6 +128,7 @@ class Importer:
         self.progress_every = progress_every
         self.keep_problems = keep_problems
         self.threaded = threaded
+        self.writer_process = writer_process
         self.initial_load = initial_load
         self.on_index_rebuild = on_index_rebuild
         self._pipeline: _Pipeline | None = None
@@ -241,14 +256,23 @@ class Importer:
         one_transaction = self.dry_run or self.strict
         # A second connection writes while this thread reads and validates the next batch; not
         # when the caller holds a transaction (its rows would be invisible to that connection).
-        self._pipeline = (
-            _Pipeline(self.writer, self.created_by)
-            if self.threaded
+        concurrent = (
+            self.threaded
             and not one_transaction
             and not connection.in_atomic_block
             and connection.vendor == "postgresql"
-            else None
         )
+        self._pipeline = None
+        if concurrent:
+            # A second process where it pays: batches that are mostly new rows (not --on-conflict
+            # update, whose every batch is written the careful way, here).
+            by_process = (
+                self.writer_process
+                and isinstance(self.writer, PostgresCopyWriter)
+                and self.on_conflict != "update"
+            )
+            pipeline = _ProcessPipeline if by_process else _Pipeline
+            self._pipeline = pipeline(self.writer, self.created_by)
         outer = transaction.atomic() if one_transaction else nullcontext()
         deferred = (
             secondary_indexes_deferred(on_rebuild=self.on_index_rebuild)
@@ -444,3 +468,112 @@ class _Pipeline:
         if not self.closed:
             self.closed = True
             _quick_switches.exit()
+
+
+class _ProcessPipeline:
+    """``_Pipeline``'s contract, with a second process COPYing the batches of new workitems
+    (``worklist.bulk.writer_process``). Any other batch (updates; one the child refuses because
+    a row exists) is written here, on this process's connection, after every batch before it.
+
+    At most two batches are with the child (one written, one waiting); ``abort`` lets the one
+    being written finish and drops the other.
+    """
+
+    IN_FLIGHT = 2
+
+    def __init__(self, writer: PostgresCopyWriter, created_by: str):
+        self.writer, self.created_by = writer, created_by
+        self.in_flight: deque[tuple[int, list[Row], tuple]] = deque()
+        self.seq = 0
+        self.stopped = False
+        self.written_here = 0  # batches this process wrote itself
+        params = {
+            key: value
+            for key, value in connection.get_connection_params().items()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+        }
+        statements = {
+            "no_flush": SQL_NO_FLUSH,
+            "range_taken": SQL_RANGE_TAKEN,
+            "any_existing": SQL_ANY_EXISTING,
+        }
+        self.child = WriterProcess(params, statements)
+
+    def _job(self, rows: list[Row]) -> tuple | None:
+        if any(row.update for row in rows):
+            return None
+        sql = rows[0].copy_sql
+        if sql is None or any(row.copy_line is None or row.copy_sql is not sql for row in rows):
+            return None
+        keys = self.writer.batch_keys(rows)
+        if keys is None:
+            return None
+        self.seq += 1
+        return ("batch", self.seq, sql, "".join([row.copy_line for row in rows]), *keys)
+
+    def _write_here(self, rows: list[Row]) -> BatchResult:
+        self.written_here += 1
+        with transaction.atomic():
+            return self.writer.write(rows, created_by=self.created_by)
+
+    def _collect(self, *, keep: int) -> list[tuple[list[Row], BatchResult]]:
+        """What the child has answered; waits while more than ``keep`` batches are with it."""
+        out = []
+        while self.in_flight:
+            message = self.child.receive(block=len(self.in_flight) > keep)
+            if message is None:
+                break
+            seq, rows, _ = self.in_flight.popleft()
+            if message[1] != seq:
+                raise RuntimeError(f"the import writer process answered batch {message[1]}, not {seq}")
+            if message[0] == "done":
+                out.append((rows, BatchResult(created=[row.number for row in rows])))
+            elif message[0] == "refused":
+                # It drops what it was sent after this one until told to resume: write this
+                # one here, then send the others again, in order.
+                out.append((rows, self._write_here(rows)))
+                self.child.send(("resume",))
+                for _, _, job in self.in_flight:
+                    self.child.send(job)
+            else:
+                raise RuntimeError(f"the import writer process failed: {message[2]}")
+        return out
+
+    def submit(self, rows: list[Row]):
+        job = self._job(rows)
+        if job is None:
+            out = self._collect(keep=0)
+            out.append((rows, self._write_here(rows)))
+            return out
+        self.in_flight.append((job[1], rows, job))
+        self.child.send(job)
+        return self._collect(keep=self.IN_FLIGHT)
+
+    def wait(self):
+        return self._collect(keep=0)
+
+    def abort(self):
+        """Stop: the batch being written finishes (committed) or not; the others are dropped."""
+        out = []
+        if not self.stopped:
+            self.child.send(("abort",))
+            by_seq = {seq: rows for seq, rows, _ in self.in_flight}
+            while (message := self.child.receive())[0] != "stopped":
+                if message[0] == "done":
+                    out.append(
+                        (by_seq[message[1]], BatchResult(created=[row.number for row in by_seq[message[1]]]))
+                    )
+            self.in_flight.clear()
+            self.stopped = True
+        return out
+
+    def close(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            try:
+                self.child.send(("stop",))
+                while self.child.receive()[0] != "stopped":
+                    pass  # answers nobody waits for any more (the import failed)
+            except (RuntimeError, OSError):
+                pass  # the child is gone: nothing more to wait for
+        self.child.close()

@@ -278,8 +278,11 @@ class PostgresCopyWriter(BatchWriter):
             return BatchResult(created=[row.number for row in rows])
         return self._staged(rows, created_by=created_by)
 
-    def _copy_new(self, rows: list[Row], *, created_by: str) -> bool:
-        """COPY the rows into the table if none of them is there already; False if one is."""
+    @staticmethod
+    def batch_keys(rows: list[Row]) -> list[str] | None:
+        """The batch's given StudyInstanceUIDs, and AccessionNumbers and PatientIDs of the rows
+        without one, each as lines of text (parameters of SQL_RANGE_TAKEN and SQL_ANY_EXISTING);
+        None if a key holds a newline (validation refuses them)."""
         uids, accessions, patients = [], [], []
         for row in rows:
             cleaned = row.cleaned
@@ -289,8 +292,13 @@ class PostgresCopyWriter(BatchWriter):
             else:
                 uids.append(cleaned["study_instance_uid"])
         keys = [_lines(uids), _lines(accessions), _lines(patients)]
-        if None in keys:
-            return False  # a key holds a newline (validation refuses them): the careful way
+        return None if None in keys else keys
+
+    def _copy_new(self, rows: list[Row], *, created_by: str) -> bool:
+        """COPY the rows into the table if none of them is there already; False if one is."""
+        keys = self.batch_keys(rows)
+        if keys is None:
+            return False  # the careful way
         with connection.cursor() as cursor:
             cursor.execute(SQL_RANGE_TAKEN, keys[:2])
             (taken,) = cursor.fetchone()

@@ -154,6 +154,7 @@ class Command(BaseCommand):
             created_by=f"import by {os_user()}",
             on_problem=problems,
             on_progress=progress,
+            writer_process=True,
             initial_load=options["initial_load"],
             on_index_rebuild=lambda: self.stdout.write("Building the worklist's secondary indexes again..."),
         )
