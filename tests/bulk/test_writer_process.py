@@ -126,3 +126,28 @@ def test_ctrl_c_on_the_command_keeps_the_committed_batches_and_every_index(tmp_p
     assert f"everything up to line {committed + 1} is committed".encode() in err, err
     assert f"{committed:,} created".encode() in out, out
     assert not missing_indexes()
+
+
+def test_json_rows_go_through_the_process_as_csv_rows_do(tmp_path):
+    import json
+
+    from tests.bulk.conftest import row
+    from worklist.bulk.readers import read_ndjson
+
+    path = tmp_path / "orders.ndjson"
+    items = [
+        {**row(i), **({"StudyInstanceUID": f"1.2.826.0.1.3680043.10.543.{i}"} if i % 2 else {})}
+        for i in range(9)
+    ]
+    items.append({**row(4), "ScheduledProcedureStepDescription": "AGAIN"})  # the same order twice
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    outcomes = {}
+    for by_process in (False, True):
+        WorkItem.objects.all().delete()
+        reports = []
+        for _ in range(2):
+            report = Importer(batch_size=4, writer_process=by_process).run(read_ndjson(path.open("rb")))
+            reports.append(report.counts())
+        outcomes[by_process] = (reports, table())
+    assert outcomes[True] == outcomes[False]
+    assert outcomes[True][0][0]["created"] == 9 and outcomes[True][0][1]["skipped"] == 10
