@@ -112,6 +112,69 @@ SELECT (SELECT id FROM event), ARRAY(SELECT id FROM outbox ORDER BY id)
 """
 
 
+# Several events (an upload's studies) and their outbox rows in one statement, the same way.
+_INSERT_EVENTS_SQL = """
+WITH event AS (
+  INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
+    accession_number, source_id, study_date, payload, fingerprint, redeliveries)
+  VALUES {rows}
+  ON CONFLICT (fingerprint) DO NOTHING
+  RETURNING id, fingerprint, received_at
+), outbox AS (
+  INSERT INTO callbacks_callbackdelivery (event_id, url, webhook_id, state, attempts, next_attempt_at,
+    retry_until, enqueued_at, last_error, created_at, updated_at)
+  SELECT event.id, target.url, target.webhook_id, 'pending', 0, event.received_at,
+    event.received_at + make_interval(secs => %s), event.received_at, '', event.received_at,
+    event.received_at
+  FROM event JOIN unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS target (fingerprint, url, webhook_id)
+    ON target.fingerprint = event.fingerprint
+  RETURNING id
+)
+SELECT ARRAY(SELECT id FROM event ORDER BY id), ARRAY(SELECT fingerprint FROM event ORDER BY id),
+  ARRAY(SELECT id FROM outbox ORDER BY id)
+"""
+
+
+def _insert_many_with_deliveries(events: list[CallbackEvent]) -> tuple[list[CallbackEvent], list[int]]:
+    """Insert the events (distinct fingerprints) with one delivery each per CALLBACK_URLS entry;
+    returns the events inserted now (an event stored before is not) and the delivery ids."""
+    urls = [target.url for target in targets()] if settings.CALLBACK_URLS else []
+    rows, params = [], []
+    for event in events:
+        rows.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, 0)")
+        params += [
+            event.received_at,
+            event.origin,
+            event.actor,
+            event.event_type,
+            event.study_instance_uid,
+            event.patient_id,
+            event.accession_number,
+            event.source_id,
+            event.study_date,
+            orjson.dumps(event.payload).decode(),
+            event.fingerprint,
+        ]
+    pairs = [(event.fingerprint, url) for event in events for url in urls]
+    params += [
+        settings.CALLBACK_RETRY_HORIZON,
+        [fingerprint for fingerprint, _ in pairs],
+        [url for _, url in pairs],
+        [new_webhook_id() for _ in pairs],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_EVENTS_SQL.format(rows=", ".join(rows)), params)
+        event_ids, fingerprints, delivery_ids = cursor.fetchone()
+    by_fingerprint = {event.fingerprint: event for event in events}
+    created = []
+    for event_id, fingerprint in zip(event_ids, fingerprints, strict=True):
+        event = by_fingerprint[fingerprint]
+        event.pk = event_id
+        event._state.adding = False
+        created.append(event)
+    return created, list(delivery_ids)
+
+
 def _insert_with_deliveries(event: CallbackEvent) -> tuple[bool, list[int]]:
     """Insert ``event`` with one delivery per CALLBACK_URLS entry; (created, delivery ids)."""
     urls = [target.url for target in targets()] if settings.CALLBACK_URLS else []
@@ -162,6 +225,13 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
         events.setdefault(event.fingerprint, event)
     if not events:
         return []
+    if connection.vendor == "postgresql":
+        created, delivery_ids = _insert_many_with_deliveries(list(events.values()))
+        if len(created) < len(events):
+            _count_redeliveries(set(events) - {event.fingerprint for event in created})
+        _link_workitems(created)
+        _wake_on_commit(delivery_ids)
+        return created
     stored = {row[0] for row in _select_in(CallbackEvent, ("fingerprint",), "fingerprint", list(events))}
     if stored:
         _count_redeliveries(stored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -58,78 +59,102 @@ def new_spool() -> BinaryIO:
     return tempfile.SpooledTemporaryFile(max_size=limit, prefix="dicomsvc-upload-")  # noqa: SIM115
 
 
-class _Reader:
-    def __init__(self, read: Callable[[int], bytes]):
-        self._read = read
-        self.buffer = b""
-        self.eof = False
+class SpoolWriter:
+    """``new_spool`` for data written once, then read: ``file`` is a plain ``io.BytesIO`` up to
+    EXAMS_UPLOAD_MEMORY_BYTES and a temporary file once the data outgrows it. Readers then call
+    the file's own C methods (pydicom reads a header in a hundred small reads), and a BytesIO's
+    buffer can be hashed or written without a copy."""
 
-    def fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self._read(CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buffer += chunk
-        return True
+    def __init__(self):
+        self.limit = settings.EXAMS_UPLOAD_MEMORY_BYTES
+        self.file: BinaryIO = io.BytesIO() if self.limit else self._temporary()
+        self.size = 0
+
+    @staticmethod
+    def _temporary() -> BinaryIO:
+        return tempfile.TemporaryFile(prefix="dicomsvc-upload-")  # noqa: SIM115
+
+    def write(self, data) -> None:
+        if self.size + len(data) > self.limit and isinstance(self.file, io.BytesIO):
+            spilled = self._temporary()
+            with self.file.getbuffer() as held:
+                spilled.write(held)
+            self.file.close()
+            self.file = spilled
+        self.file.write(data)
+        self.size += len(data)
+
+    def finish(self) -> BinaryIO:
+        self.file.seek(0)
+        return self.file
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def iter_parts(read: Callable[[int], bytes], boundary: str) -> Iterator[Part]:
     """Yield each part of a multipart body read through ``read(n)``.
 
     A part's file is only valid until the next part is requested (the reader closes it then).
+    Body bytes are copied twice on their way: into the read buffer, then into the part's spool.
     """
     if not boundary or len(boundary) > 200:
         raise MultipartError("the multipart boundary is missing or too long")
-    reader = _Reader(read)
+    buffer = bytearray()  # deleting from its front is O(1)
+
+    def fill() -> bool:
+        chunk = read(CHUNK)
+        buffer.extend(chunk)
+        return bool(chunk)
+
     first = b"--" + boundary.encode("latin-1")
     delimiter = b"\r\n" + first
     # Skip the preamble up to the first boundary line.
     while True:
-        index = reader.buffer.find(first)
+        index = buffer.find(first)
         if index != -1:
-            reader.buffer = reader.buffer[index + len(first) :]
+            del buffer[: index + len(first)]
             break
-        reader.buffer = reader.buffer[-len(first) :]
-        if not reader.fill():
+        del buffer[: -len(first)]
+        if not fill():
             raise MultipartError("the body holds no multipart boundary")
+    keep = len(delimiter) - 1  # a delimiter may straddle two reads
     while True:
-        while len(reader.buffer) < 2 and reader.fill():
+        while len(buffer) < 2 and fill():
             pass
-        if reader.buffer.startswith(b"--"):
+        if buffer.startswith(b"--"):
             return  # closing delimiter
         # Transport padding, then CRLF, then headers up to an empty line.
-        while b"\r\n\r\n" not in reader.buffer:
-            if len(reader.buffer) > MAX_HEADER_BYTES or not reader.fill():
+        while (end := buffer.find(b"\r\n\r\n")) == -1:
+            if len(buffer) > MAX_HEADER_BYTES or not fill():
                 raise MultipartError("a multipart part has malformed or oversized headers")
-        head, _, rest = reader.buffer.partition(b"\r\n\r\n")
-        reader.buffer = rest
-        lines = head.split(b"\r\n")[1:]  # the first line ends the boundary line
+        lines = bytes(buffer[:end]).split(b"\r\n")[1:]  # the first line ends the boundary line
+        del buffer[: end + 4]
         headers = {}
         for line in lines:
             name, sep, value = line.decode("latin-1").partition(":")
             if not sep:
                 raise MultipartError("a multipart part has a malformed header line")
             headers[name.strip().lower()] = value.strip()
-        spool = new_spool()
-        size = 0
+        spool = SpoolWriter()
         try:
             while True:
-                index = reader.buffer.find(delimiter)
+                index = buffer.find(delimiter)
                 if index != -1:
-                    spool.write(reader.buffer[:index])
-                    size += index
-                    reader.buffer = reader.buffer[index + len(delimiter) :]
+                    _move(buffer, index, spool)
+                    del buffer[: len(delimiter)]
                     break
-                keep = len(delimiter) - 1
-                if len(reader.buffer) > keep:
-                    spool.write(reader.buffer[:-keep])
-                    size += len(reader.buffer) - keep
-                    reader.buffer = reader.buffer[-keep:]
-                if not reader.fill():
+                if len(buffer) > keep:
+                    _move(buffer, len(buffer) - keep, spool)
+                if not fill():
                     raise MultipartError("the multipart body ends inside a part (truncated upload?)")
-            spool.seek(0)
-            yield Part(headers=headers, file=spool, size=size)
+            yield Part(headers=headers, file=spool.finish(), size=spool.size)
         finally:
             spool.close()
+
+
+def _move(buffer: bytearray, count: int, spool: SpoolWriter) -> None:
+    """The first ``count`` bytes of ``buffer`` go to ``spool`` (one copy) and leave the buffer."""
+    with memoryview(buffer) as view, view[:count] as head:
+        spool.write(head)
+    del buffer[:count]

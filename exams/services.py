@@ -8,6 +8,7 @@ audit record. ``exams_upload`` runs it over the parts of one ``POST /exams`` req
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ def _size(fileobj: BinaryIO) -> int:
 
 
 def _sha256(fileobj: BinaryIO) -> str:
+    if isinstance(fileobj, io.BytesIO):
+        with fileobj.getbuffer() as held:  # hashed where it lies, no copy
+            return hashlib.sha256(held).hexdigest()
     digest = hashlib.sha256()
     fileobj.seek(0)
     while chunk := fileobj.read(HASH_CHUNK):

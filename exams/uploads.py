@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from core.errors import ApiError
-from exams.multipart import MultipartError, header_params, iter_parts, new_spool
+from exams.multipart import MultipartError, SpoolWriter, header_params, iter_parts
 from exams.services import UploadPart
 
 DICOM = "application/dicom"
@@ -68,12 +68,11 @@ def check_request(content_type: str, content_length: str | None, max_bytes: int)
 def iter_upload_parts(media_type: str, params: dict, read: Callable[[int], bytes]) -> Iterator[UploadPart]:
     """UploadParts in body order. A body that breaks off mid-way ends with a failed part."""
     if media_type == DICOM:
-        spool = new_spool()
+        spool = SpoolWriter()
         try:
             while chunk := read(256 * 1024):
                 spool.write(chunk)
-            spool.seek(0)
-            yield UploadPart(spool)
+            yield UploadPart(spool.finish())
         finally:
             spool.close()
         return

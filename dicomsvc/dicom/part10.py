@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pydicom import dcmread
+from pydicom.charset import python_encoding
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info
@@ -116,18 +117,87 @@ def _int(ds, keyword: str) -> int | None:
         return None
 
 
-def _date(ds, keyword: str) -> dt.date | None:
-    try:
-        return parse_da(_text(ds, keyword))
-    except ValueError:
-        return None
+# Single-byte and UTF-8 character sets, which a plain codec decodes exactly as pydicom does.
+# Code extensions (ISO 2022 escapes) and multi-valued (0008,0005) are left to pydicom.
+_PLAIN_CODECS = {
+    term: codec
+    for term, codec in python_encoding.items()
+    if not term.startswith("ISO 2022") and codec not in ("shift_jis", "euc_kr", "gb2312", "gbk", "gb18030")
+}
+_UNSIGNED_SHORT = {True: struct.Struct("<H"), False: struct.Struct(">H")}
 
 
-def _time(ds, keyword: str) -> dt.time | None:
-    try:
-        return parse_tm(_text(ds, keyword).split("-")[0])
-    except ValueError:
-        return None
+class _Header:
+    """The header values a store needs, read straight from pydicom's raw elements.
+
+    pydicom's own accessors (``ds.get``) convert through several layers (about 20 us a value,
+    most of an upload's header cost); the values kept here are short strings and two unsigned
+    shorts, decoded with the data set's character set. Anything out of the ordinary (a deferred or
+    UN value, ISO 2022 escapes, bytes the codec refuses, an integer string with a decimal point) is
+    handed to pydicom, so the result is pydicom's in every case.
+    """
+
+    def __init__(self, ds, *, fast: bool = True):
+        self.ds = ds
+        self.raw = ds._dict
+        charset = self.raw.get(0x00080005)
+        if not fast:
+            self.codec = None  # every value through pydicom (the reference the tests compare with)
+        elif charset is None:
+            self.codec = python_encoding[""]
+        elif isinstance(charset, RawDataElement) and charset.value is not None:
+            term = charset.value.decode("ascii", "replace").strip(" \0")
+            self.codec = _PLAIN_CODECS.get(term) if "\\" not in term else None
+        else:
+            self.codec = None
+
+    def _raw_text(self, tag: int) -> str | None:
+        """The value as pydicom's text conversion gives it, or None when pydicom must convert it."""
+        elem = self.raw.get(tag)
+        if not isinstance(elem, RawDataElement) or elem.value is None or self.codec is None:
+            return None
+        if elem.VR not in (None, "AE", "CS", "DA", "IS", "LO", "PN", "SH", "TM", "UI"):
+            return None
+        value = elem.value
+        if b"\x1b" in value:
+            return None
+        try:
+            decoded = value.decode(self.codec)
+        except UnicodeDecodeError:
+            return None
+        return "\\".join(part.rstrip("\0 ") for part in decoded.split("\\"))
+
+    def text(self, tag: int, keyword: str, limit: int = 64) -> str:
+        if tag not in self.raw:
+            return ""
+        value = self._raw_text(tag)
+        return _text(self.ds, keyword, limit) if value is None else value.strip()[:limit]
+
+    def integer(self, tag: int, keyword: str) -> int | None:
+        elem = self.raw.get(tag)
+        if elem is None:
+            return None
+        if self.codec is not None and isinstance(elem, RawDataElement) and elem.value is not None:
+            if elem.VR == "US" or (elem.VR is None and keyword in ("Rows", "Columns")):
+                if len(elem.value) == 2:
+                    return _UNSIGNED_SHORT[elem.is_little_endian].unpack(elem.value)[0]
+            else:
+                text = self._raw_text(tag)
+                if text is not None and text.strip().isdigit():
+                    return int(text)
+        return _int(self.ds, keyword)
+
+    def date(self, tag: int, keyword: str) -> dt.date | None:
+        try:
+            return parse_da(self.text(tag, keyword))
+        except ValueError:
+            return None
+
+    def time(self, tag: int, keyword: str) -> dt.time | None:
+        try:
+            return parse_tm(self.text(tag, keyword).split("-")[0])
+        except ValueError:
+            return None
 
 
 def _check_preamble(fileobj: BinaryIO) -> None:
@@ -270,18 +340,19 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     if not transfer_syntax:
         raise Part10Invalid("the File Meta Information has no Transfer Syntax UID (0002,0010)")
     errors = []
-    values: dict[str, str] = {}
+    uids: dict[str, str] = {}
+    header = _Header(ds)
     for keyword, tag in (
-        ("SOPClassUID", "(0008,0016)"),
-        ("SOPInstanceUID", "(0008,0018)"),
-        ("StudyInstanceUID", "(0020,000D)"),
-        ("SeriesInstanceUID", "(0020,000E)"),
+        ("SOPClassUID", 0x00080016),
+        ("SOPInstanceUID", 0x00080018),
+        ("StudyInstanceUID", 0x0020000D),
+        ("SeriesInstanceUID", 0x0020000E),
     ):
-        value = _text(ds, keyword, limit=1000)
+        value = header.text(tag, keyword, limit=1000)
         problems = uid_problems(value) if value else ["is missing"]
         if problems:
-            errors.append(f"{keyword} {tag} {problems[0]}")
-        values[keyword] = value
+            errors.append(f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) {problems[0]}")
+        uids[keyword] = value
     if uid_problems(transfer_syntax):
         errors.append("TransferSyntaxUID (0002,0010) is not a valid UID")
     if errors:
@@ -289,50 +360,67 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     media_class = _text(meta, "MediaStorageSOPClassUID", limit=1000)
     # A MediaStorageSOPInstanceUID that differs from the data set's is accepted (some anonymisers
     # forget the File Meta); the data set's SOPInstanceUID is the one indexed and answered.
-    if media_class and media_class != values["SOPClassUID"]:
+    if media_class and media_class != uids["SOPClassUID"]:
         raise Part10Invalid(
             "MediaStorageSOPClassUID (0002,0002) does not match SOPClassUID (0008,0016)",
             failure_code=FAILURE_SOP_CLASS_MISMATCH,
         )
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
-    rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
-    frames = _int(ds, "NumberOfFrames")
+    values = header_values(header)
     if has_pixels:
         check_pixel_header(ds, max_pixels=max_pixels)
-    elif rows and columns and 0x00280100 in ds._dict:
+    elif values["rows"] and values["columns"] and 0x00280100 in ds._dict:
         # An image module without its pixel data: most likely a file cut at an element boundary.
         raise Part10Invalid(
             "the file is truncated: it describes an image (Rows, Columns, BitsAllocated) "
             "but has no Pixel Data (7FE0,0010)"
         )
-
     return Part10Info(
         transfer_syntax_uid=transfer_syntax,
-        sop_class_uid=values["SOPClassUID"],
-        sop_instance_uid=values["SOPInstanceUID"],
-        study_uid=values["StudyInstanceUID"],
-        series_uid=values["SeriesInstanceUID"],
-        patient_id=_text(ds, "PatientID"),
-        patient_name=_text(ds, "PatientName", limit=324),
-        patient_birth_date=_date(ds, "PatientBirthDate"),
-        patient_sex=_text(ds, "PatientSex", limit=16),
-        study_date=_date(ds, "StudyDate"),
-        study_time=_time(ds, "StudyTime"),
-        study_id=_text(ds, "StudyID", limit=16),
-        accession_number=_text(ds, "AccessionNumber", limit=16),
-        referring_physician_name=_text(ds, "ReferringPhysicianName", limit=324),
-        study_description=_text(ds, "StudyDescription"),
-        modality=_text(ds, "Modality", limit=16),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription"),
-        station_name=_text(ds, "StationName", limit=16),
+        sop_class_uid=uids["SOPClassUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
         source_ae_title=_text(meta, "SourceApplicationEntityTitle", limit=16),
-        instance_number=_int(ds, "InstanceNumber"),
-        rows=rows,
-        columns=columns,
-        number_of_frames=frames,
         has_pixel_data=has_pixels,
+        **values,
     )
+
+
+# Part10Info field: (tag, keyword, kind, text limit)
+_HEADER_FIELDS = {
+    "patient_id": (0x00100020, "PatientID", "text", 64),
+    "patient_name": (0x00100010, "PatientName", "text", 324),
+    "patient_birth_date": (0x00100030, "PatientBirthDate", "date", 0),
+    "patient_sex": (0x00100040, "PatientSex", "text", 16),
+    "study_date": (0x00080020, "StudyDate", "date", 0),
+    "study_time": (0x00080030, "StudyTime", "time", 0),
+    "study_id": (0x00200010, "StudyID", "text", 16),
+    "accession_number": (0x00080050, "AccessionNumber", "text", 16),
+    "referring_physician_name": (0x00080090, "ReferringPhysicianName", "text", 324),
+    "study_description": (0x00081030, "StudyDescription", "text", 64),
+    "modality": (0x00080060, "Modality", "text", 16),
+    "series_number": (0x00200011, "SeriesNumber", "integer", 0),
+    "series_description": (0x0008103E, "SeriesDescription", "text", 64),
+    "station_name": (0x00081010, "StationName", "text", 16),
+    "instance_number": (0x00200013, "InstanceNumber", "integer", 0),
+    "rows": (0x00280010, "Rows", "integer", 0),
+    "columns": (0x00280011, "Columns", "integer", 0),
+    "number_of_frames": (0x00280008, "NumberOfFrames", "integer", 0),
+}
+
+
+def header_values(header: _Header, fields: dict = _HEADER_FIELDS) -> dict:
+    """The Part10Info fields read from the data set's header (the UIDs are checked apart)."""
+    values = {}
+    for name, (tag, keyword, kind, limit) in fields.items():
+        if kind == "text":
+            values[name] = header.text(tag, keyword, limit)
+        elif kind == "integer":
+            values[name] = header.integer(tag, keyword)
+        else:
+            values[name] = getattr(header, kind)(tag, keyword)
+    return values
 
 
 def check_pixel_header(ds, *, max_pixels: int) -> None:

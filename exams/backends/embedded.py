@@ -66,32 +66,32 @@ def study_row(values: dict) -> dict:
     }
 
 
-# What decides a store, in one round trip: the stored instance (content hash and place), the owner
-# of the study, and the series as indexed (its row and its study's), so that storing into a known
-# series needs no other query.
+# What decides a store, for every instance of a batch in one round trip: the stored instance
+# (content hash and place), the owner of the study, and the series as indexed (its row and its
+# study's), so that storing into a known series needs no other query. ``{keys}`` is a VALUES list
+# of (position, SOP Instance UID, Study Instance UID, Series Instance UID).
 _LOOKUP_SQL = """
-SELECT i.id, i.sha256, i.storage_name, se.series_uid, st.study_uid,
-  (SELECT p.patient_id FROM exams_study s2 JOIN exams_patient p ON p.id = s2.patient_id
-     WHERE s2.study_uid = %(study)s),
-  known.study_uid, known.id, known.study_id
-FROM (SELECT 1 AS one) AS one
-LEFT JOIN exams_instance i ON i.sop_instance_uid = %(sop)s
+WITH k(n, sop, study, series) AS (VALUES {keys})
+SELECT k.n, i.id, i.sha256, i.storage_name, se.series_uid, st.study_uid,
+  op.patient_id, kst.study_uid, kse.id, kse.study_id
+FROM k
+LEFT JOIN exams_instance i ON i.sop_instance_uid = k.sop
 LEFT JOIN exams_series se ON se.id = i.series_id
 LEFT JOIN exams_study st ON st.id = se.study_id
-LEFT JOIN (
-  SELECT s3.study_uid, se3.id, se3.study_id FROM exams_series se3 JOIN exams_study s3 ON s3.id = se3.study_id
-  WHERE se3.series_uid = %(series)s
-) AS known ON TRUE
+LEFT JOIN exams_study os ON os.study_uid = k.study
+LEFT JOIN exams_patient op ON op.id = os.patient_id
+LEFT JOIN exams_series kse ON kse.series_uid = k.series
+LEFT JOIN exams_study kst ON kst.id = kse.study_id
 """
 
-
+# New instances of indexed series, several at once; a row not returned met a twin (a concurrent
+# upload, or the same instance twice in one request) and is decided again on its own.
 _INSERT_SQL = """
 INSERT INTO exams_instance (sop_instance_uid, series_id, sop_class_uid, transfer_syntax_uid, instance_number,
   "rows", "columns", number_of_frames, storage_name, size, sha256, created_at)
-VALUES (%(sop)s, %(series)s, %(sop_class)s, %(ts)s, %(number)s, %(rows)s, %(columns)s, %(frames)s,
-  %(storage_name)s, %(size)s, %(sha256)s, %(now)s)
+VALUES {rows}
 ON CONFLICT (sop_instance_uid) DO NOTHING
-RETURNING id
+RETURNING sop_instance_uid
 """
 
 
@@ -108,6 +108,13 @@ class _Indexed:
     series_study_uid: str | None  # this Series Instance UID's study, if indexed ...
     series_pk: int | None
     series_study_pk: int | None
+
+
+class _Upload(File):
+    """An upload handed to the storage: an instance in one piece (one write), a multi-frame one in
+    4 MiB pieces (Django's default is 64 KiB)."""
+
+    DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 
 
 class _Conflict(Exception):
@@ -177,16 +184,53 @@ class _EmbeddedBatch(StoreBatch):
             return self._results
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
+        backend = self.backend
         pending = _Pending()
         results: dict[int, StoreResult] = {}
-        for index in sorted(range(len(self._staged)), key=lambda i: self._staged[i].lock_order):
+        order = sorted(range(len(self._staged)), key=lambda i: self._staged[i].lock_order)
+        indexed = backend._lookup_many([self._staged[i].info for i in order])
+        ready: list[tuple[int, Series]] = []  # new instances of indexed series, inserted together
+        for index, found in zip(order, indexed, strict=True):
             staged = self._staged[index]
-            results[index] = self.backend._store_staged(staged, pending)
+            if found.series_pk is not None and found.instance_pk is None:
+                verdict = backend._verdict(staged.info, staged.sha256, found)
+                if verdict is None:
+                    series = pending.known_series.get(staged.info.series_uid) or Series(
+                        pk=found.series_pk, study_id=found.series_study_pk, series_uid=staged.info.series_uid
+                    )
+                    ready.append((index, series))
+                    continue
+                backend.storage.delete(staged.storage_name)
+                results[index] = verdict
+            else:
+                # A new series (or an instance stored already): after the rows before it, decided
+                # on its own against what the index holds by then.
+                self._insert_ready(ready, pending, results)
+                results[index] = backend._store_staged(staged, pending)
             if results[index].status != "stored":
                 self._saved.discard(staged.storage_name)  # not indexed: deleted already
-        self.backend._apply(pending)
+        self._insert_ready(ready, pending, results)
+        backend._apply(pending)
         self._results = [results[i] for i in range(len(self._staged))]
         return self._results
+
+    def _insert_ready(
+        self, ready: list[tuple[int, Series]], pending: _Pending, results: dict[int, StoreResult]
+    ) -> None:
+        if not ready:
+            return
+        inserted = self.backend._insert_instances([(self._staged[i], series) for i, series in ready])
+        for index, series in ready:
+            staged = self._staged[index]
+            if staged.info.sop_instance_uid in inserted:
+                inserted.discard(staged.info.sop_instance_uid)  # a second copy in the request is a twin
+                pending.add(series, created=False, counted=True)
+                results[index] = StoreResult("stored")
+            else:
+                results[index] = self.backend._store_staged(staged, pending)
+                if results[index].status != "stored":
+                    self._saved.discard(staged.storage_name)
+        ready.clear()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         committed = False
@@ -275,7 +319,7 @@ class EmbeddedBackend(PacsBackend):
         # UIDs are digits and dots (validated), so they are safe path components.
         name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{sha256[:16]}.dcm"
         fileobj.seek(0)
-        return self.storage.save(name, File(fileobj, name=name))
+        return self.storage.save(name, _Upload(fileobj, name=name))
 
     def _store_staged(self, staged: _Staged, pending: _Pending) -> StoreResult:
         """Index one saved file (inside the batch's transaction); a file not indexed is deleted."""
@@ -304,12 +348,20 @@ class EmbeddedBackend(PacsBackend):
         return StoreResult("failed", "concurrent uploads kept conflicting; retry", FAILURE_PROCESSING)
 
     def _lookup(self, info: Part10Info) -> _Indexed:
+        return self._lookup_many([info])[0]
+
+    def _lookup_many(self, infos: list[Part10Info]) -> list[_Indexed]:
+        """What the index holds for each instance's UIDs, in the order given (one query)."""
+        if not infos:
+            return []
+        keys, params = [], []
+        for position, info in enumerate(infos):
+            keys.append("(%s, %s, %s, %s)")
+            params += [position, info.sop_instance_uid, info.study_uid, info.series_uid]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _LOOKUP_SQL,
-                {"sop": info.sop_instance_uid, "study": info.study_uid, "series": info.series_uid},
-            )
-            return _Indexed(*cursor.fetchone())
+            cursor.execute(_LOOKUP_SQL.format(keys=", ".join(keys)), params)
+            rows = {row[0]: _Indexed(*row[1:]) for row in cursor.fetchall()}
+        return [rows[position] for position in range(len(infos))]
 
     def _verdict(self, info: Part10Info, sha256: str, indexed: _Indexed) -> StoreResult | None:
         """None when the instance may be stored; else the duplicate or failure result."""
@@ -375,24 +427,35 @@ class EmbeddedBackend(PacsBackend):
     def _insert_instance(self, info: Part10Info, series: Series, **file_fields) -> None:
         """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin is a ``_Conflict``, not an error
         that would abort the request's transaction (so the common path needs no savepoint)."""
+        staged = _Staged(info=info, **file_fields)
+        if not self._insert_instances([(staged, series)]):
+            raise _Conflict
+
+    def _insert_instances(self, rows: list[tuple[_Staged, Series]]) -> set[str]:
+        """Insert the instances' rows in the order given; returns the SOP Instance UIDs inserted
+        (one that met a twin is not)."""
+        now = timezone.now()
+        values, params = [], []
+        for staged, series in rows:
+            info = staged.info
+            values.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+            params += [
+                info.sop_instance_uid,
+                series.pk,
+                info.sop_class_uid,
+                info.transfer_syntax_uid,
+                info.instance_number,
+                info.rows,
+                info.columns,
+                info.number_of_frames,
+                staged.storage_name,
+                staged.size,
+                staged.sha256,
+                now,
+            ]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT_SQL,
-                {
-                    "sop": info.sop_instance_uid,
-                    "series": series.pk,
-                    "sop_class": info.sop_class_uid,
-                    "ts": info.transfer_syntax_uid,
-                    "number": info.instance_number,
-                    "rows": info.rows,
-                    "columns": info.columns,
-                    "frames": info.number_of_frames,
-                    "now": timezone.now(),
-                    **file_fields,
-                },
-            )
-            if cursor.fetchone() is None:
-                raise _Conflict
+            cursor.execute(_INSERT_SQL.format(rows=", ".join(values)), params)
+            return {row[0] for row in cursor.fetchall()}
 
     def _index(
         self,

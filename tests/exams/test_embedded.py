@@ -292,3 +292,51 @@ def test_a_storage_failure_mid_request_leaves_no_file_and_no_row_behind(api, set
     assert response.json()["detail"]
     assert not Study.objects.filter(study_uid__in=[stored_study, blocked_study]).exists()
     assert _stored_files(settings) == []
+
+
+def test_twins_in_one_request_into_an_indexed_series_store_once_and_say_why(api, settings):
+    """New instances of an indexed series are inserted together; a twin in the same request is
+    decided again on its own: the same bytes are a duplicate, other bytes are refused (0111)."""
+    patient = new_patient()
+    first = make_dicom(patient_id=patient)
+    ds = _dataset(first)
+    assert upload(api, first).status_code == 200
+
+    def in_series(**kwargs) -> bytes:
+        uids = {"study_uid": ds.StudyInstanceUID, "series_uid": ds.SeriesInstanceUID}
+        return make_dicom(patient_id=patient, **uids, **kwargs)
+
+    new = in_series(instance_number=2)
+    sop = _dataset(new).SOPInstanceUID
+    other = in_series(sop_uid=sop, pixel_value=7)
+    response = upload(api, new, new, other, in_series(instance_number=3))
+    assert response.status_code == 200
+    body = response.json()[0]
+    stored = [item["00081155"]["Value"][0] for item in body["00081199"]["Value"]]
+    assert stored.count(sop) == 2  # stored, then acknowledged as a duplicate
+    [failed] = body["00081198"]["Value"]
+    assert failed["00081155"] == {"vr": "UI", "Value": [sop]}
+    assert failed["00081197"] == {"vr": "US", "Value": [0x0111]}
+    retrieved = api.get(instance_path(_dataset(new)), {"fileType": "application/dicom"})
+    assert b"".join(retrieved.streaming_content) == new
+    study = Study.objects.get(study_uid=ds.StudyInstanceUID)
+    assert (study.number_of_series, study.number_of_instances) == (1, 3)
+    assert Instance.objects.filter(series__series_uid=ds.SeriesInstanceUID).count() == 3
+    assert len(_stored_files(settings)) == 3
+
+
+def test_an_indexed_series_of_another_patient_refuses_only_that_part(api):
+    owner, intruder = new_patient(), new_patient()
+    first = make_dicom(patient_id=owner)
+    ds = _dataset(first)
+    assert upload(api, first).status_code == 200
+    foreign = make_dicom(patient_id=intruder, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID)
+    own = make_dicom(patient_id=owner, study_uid=ds.StudyInstanceUID, series_uid=ds.SeriesInstanceUID)
+    response = upload(api, foreign, own)
+    assert response.status_code == 200
+    body = response.json()[0]
+    [failed] = body["00081198"]["Value"]
+    assert failed["00081155"]["Value"] == [_dataset(foreign).SOPInstanceUID]
+    [stored] = body["00081199"]["Value"]
+    assert stored["00081155"]["Value"] == [_dataset(own).SOPInstanceUID]
+    assert Study.objects.get(study_uid=ds.StudyInstanceUID).number_of_instances == 2

@@ -60,5 +60,14 @@ def test_a_part_within_the_memory_limit_stays_in_memory_and_a_larger_one_goes_to
     chunks = iter([body])
     seen = []
     for part in iter_parts(lambda n: next(chunks, b""), "b"):
-        seen.append((part.file.read(), part.file._rolled))
-    assert seen == [(small, False), (large, True)]
+        seen.append((part.file.read(), isinstance(part.file, io.BytesIO)))
+    assert seen == [(small, True), (large, False)]
+
+
+def test_a_part_spilled_to_a_file_keeps_every_byte_across_reads_of_any_size(settings):
+    settings.EXAMS_UPLOAD_MEMORY_BYTES = 4096
+    parts = [bytes(range(256)) * 100, b"x" * 4096, b"y" * 4097]  # spill mid-part, at, past the limit
+    for piece in (1, 7, 1000, 5000, 1 << 20):
+        found = _collect(_body(parts), piece)
+        assert [data for _, data, _ in found] == parts
+        assert [size for _, _, size in found] == [len(p) for p in parts]

@@ -101,3 +101,83 @@ def test_a_second_transfer_syntax_element_is_read_as_pydicom_reads_it():
     index = twice.index(b"\x02\x00\x10\x00UI")
     crafted = twice[:index] + decoy + twice[index:] + bytes(bomb[meta_end:])
     assert part10._meta_transfer_syntax(io.BytesIO(crafted)) == DeflatedExplicitVRLittleEndian
+
+
+def _every_pydicom_test_file() -> list[str]:
+    from pydicom.data import get_testdata_files
+
+    return sorted(get_testdata_files("*"))
+
+
+def _read_header(path: str):
+    from pydicom import dcmread
+
+    try:
+        return dcmread(path, defer_size=4096)
+    except Exception:  # noqa: BLE001 - not every test file is a readable Part 10 file
+        return None
+
+
+@pytest.mark.parametrize("path", _every_pydicom_test_file(), ids=lambda p: Path(p).name)
+def test_header_values_read_from_raw_elements_equal_pydicoms_own(path):
+    """The fast reader gives, for every file pydicom ships (character sets with and without code
+    extensions, implicit VR, big endian, odd values), what pydicom's accessors give."""
+    fast_ds, reference_ds = _read_header(path), _read_header(path)
+    if fast_ds is None:
+        pytest.skip("pydicom cannot read it")
+    uid_fields = {
+        "sop": (0x00080018, "SOPInstanceUID", "text", 1000),
+        "study": (0x0020000D, "StudyInstanceUID", "text", 1000),
+    }
+    fields = {**part10._HEADER_FIELDS, **uid_fields}
+    fast = part10.header_values(part10._Header(fast_ds), fields)
+    reference = part10.header_values(part10._Header(reference_ds, fast=False), fields)
+    assert fast == reference
+
+
+def _with(**values) -> bytes:
+    from pydicom.dataset import Dataset
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds = Dataset()
+    ds.file_meta = meta
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"SpecificCharacterSet": "ISO_IR 100", "PatientName": "MÜLLER^JOSÉ", "StudyDescription": "TÊTE "},
+        {"SpecificCharacterSet": "ISO_IR 192", "PatientName": "Ναυσικά^Κώστας", "PatientID": "Ä1 "},
+        {"SpecificCharacterSet": ["ISO_IR 100", "ISO_IR 144"], "PatientName": "ROSSI"},
+        {"PatientName": "ROSSI^MARIO\\DUPONT^JEAN", "Modality": "CT", "StationName": " ST1 "},
+        {"SeriesNumber": "  12 ", "InstanceNumber": "7", "NumberOfFrames": "3"},
+        {"StudyDate": "20240101", "StudyTime": "101500.123", "PatientBirthDate": "19600101"},
+    ],
+    ids=["latin1", "utf8", "multi-charset", "multi-valued", "integer-strings", "dates"],
+)
+def test_header_values_of_hand_built_headers_equal_pydicoms_own(values):
+    from pydicom import dcmread
+
+    data = _with(**values)
+    fast = part10.header_values(part10._Header(dcmread(io.BytesIO(data))))
+    reference = part10.header_values(part10._Header(dcmread(io.BytesIO(data)), fast=False))
+    assert fast == reference
+
+
+def test_undecodable_text_falls_back_to_pydicom():
+    from pydicom import dcmread
+
+    data = _with(SpecificCharacterSet="ISO_IR 192", PatientID="ID1")
+    broken = data.replace(b"ID1", b"I\xff1")  # not UTF-8: pydicom's own replacement rules apply
+    ds = dcmread(io.BytesIO(broken))
+    header = part10._Header(ds)
+    assert header._raw_text(0x00100020) is None
+    assert header.text(0x00100020, "PatientID") == part10._text(dcmread(io.BytesIO(broken)), "PatientID")
