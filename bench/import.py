@@ -3,8 +3,10 @@
     .venv/bin/python bench/import.py [--rows 1000000] [--batch-size 5000]
 
 Creates a throwaway database (dropped at the end), generates N valid CSV rows, runs
-``manage.py import_worklist`` on them in a child process (rows/s and the child's peak RSS), then
-COPYs the same file into a bare table without indexes or validation (the limit). Targets: at
+``manage.py import_worklist`` on them in a child process (rows/s, and the peak of the resident
+memory of that process and its writer process together, sampled every 50 ms), once
+in the default mode and once with ``--initial-load`` (into the emptied table), then COPYs the
+same file into a bare table without indexes or validation (the limit). Targets: at
 least 50,000 rows/s, at least a quarter of the COPY rate, peak RSS at most 250 MB.
 """
 
@@ -17,6 +19,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -106,6 +109,42 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def run_import(manage, data, batch_size, extra, env, bench_url, rows) -> tuple[float, float, str]:
+    """manage.py import_worklist in a child process: (seconds, peak RSS in MB, its output)."""
+    command = [*manage, "import_worklist", str(data), "--batch-size", str(batch_size), *extra]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    # The importer and its writer process together: their resident sets, summed, every 50 ms.
+    peak_kb, lines = 0, []
+    reader = threading.Thread(target=lambda: lines.extend(child.stdout), daemon=True)
+    reader.start()
+    while child.poll() is None:
+        peak_kb = max(peak_kb, tree_rss_kb(child.pid))
+        time.sleep(0.05)
+    reader.join()
+    seconds = time.perf_counter() - started
+    output = "".join(lines)
+    if child.returncode != 0:
+        sys.exit(f"import failed:\n{output}")
+    with psycopg.connect(bench_url) as conn:
+        (imported,) = conn.execute("SELECT count(*) FROM worklist_workitem").fetchone()
+    assert imported == rows, (imported, rows)
+    return seconds, peak_kb / 1024, output
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of a process and its children, in kB (0 once it is gone)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return total
+    return total + sum(tree_rss_kb(c) for c in children)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,20 +174,16 @@ def main() -> None:
             manage = [sys.executable, str(ROOT / "manage.py")]
             subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
 
-            # 1. The importer, in its own process so its peak RSS is its own.
-            command = [*manage, "import_worklist", str(data), "--batch-size", str(args.batch_size)]
-            started = time.perf_counter()
-            child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-            output = child.stdout.read()
-            _, status, usage = os.wait4(child.pid, 0)
-            import_seconds = time.perf_counter() - started
-            if os.waitstatus_to_exitcode(status) != 0:
-                sys.exit(f"import failed:\n{output}")
-            peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-            with psycopg.connect(bench_url) as conn:
-                (imported,) = conn.execute("SELECT count(*) FROM worklist_workitem").fetchone()
-            assert imported == args.rows, (imported, args.rows)
-
+            # 1. The importer, in its own process so its peak RSS is its own: the default mode,
+            # then --initial-load (secondary indexes dropped for the load, built again at the end)
+            # into the emptied table.
+            runs = {}
+            for mode in ("default", "initial-load"):
+                extra = ["--initial-load"] if mode == "initial-load" else []
+                with psycopg.connect(bench_url, autocommit=True) as conn:
+                    conn.execute("TRUNCATE worklist_workitem CASCADE")
+                    conn.execute("CHECKPOINT")  # each run starts with the same WAL state
+                runs[mode] = run_import(manage, data, args.batch_size, extra, env, bench_url, args.rows)
             # 2. The limit: COPY of the same file into a bare table (no validation, no index).
             with psycopg.connect(bench_url) as conn:
                 columns = ", ".join(f'"{name}" text' for name in HEADER)
@@ -184,26 +219,34 @@ def main() -> None:
             with psycopg.connect(admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
-    import_rate = args.rows / import_seconds
     copy_rate = args.rows / copy_seconds
-    print(output.strip())
-    print(f"import_worklist : {import_rate:10,.0f} rows/s  ({import_seconds:.1f} s wall, incl. start-up)")
-    print(f"plain COPY      : {copy_rate:10,.0f} rows/s  ({copy_seconds:.1f} s)")
-    print(f"ratio           : {import_rate / copy_rate:10.2f}  of COPY (target >= 0.25)")
+    rates = {}
+    for mode, (seconds, peak_mb, output) in runs.items():
+        rates[mode] = (args.rows / seconds, peak_mb)
+        print(f"[{mode}] {output.strip()}")
+    print(f"plain COPY                     : {copy_rate:10,.0f} rows/s  ({copy_seconds:.1f} s)")
+    for mode, (rate, peak_mb) in rates.items():
+        seconds = runs[mode][0]
+        label = "import_worklist" if mode == "default" else "import_worklist --initial-load"
+        print(
+            f"{label:31}: {rate:10,.0f} rows/s  ({seconds:.1f} s wall, incl. start-up), "
+            f"{rate / copy_rate:.2f} of COPY, peak RSS {peak_mb:.0f} MB (both processes)"
+        )
     print(
         f"  for reference : {args.rows / indexed_seconds:10,.0f} rows/s  INSERT ... SELECT of the same rows "
-        "into an empty worklist_workitem (its 8 indexes), SQL only"
+        "into an empty worklist_workitem (all its indexes), SQL only"
     )
     print(
         f"  for reference : {args.rows / validate_seconds:10,.0f} rows/s  read + validate (row_validator) "
         "alone (incl. start-up), no database"
     )
-    print(f"peak RSS        : {peak_mb:10.0f} MB (target <= 250)")
-    print(
-        f"targets         : rate {'met' if import_rate >= 50_000 else 'MISSED'}, "
-        f"ratio {'met' if import_rate >= copy_rate / 4 else 'MISSED'}, "
-        f"memory {'met' if peak_mb <= 250 else 'MISSED'} (shared machine: figures are noisy)"
-    )
+    for mode, (rate, peak_mb) in rates.items():
+        print(
+            f"targets [{mode}]: rate {'met' if rate >= 50_000 else 'MISSED'} (>= 50,000), "
+            f"ratio {'met' if rate >= copy_rate / 4 else 'MISSED'} (>= 0.25 of COPY), "
+            f"memory {'met' if peak_mb <= 250 else 'MISSED'} (<= 250 MB)"
+        )
+    print("(shared machine: figures are noisy)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,14 @@ import pytest
 
 from tests.bulk.conftest import REQUIRED_HEADER, csv_line
 from worklist.fields import FIELDS
-from worklist.validation import _PLAN, WorkitemInvalid, _clean_value, row_validator, validate_workitem
+from worklist.validation import (
+    _PLAN,
+    WorkitemInvalid,
+    _clean_value,
+    row_checker,
+    row_validator,
+    validate_workitem,
+)
 
 VALUES = [
     " ",
@@ -106,3 +113,35 @@ def test_the_row_validator_gives_what_validate_workitem_gives_for_the_same_row(h
             assert outcome(validate_row, values) == expected, (keyword, value)
             checked += 1
     assert checked > len(header) * 10
+
+
+@pytest.mark.parametrize("header", HEADERS[:2], ids=lambda h: f"{len(h)} columns")
+def test_a_plain_row_is_the_text_of_its_cleaned_values_and_safe_for_copy(header):
+    check = row_checker(header)
+    base = dict(zip(REQUIRED_HEADER, csv_line(1).split(","), strict=True))
+    base.update(StudyInstanceUID="1.2.3", PatientBirthDate="19700101", PatientSex="F", PregnancyStatus="2")
+    plain_rows = 0
+    for keyword in [None, *header]:
+        for value in [*VALUES[:-4], ""]:
+            values = [base.get(k, "") for k in header]
+            if keyword is not None:
+                values[header.index(keyword)] = value
+            try:
+                cleaned, plain = check(values)
+            except WorkitemInvalid:
+                continue
+            if plain is None:
+                continue
+            plain_rows += 1
+            assert plain == "\t".join(values)
+            assert not any(c in plain for c in "\\\n\r\x00\x7f")
+            assert plain.count("\t") == len(header) - 1
+            for k, text in zip(header, values, strict=True):
+                column = _PLAN[k][0]
+                assert text == text.strip()
+                expected = cleaned[column]  # an empty text only where the column takes ""
+                if hasattr(expected, "isoformat"):
+                    assert expected == type(expected).fromisoformat(text), (k, text)
+                else:
+                    assert str(expected) == text, (k, text)
+    assert plain_rows > len(header)

@@ -1,13 +1,16 @@
 """The Postgres writer's two ways in: new workitems COPied straight into the table, anything else
 through the staging table. Both must store the same thing; the first must give way to the second."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 
 from tests.bulk.conftest import row
-from worklist.bulk.writers import PostgresCopyWriter, Row
+from worklist.bulk.writers import SQL_COPY_NEW, PostgresCopyWriter, Row
+from worklist.fields import BY_KEYWORD
 from worklist.models import WorkItem
-from worklist.validation import validate_workitem
+from worklist.validation import row_checker, validate_workitem
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +75,36 @@ def test_new_workitems_copied_into_the_table_are_stored_as_the_staged_path_store
         item["accession_number"] = item["accession_number"][1:]
     assert got_direct == got_staged
     assert got_direct[1]["pregnancy_status"] == 4 and got_direct[1]["state"] == "SCHEDULED"
+
+
+@pytest.mark.parametrize("with_uid", [False, True])
+def test_csv_rows_copied_from_their_checked_text_are_stored_as_rows_without_text(with_uid):
+    header = [*row(0), *FULL, *(["StudyInstanceUID"] if with_uid else [])]
+    check = row_checker(header)
+    columns = tuple(BY_KEYWORD[k].column for k in header)
+    prefix = f"1.5.{int(with_uid)}"
+    for kind in ("text", "plain"):
+        rows = []
+        for i in range(4):
+            data = {**row(i), **FULL, "StudyInstanceUID": f"{prefix}{kind == 'plain' and 1 or 0}.{i}"}
+            data["AccessionNumber"] += kind[0]
+            cleaned, text = check([data[k] for k in header])
+            assert text is not None
+            generated = not with_uid
+            if generated:
+                cleaned["study_instance_uid"] = data["StudyInstanceUID"]
+            rows.append(Row(i + 2, cleaned, generated, False, *((text, columns) if kind == "text" else ())))
+        writer = PostgresCopyWriter()
+        writer.prepare(rows, created_by="t")
+        assert (rows[0].copy_sql == SQL_COPY_NEW) is (kind == "plain")
+        assert writer.write(rows, created_by="t").created == [2, 3, 4, 5]
+    by_text, by_cleaned = stored(prefix + "0"), stored(prefix + "1")
+    for item in by_text + by_cleaned:
+        item["accession_number"] = item["accession_number"][:-1]
+        item.pop("created_by")
+    assert by_text == by_cleaned
+    assert by_text[0]["patient_birth_date"] == dt.date(1970, 1, 1)
+    assert by_text[0]["scheduled_time"] == dt.time(9, 30)
 
 
 def test_a_batch_meeting_an_existing_workitem_takes_the_staged_path_and_skips_it():

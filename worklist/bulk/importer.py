@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,11 +20,22 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from dicomsvc.dicom.uids import new_uids
+from worklist.bulk.initial_load import secondary_indexes_deferred
 from worklist.bulk.readers import CANCEL, UPDATE, FormatError, Record
-from worklist.bulk.writers import BatchResult, BatchWriter, Row, default_writer
+from worklist.bulk.writer_process import WriterProcess
+from worklist.bulk.writers import (
+    SQL_ANY_EXISTING,
+    SQL_RANGE_TAKEN,
+    BatchResult,
+    BatchWriter,
+    PostgresCopyWriter,
+    Row,
+    default_writer,
+)
+from worklist.fields import BY_KEYWORD
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
-from worklist.validation import WorkitemInvalid, row_validator, validate_workitem
+from worklist.validation import WorkitemInvalid, row_checker, validate_workitem
 
 ON_CONFLICT = ("skip", "update", "fail")
 _IDENTITY = ("StudyInstanceUID", "AccessionNumber", "PatientID")
@@ -74,6 +86,11 @@ class Importer:
     """Import records with a conflict policy: ``skip`` leaves an existing workitem alone,
     ``update`` overwrites the fields the record gives, ``fail`` reports the record as invalid.
 
+    ``threaded``: on Postgres, batches are written on a second connection while the next one is
+    validated, by a thread, or with ``writer_process`` by a second process (see
+    ``worklist.bulk.writer_process``). ``initial_load`` (Postgres) drops the secondary indexes
+    for the run and builds them again at the end (see ``worklist.bulk.initial_load``);
+    ``on_index_rebuild()`` is called before that.
     ``on_problem(problem)`` sees every problem as it is found (for a report file);
     ``on_progress(report)`` is called about every ``progress_every`` records.
     """
@@ -92,6 +109,9 @@ class Importer:
         progress_every: int = 2000,
         keep_problems: int = 1000,
         threaded: bool = True,
+        writer_process: bool = False,
+        initial_load: bool = False,
+        on_index_rebuild: Callable[[], None] | None = None,
     ):
         if on_conflict not in ON_CONFLICT:
             raise ValueError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
@@ -108,6 +128,9 @@ class Importer:
         self.progress_every = progress_every
         self.keep_problems = keep_problems
         self.threaded = threaded
+        self.writer_process = writer_process
+        self.initial_load = initial_load
+        self.on_index_rebuild = on_index_rebuild
         self._pipeline: _Pipeline | None = None
 
     # -- reporting -------------------------------------------------------------------------------
@@ -163,7 +186,9 @@ class Importer:
             report.skipped += len(result.conflicts)
         report.committed_through = max(report.committed_through, rows[-1].number)
 
-    def _add(self, record: Record, cleaned: dict) -> None:
+    def _add(
+        self, record: Record, cleaned: dict, text: str | None = None, text_columns: tuple | None = None
+    ) -> None:
         uid = cleaned.get("study_instance_uid")
         generated = not uid
         key_a = ("a", cleaned["accession_number"], cleaned["patient_id"])
@@ -175,7 +200,14 @@ class Importer:
         self._keys.add(key)
         self._keys.add(key_a)
         self._rows.append(
-            Row(record.number, cleaned, generated, self.on_conflict == "update" or record.action == UPDATE)
+            Row(
+                record.number,
+                cleaned,
+                generated,
+                self.on_conflict == "update" or record.action == UPDATE,
+                text,
+                text_columns,
+            )
         )
         if len(self._rows) >= self.batch_size:
             self._flush()
@@ -224,36 +256,54 @@ class Importer:
         one_transaction = self.dry_run or self.strict
         # A second connection writes while this thread reads and validates the next batch; not
         # when the caller holds a transaction (its rows would be invisible to that connection).
-        self._pipeline = (
-            _Pipeline(self.writer, self.created_by)
-            if self.threaded
+        concurrent = (
+            self.threaded
             and not one_transaction
             and not connection.in_atomic_block
             and connection.vendor == "postgresql"
-            else None
         )
+        self._pipeline = None
+        if concurrent:
+            # A second process where it pays: batches that are mostly new rows (not --on-conflict
+            # update, whose every batch is written the careful way, here).
+            by_process = (
+                self.writer_process
+                and isinstance(self.writer, PostgresCopyWriter)
+                and self.on_conflict != "update"
+            )
+            pipeline = _ProcessPipeline if by_process else _Pipeline
+            self._pipeline = pipeline(self.writer, self.created_by)
         outer = transaction.atomic() if one_transaction else nullcontext()
+        deferred = (
+            secondary_indexes_deferred(on_rebuild=self.on_index_rebuild)
+            if self.initial_load and not self.dry_run and connection.vendor == "postgresql"
+            else nullcontext()
+        )
         try:
-            with outer:
+            with outer, deferred:
                 try:
                     try:
-                        self._consume(records)
-                    except FormatError as exc:
-                        # The rest of the file cannot be read; what was valid before is kept.
-                        report.fatal = str(exc)
-                        self._invalid(report.last_number, {"file": [str(exc)]}, {})
-                    self._settle()
-                except KeyboardInterrupt:
-                    report.interrupted = True
-                    self._rows = []
-                    if one_transaction:
+                        try:
+                            self._consume(records)
+                        except FormatError as exc:
+                            # The rest of the file cannot be read; what was valid before is kept.
+                            report.fatal = str(exc)
+                            self._invalid(report.last_number, {"file": [str(exc)]}, {})
+                        self._settle()
+                    except KeyboardInterrupt:
+                        report.interrupted = True
+                        self._rows = []
+                        if one_transaction:
+                            transaction.set_rollback(True)
+                        if self._pipeline is not None:
+                            for done, result in self._pipeline.abort():
+                                self._apply(done, result)
+                    if one_transaction and (self.dry_run or report.invalid or report.interrupted):
                         transaction.set_rollback(True)
+                        report.rolled_back = True
+                finally:
                     if self._pipeline is not None:
-                        for done, result in self._pipeline.abort():
-                            self._apply(done, result)
-                if one_transaction and (self.dry_run or report.invalid or report.interrupted):
-                    transaction.set_rollback(True)
-                    report.rolled_back = True
+                        self._pipeline.close()  # every batch is in before indexes are rebuilt
         except KeyboardInterrupt:
             # A second Ctrl-C while the outer transaction ends: it is rolled back by atomic().
             report.interrupted = True
@@ -269,7 +319,7 @@ class Importer:
     def _consume(self, records: Iterable[Record]) -> None:
         report = self.report
         progress, every = self.on_progress, self.progress_every
-        header, validate_row = None, None  # a CSV header's validator, made once per file
+        header, check_row, columns = None, None, None  # a CSV header's validator, made once per file
         for record in records:
             report.rows += 1
             report.last_number = record.number
@@ -283,15 +333,16 @@ class Importer:
                 continue
             try:
                 if record.keywords is None:
-                    cleaned = validate_workitem(record.data)
+                    cleaned, text = validate_workitem(record.data), None
                 else:
                     if record.keywords is not header:
-                        header, validate_row = record.keywords, row_validator(record.keywords)
-                    cleaned = validate_row(record.data)
+                        header, check_row = record.keywords, row_checker(record.keywords)
+                        columns = tuple(BY_KEYWORD[k].column for k in header)
+                    cleaned, text = check_row(record.data)
             except WorkitemInvalid as exc:
                 self._invalid(record.number, exc.errors, record.labels)
                 continue
-            self._add(record, cleaned)
+            self._add(record, cleaned, text, columns)
 
 
 class _QuickSwitches:
@@ -322,13 +373,18 @@ class _QuickSwitches:
 
 
 _quick_switches = _QuickSwitches()
+# A batch's commit does not wait for its WAL to reach the disk (a crash of the server could lose
+# the last fraction of a second of batches, never half of one); the writer makes them all
+# durable before it says it is done, so what the summary reports as committed is on disk.
+SQL_NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
 class _Pipeline:
     """Writes batches on a second thread with its own database connection, one batch at a time
     and in order, while the importer validates the next one (psycopg waits without the GIL).
 
-    At most one batch waits while one is written: memory stays bounded. ``abort`` cancels the
+    At most one batch waits while one is written: memory stays bounded. Batches commit without
+    waiting for the disk; the last thing the thread does is wait once for all of them. ``abort`` cancels the
     statement in flight, so that batch is rolled back as a whole; batches already committed stay.
     """
 
@@ -349,6 +405,8 @@ class _Pipeline:
             while (rows := self.todo.get()) is not None:
                 try:
                     with transaction.atomic():
+                        with connection.cursor() as cursor:
+                            cursor.execute(SQL_NO_FLUSH)
                         result = self.writer.write(rows, created_by=self.created_by)
                     self.done.put((rows, result, None))
                 except BaseException as exc:  # handed to the importer's thread
@@ -356,8 +414,16 @@ class _Pipeline:
                 finally:
                     self.todo.task_done()
             self.todo.task_done()
+            self._flush_wal()
         finally:
             connection.close()
+
+    @staticmethod
+    def _flush_wal() -> None:
+        """Make every batch committed so far durable: a transaction with a transaction id,
+        committed with synchronous_commit on, waits for the WAL up to it to be on disk."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()")
 
     def _results(self, *, raise_errors: bool = True) -> list[tuple[list[Row], BatchResult]]:
         """Batches committed since the last call; re-raises the writer's error, if any."""
@@ -402,3 +468,112 @@ class _Pipeline:
         if not self.closed:
             self.closed = True
             _quick_switches.exit()
+
+
+class _ProcessPipeline:
+    """``_Pipeline``'s contract, with a second process COPYing the batches of new workitems
+    (``worklist.bulk.writer_process``). Any other batch (updates; one the child refuses because
+    a row exists) is written here, on this process's connection, after every batch before it.
+
+    At most two batches are with the child (one written, one waiting); ``abort`` lets the one
+    being written finish and drops the other.
+    """
+
+    IN_FLIGHT = 2
+
+    def __init__(self, writer: PostgresCopyWriter, created_by: str):
+        self.writer, self.created_by = writer, created_by
+        self.in_flight: deque[tuple[int, list[Row], tuple]] = deque()
+        self.seq = 0
+        self.stopped = False
+        self.written_here = 0  # batches this process wrote itself
+        params = {
+            key: value
+            for key, value in connection.get_connection_params().items()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+        }
+        statements = {
+            "no_flush": SQL_NO_FLUSH,
+            "range_taken": SQL_RANGE_TAKEN,
+            "any_existing": SQL_ANY_EXISTING,
+        }
+        self.child = WriterProcess(params, statements)
+
+    def _job(self, rows: list[Row]) -> tuple | None:
+        if any(row.update for row in rows):
+            return None
+        sql = rows[0].copy_sql
+        if sql is None or any(row.copy_line is None or row.copy_sql is not sql for row in rows):
+            return None
+        keys = self.writer.batch_keys(rows)
+        if keys is None:
+            return None
+        self.seq += 1
+        return ("batch", self.seq, sql, "".join([row.copy_line for row in rows]), *keys)
+
+    def _write_here(self, rows: list[Row]) -> BatchResult:
+        self.written_here += 1
+        with transaction.atomic():
+            return self.writer.write(rows, created_by=self.created_by)
+
+    def _collect(self, *, keep: int) -> list[tuple[list[Row], BatchResult]]:
+        """What the child has answered; waits while more than ``keep`` batches are with it."""
+        out = []
+        while self.in_flight:
+            message = self.child.receive(block=len(self.in_flight) > keep)
+            if message is None:
+                break
+            seq, rows, _ = self.in_flight.popleft()
+            if message[1] != seq:
+                raise RuntimeError(f"the import writer process answered batch {message[1]}, not {seq}")
+            if message[0] == "done":
+                out.append((rows, BatchResult(created=[row.number for row in rows])))
+            elif message[0] == "refused":
+                # It drops what it was sent after this one until told to resume: write this
+                # one here, then send the others again, in order.
+                out.append((rows, self._write_here(rows)))
+                self.child.send(("resume",))
+                for _, _, job in self.in_flight:
+                    self.child.send(job)
+            else:
+                raise RuntimeError(f"the import writer process failed: {message[2]}")
+        return out
+
+    def submit(self, rows: list[Row]):
+        job = self._job(rows)
+        if job is None:
+            out = self._collect(keep=0)
+            out.append((rows, self._write_here(rows)))
+            return out
+        self.in_flight.append((job[1], rows, job))
+        self.child.send(job)
+        return self._collect(keep=self.IN_FLIGHT)
+
+    def wait(self):
+        return self._collect(keep=0)
+
+    def abort(self):
+        """Stop: the batch being written finishes (committed) or not; the others are dropped."""
+        out = []
+        if not self.stopped:
+            self.child.send(("abort",))
+            by_seq = {seq: rows for seq, rows, _ in self.in_flight}
+            while (message := self.child.receive())[0] != "stopped":
+                if message[0] == "done":
+                    out.append(
+                        (by_seq[message[1]], BatchResult(created=[row.number for row in by_seq[message[1]]]))
+                    )
+            self.in_flight.clear()
+            self.stopped = True
+        return out
+
+    def close(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            try:
+                self.child.send(("stop",))
+                while self.child.receive()[0] != "stopped":
+                    pass  # answers nobody waits for any more (the import failed)
+            except (RuntimeError, OSError):
+                pass  # the child is gone: nothing more to wait for
+        self.child.close()

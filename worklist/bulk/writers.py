@@ -10,6 +10,7 @@ AccessionNumber and PatientID, if there is one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,12 @@ class Row:
     cleaned: dict[str, Any]  # model columns given in the input (validated)
     generated: bool  # study_instance_uid was generated here, not given
     update: bool  # an existing workitem may be updated by this row
-    copy_line: str | None = None  # made by PostgresCopyWriter.prepare
+    # The row's values as COPY-ready text, tab-separated, for ``text_columns`` (a CSV row that
+    # ``row_checker`` found plain; see there), else None.
+    text: str | None = None
+    text_columns: tuple[str, ...] | None = None
+    copy_line: str | None = None  # made by PostgresCopyWriter.prepare, for copy_sql
+    copy_sql: str | None = None
 
 
 @dataclass
@@ -212,6 +218,20 @@ def copy_lines(rows: list[Row], tail: str) -> Iterator[str]:
         )
 
 
+@functools.lru_cache(maxsize=32)
+def _text_copy_plan(columns: tuple[str, ...]) -> tuple[str, str, bool]:
+    """For rows whose ``text`` covers ``columns``: the COPY statement, the text of the columns
+    they leave out (each after a tab), and whether the generated StudyInstanceUID goes first."""
+    uid_first = "study_instance_uid" not in columns
+    given = ("study_instance_uid", *columns) if uid_first else columns
+    missing = [c for c in COLUMNS if c not in given]
+    sql = (
+        f"COPY {_TABLE} ({', '.join([*given, *missing])}, state, created_at, updated_at, created_by) "
+        "FROM STDIN"
+    )
+    return sql, "".join("\t" + _copy_text(DEFAULTS[c]) for c in missing), uid_first
+
+
 def _lines(values: list[str]) -> str | None:
     """The values one per line; None if one of them holds a newline."""
     text = "\n".join(values)
@@ -235,16 +255,34 @@ class PostgresCopyWriter(BatchWriter):
             return
         now = timezone.now()
         tail = "\t".join(map(_copy_text, [ProcedureStepState.SCHEDULED.value, now, now, created_by]))
+        columns = rows[0].text_columns
+        if columns is not None and all(row.text is not None and row.text_columns is columns for row in rows):
+            # CSV rows checked plain by the validation: their text is already COPY text.
+            sql, rest, uid_first = _text_copy_plan(columns)
+            end = f"{rest}\t{tail}\n"
+            if uid_first:
+                for row in rows:
+                    row.copy_line = f"{row.cleaned['study_instance_uid']}\t{row.text}{end}"
+                    row.copy_sql = sql
+            else:
+                for row in rows:
+                    row.copy_line = f"{row.text}{end}"
+                    row.copy_sql = sql
+            return
         for row, line in zip(rows, copy_lines(rows, tail + "\n"), strict=True):
             row.copy_line = line
+            row.copy_sql = SQL_COPY_NEW
 
     def write(self, rows: list[Row], *, created_by: str) -> BatchResult:
         if not any(row.update for row in rows) and self._copy_new(rows, created_by=created_by):
             return BatchResult(created=[row.number for row in rows])
         return self._staged(rows, created_by=created_by)
 
-    def _copy_new(self, rows: list[Row], *, created_by: str) -> bool:
-        """COPY the rows into the table if none of them is there already; False if one is."""
+    @staticmethod
+    def batch_keys(rows: list[Row]) -> list[str] | None:
+        """The batch's given StudyInstanceUIDs, and AccessionNumbers and PatientIDs of the rows
+        without one, each as lines of text (parameters of SQL_RANGE_TAKEN and SQL_ANY_EXISTING);
+        None if a key holds a newline (validation refuses them)."""
         uids, accessions, patients = [], [], []
         for row in rows:
             cleaned = row.cleaned
@@ -254,8 +292,13 @@ class PostgresCopyWriter(BatchWriter):
             else:
                 uids.append(cleaned["study_instance_uid"])
         keys = [_lines(uids), _lines(accessions), _lines(patients)]
-        if None in keys:
-            return False  # a key holds a newline (validation refuses them): the careful way
+        return None if None in keys else keys
+
+    def _copy_new(self, rows: list[Row], *, created_by: str) -> bool:
+        """COPY the rows into the table if none of them is there already; False if one is."""
+        keys = self.batch_keys(rows)
+        if keys is None:
+            return False  # the careful way
         with connection.cursor() as cursor:
             cursor.execute(SQL_RANGE_TAKEN, keys[:2])
             (taken,) = cursor.fetchone()
@@ -268,13 +311,15 @@ class PostgresCopyWriter(BatchWriter):
     def copy_into_table(self, rows: list[Row], *, created_by: str) -> bool:
         """COPY the rows as new workitems; False (and nothing written) when one of their
         StudyInstanceUIDs exists. The caller has checked that none did a moment ago."""
-        if any(row.copy_line is None for row in rows):
+        sql = rows[0].copy_sql
+        if any(row.copy_line is None or row.copy_sql is not sql for row in rows):
             self.prepare(rows, created_by=created_by)
+            sql = rows[0].copy_sql
         try:
             with (
                 transaction.atomic(),
                 connection.cursor() as cursor,
-                cursor.cursor.copy(SQL_COPY_NEW) as copy,
+                cursor.cursor.copy(sql) as copy,
             ):
                 copy.write("".join([row.copy_line for row in rows]))
         except psycopg.errors.UniqueViolation:
