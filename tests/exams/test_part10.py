@@ -104,9 +104,10 @@ def test_a_second_transfer_syntax_element_is_read_as_pydicom_reads_it():
 
 
 def _every_pydicom_test_file() -> list[str]:
+    """Every file pydicom ships that it reads as DICOM (a few are JSON, archives or broken on purpose)."""
     from pydicom.data import get_testdata_files
 
-    return sorted(get_testdata_files("*"))
+    return sorted(path for path in get_testdata_files("*") if _read_header(path) is not None)
 
 
 def _read_header(path: str):
@@ -123,8 +124,6 @@ def test_header_values_read_from_raw_elements_equal_pydicoms_own(path):
     """The fast reader gives, for every file pydicom ships (character sets with and without code
     extensions, implicit VR, big endian, odd values), what pydicom's accessors give."""
     fast_ds, reference_ds = _read_header(path), _read_header(path)
-    if fast_ds is None:
-        pytest.skip("pydicom cannot read it")
     uid_fields = {
         "sop": (0x00080018, "SOPInstanceUID", "text", 1000),
         "study": (0x0020000D, "StudyInstanceUID", "text", 1000),
