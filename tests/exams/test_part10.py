@@ -180,3 +180,28 @@ def test_undecodable_text_falls_back_to_pydicom():
     header = part10._Header(ds)
     assert header._raw_text(0x00100020) is None
     assert header.text(0x00100020, "PatientID") == part10._text(dcmread(io.BytesIO(broken)), "PatientID")
+
+
+def _inspected(data: bytes):
+    try:
+        return inspect_part10(io.BytesIO(data), size=len(data), max_pixels=2**31)
+    except Part10Invalid as exc:
+        return ("refused", str(exc), exc.failure_code)
+
+
+def _every_shipped_file() -> list[str]:
+    from pydicom.data import get_testdata_files
+
+    return sorted(path for path in get_testdata_files("*") if Path(path).is_file())
+
+
+@pytest.mark.parametrize("path", _every_shipped_file(), ids=lambda p: Path(p).name)
+def test_the_fast_read_inspects_every_file_as_dcmread_does(path, monkeypatch):
+    """Whole and cut short: the File Meta scan plus read_dataset gives what dcmread gives, for every
+    file pydicom ships (including the ones that are not Part 10 files or are broken on purpose)."""
+    data = Path(path).read_bytes()
+    for variant in (data, data[: len(data) // 2], data[:-7]):
+        monkeypatch.setattr(part10, "FAST_READ", True)
+        fast = _inspected(variant)
+        monkeypatch.setattr(part10, "FAST_READ", False)
+        assert fast == _inspected(variant)
