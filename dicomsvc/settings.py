@@ -215,7 +215,7 @@ PACS_SOURCE_ID = env_str("PACS_SOURCE_ID", "DICOMSVC")
 # Instance files of the embedded backend and cached thumbnails: Django storage aliases. S3 (or any
 # django-storages backend) is EXAMS_STORAGE_BACKEND=storages.backends.s3.S3Storage plus its
 # options as JSON in EXAMS_STORAGE_OPTIONS, e.g. {"bucket_name": "pacs", "endpoint_url": "..."}.
-EXAMS_STORAGE_BACKEND = env_str("EXAMS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+EXAMS_STORAGE_BACKEND = env_str("EXAMS_STORAGE_BACKEND", "exams.storage.InstanceFileStorage")
 EXAMS_STORAGE_OPTIONS = env_json("EXAMS_STORAGE_OPTIONS", {"location": str(VAR_DIR / "dicom")})
 STORAGES["dicom"] = {"BACKEND": EXAMS_STORAGE_BACKEND, "OPTIONS": EXAMS_STORAGE_OPTIONS}
 STORAGES["dicom-thumbnails"] = {

@@ -8,6 +8,7 @@ import uuid
 
 import numpy as np
 import pytest
+from django.conf import settings as django_settings
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -98,7 +99,7 @@ def embedded_pacs(settings, tmp_path):
     settings.STORAGES = {
         **settings.STORAGES,
         "dicom": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": django_settings.EXAMS_STORAGE_BACKEND,  # the default, InstanceFileStorage
             "OPTIONS": {"location": tmp_path / "dicom"},
         },
         "dicom-thumbnails": {
