@@ -20,6 +20,7 @@ from django.utils import timezone
 from callbacks.conf import targets
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink, new_webhook_id
 from callbacks.validation import CallbackEventInvalid, validate_event
+from core.sql import execute_batch
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
 
@@ -163,7 +164,7 @@ def _insert_many_with_deliveries(events: list[CallbackEvent]) -> tuple[list[Call
         [new_webhook_id() for _ in pairs],
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_EVENTS_SQL.format(rows=", ".join(rows)), params)
+        execute_batch(cursor, _INSERT_EVENTS_SQL.format(rows=", ".join(rows)), params)
         event_ids, fingerprints, delivery_ids = cursor.fetchone()
     by_fingerprint = {event.fingerprint: event for event in events}
     created = []

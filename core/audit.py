@@ -18,6 +18,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from core.models import AuditEvent
+from core.sql import execute_batch
 
 logger = logging.getLogger("dicomsvc.audit")
 
@@ -67,7 +68,7 @@ def _batch_write(events: list[AuditEvent]) -> None:
         params += _row(event)
     rows = ", ".join([_VALUES] * len(events))
     with connection.cursor() as cursor:
-        cursor.execute(f"{_INSERT_HEAD} VALUES {rows}", params)  # noqa: S608 - placeholders only
+        execute_batch(cursor, f"{_INSERT_HEAD} VALUES {rows}", params)
 
 
 def client_address(request) -> str | None:

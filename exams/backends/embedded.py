@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.sql import execute_batch
 from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.backends.base import InstanceNotFound, PacsBackend, StoreBatch, StoreResult, StudyFilter
@@ -454,7 +455,7 @@ class EmbeddedBackend(PacsBackend):
                 now,
             ]
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL.format(rows=", ".join(values)), params)
+            execute_batch(cursor, _INSERT_SQL.format(rows=", ".join(values)), params)
             return {row[0] for row in cursor.fetchall()}
 
     def _index(
