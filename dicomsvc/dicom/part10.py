@@ -28,7 +28,7 @@ from pydicom.filereader import _read_file_meta_info, read_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from dicomsvc.dicom.render import PixelLimitExceeded, RenderError, check_pixel_dimensions
+from dicomsvc.dicom.render import PixelLimitExceeded, RenderError, check_pixel_count, check_pixel_dimensions
 from dicomsvc.dicom.uids import uid_problems
 from dicomsvc.dicom.vr import parse_da, parse_tm
 
@@ -126,6 +126,7 @@ _PLAIN_CODECS = {
     if not term.startswith("ISO 2022") and codec not in ("shift_jis", "euc_kr", "gb2312", "gbk", "gb18030")
 }
 _UNSIGNED_SHORT = {True: struct.Struct("<H"), False: struct.Struct(">H")}
+_IMAGE_US_TAGS = (0x00280002, 0x00280010, 0x00280011)  # SamplesPerPixel, Rows, Columns
 
 
 class _Header:
@@ -187,6 +188,34 @@ class _Header:
                 if text is not None and text.strip().isdigit():
                     return int(text)
         return _int(self.ds, keyword)
+
+    def _unsigned(self, tag: int) -> int | None:
+        """A plain US value (explicit VR, or implicit for the image pixel module's US tags)."""
+        elem = self.raw.get(tag)
+        if not isinstance(elem, RawDataElement) or elem.value is None or len(elem.value) != 2:
+            return None
+        if elem.VR != "US" and not (elem.VR is None and tag in _IMAGE_US_TAGS):
+            return None
+        return _UNSIGNED_SHORT[elem.is_little_endian].unpack(elem.value)[0]
+
+    def plain_dimensions(self) -> tuple[int, int, int, int] | None:
+        """(rows, columns, samples, frames) as ``check_pixel_dimensions`` reads them, when every one
+        is plainly given; None when pydicom must read them (and name what is wrong)."""
+        if self.codec is None:
+            return None
+        rows, columns = self._unsigned(0x00280010), self._unsigned(0x00280011)
+        if not rows or not columns:
+            return None
+        samples = self._unsigned(0x00280002) if 0x00280002 in self.raw else 1
+        if samples is None:
+            return None
+        frames = 1
+        if 0x00280008 in self.raw:
+            text = self._raw_text(0x00280008)
+            if text is None or not text.strip().isdigit():
+                return None
+            frames = max(int(text), 1)
+        return rows, columns, samples or 1, frames
 
     def date(self, tag: int, keyword: str) -> dt.date | None:
         try:
@@ -386,7 +415,7 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
         raise Part10Invalid("the File Meta Information has no Transfer Syntax UID (0002,0010)")
     errors = []
     uids: dict[str, str] = {}
-    header = _Header(ds)
+    header = _Header(ds, fast=FAST_READ)
     for keyword, tag in (
         ("SOPClassUID", 0x00080016),
         ("SOPInstanceUID", 0x00080018),
@@ -413,7 +442,14 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     values = header_values(header)
     if has_pixels:
-        check_pixel_header(ds, max_pixels=max_pixels)
+        dimensions = header.plain_dimensions()
+        if dimensions is None:
+            check_pixel_header(ds, max_pixels=max_pixels)
+        else:
+            try:
+                check_pixel_count(*dimensions, max_pixels=max_pixels)
+            except PixelLimitExceeded as exc:
+                raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
     elif values["rows"] and values["columns"] and 0x00280100 in ds._dict:
         # An image module without its pixel data: most likely a file cut at an element boundary.
         raise Part10Invalid(

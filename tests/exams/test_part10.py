@@ -182,9 +182,9 @@ def test_undecodable_text_falls_back_to_pydicom():
     assert header.text(0x00100020, "PatientID") == part10._text(dcmread(io.BytesIO(broken)), "PatientID")
 
 
-def _inspected(data: bytes):
+def _inspected(data: bytes, max_pixels: int):
     try:
-        return inspect_part10(io.BytesIO(data), size=len(data), max_pixels=2**31)
+        return inspect_part10(io.BytesIO(data), size=len(data), max_pixels=max_pixels)
     except Part10Invalid as exc:
         return ("refused", str(exc), exc.failure_code)
 
@@ -197,11 +197,13 @@ def _every_shipped_file() -> list[str]:
 
 @pytest.mark.parametrize("path", _every_shipped_file(), ids=lambda p: Path(p).name)
 def test_the_fast_read_inspects_every_file_as_dcmread_does(path, monkeypatch):
-    """Whole and cut short: the File Meta scan plus read_dataset gives what dcmread gives, for every
-    file pydicom ships (including the ones that are not Part 10 files or are broken on purpose)."""
+    """Whole and cut short, under a far and a near pixel cap: the File Meta scan, read_dataset and the
+    raw header values give what dcmread and pydicom's accessors give, for every file pydicom ships
+    (including the ones that are not Part 10 files or are broken on purpose)."""
     data = Path(path).read_bytes()
     for variant in (data, data[: len(data) // 2], data[:-7]):
-        monkeypatch.setattr(part10, "FAST_READ", True)
-        fast = _inspected(variant)
-        monkeypatch.setattr(part10, "FAST_READ", False)
-        assert fast == _inspected(variant)
+        for max_pixels in (2**31, 4096):  # the pixel cap far off, and refusing most images
+            monkeypatch.setattr(part10, "FAST_READ", True)
+            fast = _inspected(variant, max_pixels)
+            monkeypatch.setattr(part10, "FAST_READ", False)
+            assert fast == _inspected(variant, max_pixels)

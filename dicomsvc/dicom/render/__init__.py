@@ -34,6 +34,7 @@ __all__ = [
     "NoPixelData",
     "PixelLimitExceeded",
     "RenderError",
+    "check_pixel_count",
     "check_pixel_dimensions",
     "display_window",
     "frame_count",
@@ -67,10 +68,14 @@ def check_pixel_dimensions(ds: Dataset, *, max_pixels: int) -> None:
     if "Rows" not in ds:
         return
     rows, columns, samples = _dimension(ds, "Rows"), _dimension(ds, "Columns"), _samples(ds)
-    total = rows * columns * samples * max(frame_count(ds), 1)
-    if total > max_pixels:
+    check_pixel_count(rows, columns, samples, frame_count(ds), max_pixels=max_pixels)
+
+
+def check_pixel_count(rows: int, columns: int, samples: int, frames: int, *, max_pixels: int) -> None:
+    """``check_pixel_dimensions`` on values already read (frames: at least 1)."""
+    if rows * columns * samples * max(frames, 1) > max_pixels:
         raise PixelLimitExceeded(
-            f"the image is too large: {rows} x {columns} pixels x {frame_count(ds)} frames x "
+            f"the image is too large: {rows} x {columns} pixels x {frames} frames x "
             f"{samples} samples exceeds the limit of {max_pixels} pixels"
         )
 
