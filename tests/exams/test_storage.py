@@ -6,6 +6,7 @@ import io
 import os
 import stat
 
+import pytest
 from django.core.files import File
 from django.core.files.base import ContentFile
 
@@ -38,3 +39,15 @@ def test_other_content_goes_through_djangos_own_save(tmp_path):
     spilled = io.BufferedRandom(io.BytesIO(b"spilled"))  # not a BytesIO: a temporary file, say
     assert (tmp_path / storage.save("s/b.dcm", File(spilled, name="b.dcm"))).read_bytes() == b"spilled"
     assert (tmp_path / storage.save("s/c.dcm", ContentFile(b"content"))).read_bytes() == b"content"
+
+
+def test_a_name_that_is_not_plain_takes_djangos_checks(tmp_path):
+    from django.core.exceptions import SuspiciousFileOperation
+
+    storage = InstanceFileStorage(location=tmp_path)
+    (tmp_path / "d").mkdir()
+    for name in ("../escape.dcm", "d/../../escape.dcm", "/abs.dcm"):
+        with pytest.raises(SuspiciousFileOperation):
+            storage.save(name, File(io.BytesIO(b"x"), name="x"))
+    assert not (tmp_path.parent / "escape.dcm").exists()
+    assert storage.save("d/.hidden", File(io.BytesIO(b"h"), name="h")) == "d/.hidden"  # Django's path
