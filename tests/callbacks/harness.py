@@ -7,7 +7,9 @@ wait is bounded.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,8 +177,21 @@ class Proc:
         raise TimeoutError(f"no {text!r} after {timeout}s:\n{self.output()[-3000:]}")
 
 
+_scratch: str | None = None
+
+
+def _scratch_dir() -> str:
+    """One directory per process for the services' logs and beat schedules, removed at exit (they
+    used to pile up in /tmp, a few dozen per suite run)."""
+    global _scratch
+    if _scratch is None:
+        _scratch = tempfile.mkdtemp(prefix="dicomsvc-harness-")
+        atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+    return _scratch
+
+
 def _logfile(prefix: str) -> Path:
-    handle, path = tempfile.mkstemp(prefix=f"dicomsvc-{prefix}-", suffix=".log")
+    handle, path = tempfile.mkstemp(prefix=f"dicomsvc-{prefix}-", suffix=".log", dir=_scratch_dir())
     os.close(handle)
     return Path(path)
 
@@ -202,7 +217,7 @@ def start_worker(
     env: dict[str, str], *, concurrency: int = 4, pool: str = "threads", beat: bool = True, name: str = "cb"
 ) -> Proc:
     """A Celery worker on the env's queue, with the sweeper's beat inside it."""
-    schedule = tempfile.mkdtemp(prefix="dicomsvc-beat-")
+    schedule = tempfile.mkdtemp(prefix="dicomsvc-beat-", dir=_scratch_dir())
     args = [
         PYTHON, "-m", "celery", "-A", "dicomsvc", "worker",
         "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool", pool, "-c", str(concurrency),
