@@ -129,6 +129,11 @@ _UNSIGNED_SHORT = {True: struct.Struct("<H"), False: struct.Struct(">H")}
 _IMAGE_US_TAGS = (0x00280002, 0x00280010, 0x00280011)  # SamplesPerPixel, Rows, Columns
 
 
+def _is_unsigned(elem: RawDataElement, tag: int) -> bool:
+    """US explicitly, or implicitly for the image pixel module's US tags."""
+    return elem.VR == "US" or (elem.VR is None and tag in _IMAGE_US_TAGS)
+
+
 class _Header:
     """The header values a store needs, read straight from pydicom's raw elements.
 
@@ -180,9 +185,10 @@ class _Header:
         if elem is None:
             return None
         if self.codec is not None and isinstance(elem, RawDataElement) and elem.value is not None:
-            if elem.VR == "US" or (elem.VR is None and keyword in ("Rows", "Columns")):
-                if len(elem.value) == 2:
-                    return _UNSIGNED_SHORT[elem.is_little_endian].unpack(elem.value)[0]
+            if _is_unsigned(elem, tag):
+                unsigned = self._unsigned(tag)
+                if unsigned is not None:
+                    return unsigned
             else:
                 text = self._raw_text(tag)
                 if text is not None and text.strip().isdigit():
@@ -190,11 +196,11 @@ class _Header:
         return _int(self.ds, keyword)
 
     def _unsigned(self, tag: int) -> int | None:
-        """A plain US value (explicit VR, or implicit for the image pixel module's US tags)."""
+        """A plain US value (see ``_is_unsigned``), or None."""
         elem = self.raw.get(tag)
         if not isinstance(elem, RawDataElement) or elem.value is None or len(elem.value) != 2:
             return None
-        if elem.VR != "US" and not (elem.VR is None and tag in _IMAGE_US_TAGS):
+        if not _is_unsigned(elem, tag):
             return None
         return _UNSIGNED_SHORT[elem.is_little_endian].unpack(elem.value)[0]
 
@@ -290,20 +296,19 @@ def _scan_meta(fileobj: BinaryIO) -> tuple[dict[int, bytes], int] | None:
     return None
 
 
-def _meta_transfer_syntax(fileobj: BinaryIO) -> str | None:
-    """The Transfer Syntax UID of the File Meta group (see ``_scan_meta``); None when the group is
-    not that simple."""
-    scanned = _scan_meta(fileobj)
+def _meta_transfer_syntax(scanned: tuple[dict[int, bytes], int] | None) -> str | None:
+    """The Transfer Syntax UID of a ``_scan_meta`` result; None when the group was not that
+    simple."""
     if scanned is None:
         return None
     value = scanned[0].get(0x0010)
     return None if value is None else value.rstrip(b"\0 ").decode("ascii", "replace")
 
 
-def _check_inflated_size(fileobj: BinaryIO) -> None:
+def _check_inflated_size(fileobj: BinaryIO, scanned: tuple[dict[int, bytes], int] | None) -> None:
     """A deflated data set is inflated whole in memory by pydicom: bound it first (a deflate bomb
-    of a few MB could otherwise claim gigabytes)."""
-    transfer_syntax = _meta_transfer_syntax(fileobj)
+    of a few MB could otherwise claim gigabytes). ``scanned`` is the file's ``_scan_meta``."""
+    transfer_syntax = _meta_transfer_syntax(scanned)
     if transfer_syntax is None:  # an unusual File Meta group: let pydicom read it
         fileobj.seek(PREAMBLE_LENGTH + 4)
         try:
@@ -363,17 +368,18 @@ _META_FIELDS = (
 FAST_READ = True  # tests turn it off to compare with dcmread's reading
 
 
-def _read(fileobj: BinaryIO) -> tuple[Dataset, dict[str, str], bool]:
+def _read(
+    fileobj: BinaryIO, scanned: tuple[dict[int, bytes], int] | None
+) -> tuple[Dataset, dict[str, str], bool]:
     """The data set (values above 4 KiB deferred: a 1 GB upload's pixel data stays on disk), the
     File Meta values a store keeps, and whether the data set is little endian.
 
-    A plain File Meta group (see ``_scan_meta``) in ASCII, with a transfer syntax pydicom knows
-    and that is not deflated, is taken from the scan and the data set read from where the group
-    ends: dcmread's own work around ``read_dataset`` (preamble, File Meta data set, FileDataset)
-    was most of the cost of a header. Anything else is read by dcmread.
+    A plain File Meta group (``scanned``, the file's ``_scan_meta``) in ASCII, with a transfer
+    syntax pydicom knows and that is not deflated, is taken from the scan and the data set read
+    from where the group ends: dcmread's own work around ``read_dataset`` (preamble, File Meta
+    data set, FileDataset) was most of the cost of a header. Anything else is read by dcmread.
     """
-    scanned = _scan_meta(fileobj) if FAST_READ else None
-    if scanned is not None:
+    if scanned is not None and FAST_READ:
         raw, end = scanned
         try:
             meta = {
@@ -397,9 +403,10 @@ def _read(fileobj: BinaryIO) -> tuple[Dataset, dict[str, str], bool]:
 def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10Info:
     """Validate one uploaded file and return its header summary; raises ``Part10Invalid``."""
     _check_preamble(fileobj)
-    _check_inflated_size(fileobj)
+    scanned = _scan_meta(fileobj)  # read once, for the deflate-bomb check and the header read
+    _check_inflated_size(fileobj, scanned)
     try:
-        ds, meta, little_endian = _read(fileobj)
+        ds, meta, little_endian = _read(fileobj, scanned)
     except InvalidDicomError:
         raise Part10Invalid("not a DICOM Part 10 file") from None
     except EOFError:
