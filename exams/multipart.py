@@ -51,21 +51,14 @@ def header_params(value: str) -> dict[str, str]:
     return out
 
 
-def new_spool() -> BinaryIO:
-    """Where one uploaded file is kept while it is checked and stored: in memory up to
-    EXAMS_UPLOAD_MEMORY_BYTES (an ordinary instance then costs no temporary-file traffic), in a
-    temporary file beyond (a large multi-frame upload never sits in memory). The caller closes it."""
-    limit = settings.EXAMS_UPLOAD_MEMORY_BYTES
-    if not limit:
-        return tempfile.TemporaryFile(prefix="dicomsvc-upload-")  # noqa: SIM115
-    return tempfile.SpooledTemporaryFile(max_size=limit, prefix="dicomsvc-upload-")  # noqa: SIM115
-
-
 class SpoolWriter:
-    """``new_spool`` for data written once, then read: ``file`` is a plain ``io.BytesIO`` up to
-    EXAMS_UPLOAD_MEMORY_BYTES and a temporary file once the data outgrows it. Readers then call
-    the file's own C methods (pydicom reads a header in a hundred small reads), and a BytesIO's
-    buffer can be hashed or written without a copy."""
+    """Where one uploaded (or retrieved) file is kept while it is checked and stored, written once
+    then read: ``file`` is a plain ``io.BytesIO`` up to EXAMS_UPLOAD_MEMORY_BYTES (an ordinary
+    instance costs no temporary-file traffic) and a temporary file once the data outgrows it (a
+    large multi-frame upload never sits in memory; 0 means always a file). Readers call the file's
+    own C methods (pydicom reads a header in a hundred small reads), and a BytesIO's buffer can be
+    hashed or written without a copy. ``finish()`` hands the file over, rewound; whoever holds it
+    closes it."""
 
     def __init__(self):
         self.limit = settings.EXAMS_UPLOAD_MEMORY_BYTES

@@ -26,7 +26,7 @@ from dicomsvc.dicom.part10 import (
 )
 from exams.backends import get_backend
 from exams.backends.base import StoreBatch
-from exams.multipart import new_spool
+from exams.multipart import SpoolWriter
 
 HASH_CHUNK = 1024 * 1024
 
@@ -74,10 +74,10 @@ def _sha256(fileobj: BinaryIO) -> str:
 
 
 def _writable_copy(fileobj: BinaryIO) -> BinaryIO:
-    spool = new_spool()
+    spool = SpoolWriter()
     fileobj.seek(0)
     shutil.copyfileobj(fileobj, spool, HASH_CHUNK)
-    return spool
+    return spool.finish()
 
 
 def instance_ingest(

@@ -31,7 +31,7 @@ from exams.backends.base import (
     StudyFilter,
 )
 from exams.dicomjson import INCLUDE_FIELDS, row_from_dicom_json
-from exams.multipart import MultipartError, header_params, iter_parts, new_spool
+from exams.multipart import MultipartError, SpoolWriter, header_params, iter_parts
 
 DICOM_JSON = "application/dicom+json"
 ACCEPT_AS_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -262,15 +262,15 @@ class DicomWebBackend(PacsBackend):
                 raise PacsError(
                     f"The PACS at {self.label} refused the retrieval (HTTP {response.status_code})."
                 )
-            spool = new_spool()
+            spool = SpoolWriter()
             try:
                 self._copy_first_part(response, spool)
             except BaseException:
                 spool.close()
                 raise
-        return spool
+        return spool.finish()
 
-    def _copy_first_part(self, response: requests.Response, spool) -> None:
+    def _copy_first_part(self, response: requests.Response, spool: SpoolWriter) -> None:
         content_type = response.headers.get("Content-Type", "")
         raw = response.raw
 
@@ -290,7 +290,6 @@ class DicomWebBackend(PacsBackend):
         else:
             while chunk := read(COPY_CHUNK):
                 spool.write(chunk)
-        spool.seek(0)
 
     def check(self) -> list:
         if not self.url:
