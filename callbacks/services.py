@@ -59,7 +59,7 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     event = _event_new(payload, origin=origin, actor=actor)
     fingerprint = event.fingerprint
     if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_with_deliveries(event)
+        created, delivery_ids = _insert_with_deliveries([event])
         if created:
             _link_workitems([event])
             _wake_on_commit(delivery_ids)
@@ -90,30 +90,10 @@ def _count_redeliveries(fingerprints: Iterable[str]) -> None:
     )
 
 
-# Postgres: the event and its outbox rows in one statement, a redelivery (same fingerprint) being
-# no row rather than an error, so that no savepoint is needed. On the accept path of every PACS
-# callback, where round trips and the ORM's statement building were most of the cost.
-_INSERT_EVENT_SQL = """
-WITH event AS (
-  INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
-    accession_number, source_id, study_date, payload, fingerprint, redeliveries)
-  VALUES (%(received_at)s, %(origin)s, %(actor)s, %(event_type)s, %(study)s, %(patient)s, %(accession)s,
-    %(source)s, %(study_date)s, %(payload)s::jsonb, %(fingerprint)s, 0)
-  ON CONFLICT (fingerprint) DO NOTHING
-  RETURNING id
-), outbox AS (
-  INSERT INTO callbacks_callbackdelivery (event_id, url, webhook_id, state, attempts, next_attempt_at,
-    retry_until, enqueued_at, last_error, created_at, updated_at)
-  SELECT event.id, target.url, target.webhook_id, 'pending', 0, %(received_at)s, %(retry_until)s,
-    %(received_at)s, '', %(received_at)s, %(received_at)s
-  FROM event, unnest(%(urls)s::varchar[], %(webhook_ids)s::varchar[]) AS target (url, webhook_id)
-  RETURNING id
-)
-SELECT (SELECT id FROM event), ARRAY(SELECT id FROM outbox ORDER BY id)
-"""
-
-
-# Several events (an upload's studies) and their outbox rows in one statement, the same way.
+# Postgres: events and their outbox rows in one statement, an event stored before (same
+# fingerprint, a redelivery) being no row rather than an error, so that no savepoint is needed. On
+# the accept path of every PACS callback (one event) and of every embedded upload (one per study),
+# where round trips and the ORM's statement building were most of the cost.
 _INSERT_EVENTS_SQL = """
 WITH event AS (
   INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
@@ -136,7 +116,7 @@ SELECT ARRAY(SELECT id FROM event ORDER BY id), ARRAY(SELECT fingerprint FROM ev
 """
 
 
-def _insert_many_with_deliveries(events: list[CallbackEvent]) -> tuple[list[CallbackEvent], list[int]]:
+def _insert_with_deliveries(events: list[CallbackEvent]) -> tuple[list[CallbackEvent], list[int]]:
     """Insert the events (distinct fingerprints) with one delivery each per CALLBACK_URLS entry;
     returns the events inserted now (an event stored before is not) and the delivery ids."""
     urls = [target.url for target in targets()] if settings.CALLBACK_URLS else []
@@ -176,37 +156,6 @@ def _insert_many_with_deliveries(events: list[CallbackEvent]) -> tuple[list[Call
     return created, list(delivery_ids)
 
 
-def _insert_with_deliveries(event: CallbackEvent) -> tuple[bool, list[int]]:
-    """Insert ``event`` with one delivery per CALLBACK_URLS entry; (created, delivery ids)."""
-    urls = [target.url for target in targets()] if settings.CALLBACK_URLS else []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_EVENT_SQL,
-            {
-                "received_at": event.received_at,
-                "origin": event.origin,
-                "actor": event.actor,
-                "event_type": event.event_type,
-                "study": event.study_instance_uid,
-                "patient": event.patient_id,
-                "accession": event.accession_number,
-                "source": event.source_id,
-                "study_date": event.study_date,
-                "payload": orjson.dumps(event.payload).decode(),
-                "fingerprint": event.fingerprint,
-                "retry_until": _retry_until(event),
-                "urls": urls,
-                "webhook_ids": [new_webhook_id() for _ in urls],
-            },
-        )
-        event_id, delivery_ids = cursor.fetchone()
-    if event_id is None:
-        return False, []
-    event.pk = event_id
-    event._state.adding = False
-    return True, list(delivery_ids)
-
-
 def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str = "") -> list[CallbackEvent]:
     """Store several events at once (the embedded PACS: one per study of an upload); returns the
     events stored now.
@@ -227,7 +176,7 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
     if not events:
         return []
     if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_many_with_deliveries(list(events.values()))
+        created, delivery_ids = _insert_with_deliveries(list(events.values()))
         if len(created) < len(events):
             _count_redeliveries(set(events) - {event.fingerprint for event in created})
         _link_workitems(created)
