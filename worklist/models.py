@@ -132,6 +132,8 @@ class WorkitemEvent(models.Model):
     event_type = models.PositiveSmallIntegerField(choices=UpsEventType.choices)
     payload = models.JSONField(help_text="Event Information (DICOM JSON)")
     origin = models.CharField(max_length=16, blank=True)
+    # Empty: every subscriber of the workitem; else only this AE (the initial report of a subscription).
+    ae_title = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["created_at"], name="wie_created")]

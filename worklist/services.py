@@ -7,7 +7,15 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from dicomsvc.dicom.uids import new_uid
-from worklist.models import ProcedureStepState, WorkItem
+from worklist import events
+from worklist.models import WorkItem
+from worklist.state import (  # noqa: F401 - the state door is part of this module's interface
+    StateChange,
+    StateChangeRefused,
+    workitem_change_state,
+    workitem_set_state,
+    workitems_set_state,
+)
 from worklist.validation import validate_workitem
 
 
@@ -19,20 +27,7 @@ class WorkitemNotFound(Exception):
     pass
 
 
-# Allowed moves of the procedure step state; nothing moves backwards.
-_FORWARD = {
-    ProcedureStepState.SCHEDULED: {
-        ProcedureStepState.IN_PROGRESS,
-        ProcedureStepState.COMPLETED,
-        ProcedureStepState.CANCELED,
-    },
-    ProcedureStepState.IN_PROGRESS: {ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED},
-    ProcedureStepState.COMPLETED: set(),
-    ProcedureStepState.CANCELED: set(),
-}
-
-
-def workitem_create(*, data: dict[str, Any], created_by: str = "") -> WorkItem:
+def workitem_create(*, data: dict[str, Any], created_by: str = "", origin: str = "api") -> WorkItem:
     """Validate a DICOM-keyword payload and store it; a StudyInstanceUID is generated when absent.
 
     Raises ``WorkitemInvalid`` (bad fields) or ``WorkitemConflict`` (duplicate study UID).
@@ -44,6 +39,8 @@ def workitem_create(*, data: dict[str, Any], created_by: str = "") -> WorkItem:
     try:
         with transaction.atomic():
             item.save(force_insert=True)
+            # PS3.4 CC.2.4.3: global subscribers hear of every new workitem.
+            events.events_emit(item, [events.state_report(item, item.state)], origin=origin)
     except IntegrityError:
         if WorkItem.objects.filter(study_instance_uid=cleaned["study_instance_uid"]).exists():
             raise WorkitemConflict(cleaned["study_instance_uid"]) from None
@@ -68,23 +65,3 @@ def workitem_delete(*, study_instance_uid: str) -> WorkItem:
             raise WorkitemNotFound(study_instance_uid)
         item.delete()
     return item
-
-
-def workitem_set_state(*, study_instance_uid: str, state: str) -> bool:
-    """Move the procedure step state forward; a backward or repeated move changes nothing.
-
-    Race-safe: a conditional UPDATE whose row count says whether this call made the move.
-    """
-    allowed_from = [old for old, targets in _FORWARD.items() if state in targets]
-    if not allowed_from:
-        return False
-    updated = WorkItem.objects.filter(study_instance_uid=study_instance_uid, state__in=allowed_from).update(
-        state=state
-    )
-    return updated == 1
-
-
-def workitems_set_state(*, ids: list[int], state: str) -> int:
-    """Admin bulk action: move each of these workitems forward to ``state`` where allowed."""
-    allowed_from = [old for old, targets in _FORWARD.items() if state in targets]
-    return WorkItem.objects.filter(pk__in=ids, state__in=allowed_from).update(state=state)
