@@ -31,7 +31,8 @@ def _valid_ae(value: str) -> bool:
 def _authorize(headers: dict[bytes, bytes], ae_title: str, client: str | None):
     header = headers.get(b"authorization", b"").decode("latin-1")
     try:
-        result = ApiKeyAuthentication().authenticate(SimpleNamespace(META={"HTTP_AUTHORIZATION": header}))
+        request = SimpleNamespace(headers={"authorization": header}, META={"HTTP_AUTHORIZATION": header})
+        result = ApiKeyAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed:
         result = None
     principal = result[0] if result else None

@@ -96,8 +96,12 @@ class EventRelay:
                     await self._catch_up(conn, layer)
                     logger.info("UPS event relay listening (%s)", "this process" if single_node else "leader")
                     while True:
-                        async for notify in conn.notifies(timeout=60.0, stop_after=1):
-                            low, _, high = notify.payload.partition("-")
+                        # The generator holds the connection until it ends: read first, query after.
+                        ranges = [
+                            notify.payload async for notify in conn.notifies(timeout=60.0, stop_after=1)
+                        ]
+                        for payload in ranges:
+                            low, _, high = payload.partition("-")
                             await self._send_range(conn, layer, int(low), int(high or low))
                         await self._prune(conn)
             except asyncio.CancelledError:
