@@ -36,7 +36,7 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
-from dimse import mwl, responses, store
+from dimse import mpps, mwl, responses, store
 from dimse.access import allowlist_from_settings
 from dimse.models import Association
 
@@ -360,6 +360,12 @@ class DimseService:
                 state.store_failures += 1
         return _failure(status, comment) if comment else status
 
+    def on_n_create(self, event):
+        return mpps.handle(event, creating=True, state=event.assoc.dicomsvc_state, workers=self.workers)
+
+    def on_n_set(self, event):
+        return mpps.handle(event, creating=False, state=event.assoc.dicomsvc_state, workers=self.workers)
+
     def handlers(self) -> list[tuple]:
         handlers = [
             (evt.EVT_CONN_OPEN, self.on_conn_open),
@@ -370,6 +376,8 @@ class DimseService:
             (evt.EVT_ABORTED, self.on_ended),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_FIND, self.on_find),
+            (evt.EVT_N_CREATE, self.on_n_create),  # MPPS (dimse/mpps.py)
+            (evt.EVT_N_SET, self.on_n_set),
         ]
         if store.available():
             handlers.append((evt.EVT_C_STORE, self.on_store))
@@ -431,6 +439,7 @@ def build_ae(*, ae_title: str | None = None) -> AE:
         ModalityWorklistInformationFind,
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
     )
+    ae.add_supported_context(mpps.SOP_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     if store.available():
         for sop_class in store.STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
@@ -478,7 +487,7 @@ class DimseServer:
             raise
         server.contexts = PresentationContexts(server.contexts)
         logger.info(
-            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
+            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND, MPPS%s)",
             ae.ae_title,
             address[0],
             server.server_address[1],
