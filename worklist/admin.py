@@ -11,6 +11,7 @@ from callbacks.admin import WorkitemCallbackLinkInline
 from core.audit import audit_record, client_address
 from dicomsvc.dicom.uids import new_uid
 from worklist.admin_import import WorkitemImportMixin
+from worklist.admin_mpps import PerformedProcedureStepInline
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
 from worklist.forms import WorkItemAdminForm
 from worklist.models import ProcedureStepState, WorkItem
@@ -52,7 +53,8 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
     readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
     actions = ["mark_completed", "mark_canceled"]
-    inlines = [WorkitemCallbackLinkInline]  # the PACS events that moved this workitem
+    # the PACS events that moved this workitem, and the modality's MPPS
+    inlines = [WorkitemCallbackLinkInline, PerformedProcedureStepInline]
     fieldsets = [
         (
             "Patient",

@@ -9,7 +9,6 @@ import datetime as dt
 import itertools
 import json
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,6 +18,7 @@ from core.scopes import ALL_SCOPES
 from core.services import api_key_create
 from tests.callbacks.conftest import database_url_of_test_db
 from tests.callbacks.harness import PYTHON, Proc, _logfile, service_env
+from tests.dimse.conftest import dimse_settings, scp  # noqa: F401 - fixtures for the MPPS event tests
 from tests.support.net import free_port, wait_for_port
 from worklist.events import GLOBAL_SUBSCRIPTION_UID
 
@@ -104,13 +104,15 @@ def workitem_of(message: dict) -> str:
     return message["00001000"]["Value"][0]
 
 
-@pytest.fixture
-def ups_server(transactional_db, tmp_path: Path):
-    _, key = api_key_create(name="ups tests", scopes=list(ALL_SCOPES))
+def start_uvicorn(extra_env: dict[str, str] | None = None) -> tuple[Proc, int]:
+    """uvicorn serving dicomsvc.asgi on a free port, on the test database; no REDIS_URL, so the
+    in-memory channel layer and this process's own relay (the one-command setup's path)."""
     port = free_port()
     env = service_env(database_url=database_url_of_test_db(), broker_url="", queue="ups-tests")
     env.pop("REDIS_URL", None)
     env["CELERY_BROKER_URL"] = "memory://"
+    env["API_KEY_CACHE_SECONDS"] = "0"
+    env.update(extra_env or {})
     args = [
         PYTHON, "-m", "uvicorn", "dicomsvc.asgi:application", "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "on", "--log-level", "info",
@@ -119,9 +121,25 @@ def ups_server(transactional_db, tmp_path: Path):
     try:
         wait_for_port(port, timeout=60)
         proc.wait_for_output("UPS event relay listening", timeout=60)
-        yield UpsServer(proc, port, key)
-    finally:
+    except Exception:
         proc.stop()
+        raise
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def ups_process(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        proc, port = start_uvicorn()
+    yield proc, port
+    proc.stop()
+
+
+@pytest.fixture
+def ups_server(transactional_db, ups_process):
+    _, key = api_key_create(name="ups tests", scopes=list(ALL_SCOPES))
+    proc, port = ups_process
+    return UpsServer(proc, port, key)
 
 
 def ups_dataset(**overrides) -> dict:
