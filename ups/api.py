@@ -94,6 +94,10 @@ def event_channel_url(request, ae_title: str) -> str:
     return f"{base.rstrip('/')}/subscribers/{ae_title}"
 
 
+def _responses(codes: dict) -> dict:
+    return {**codes, 401: ERROR_401, 403: ERROR_403}
+
+
 UID_PARAM = OpenApiParameter("workitem", str, OpenApiParameter.PATH, description="Workitem UID")
 AE_PARAM = OpenApiParameter("aetitle", str, OpenApiParameter.PATH, description="Subscriber AE title")
 TAGS = ["UPS-RS"]
@@ -121,7 +125,9 @@ class Workitems(APIView):
             OpenApiParameter("includefield", str, description="Accepted; every attribute is returned"),
             OpenApiParameter("PatientID", str, description="A matching key (any UPS attribute listed above)"),
         ],
-        responses={200: DICOM_JSON_LIST, 204: OpenApiResponse(description="No match"), 400: ERROR_400},
+        responses=_responses(
+            {200: DICOM_JSON_LIST, 204: OpenApiResponse(description="No match"), 400: ERROR_400}
+        ),
         tags=TAGS,
     )
     def get(self, request):
@@ -179,7 +185,7 @@ class Workitems(APIView):
         ),
         parameters=[OpenApiParameter("workitem", str, description="Workitem UID")],
         request={DICOM_JSON: DICOM_JSON_OBJECT, "application/json": DICOM_JSON_OBJECT},
-        responses={201: OpenApiResponse(description="Created"), 400: ERROR_400, 409: ERROR},
+        responses=_responses({201: OpenApiResponse(description="Created"), 400: ERROR_400, 409: ERROR}),
         tags=TAGS,
     )
     def post(self, request):
@@ -213,7 +219,7 @@ class Workitem(APIView):
         operation_id="ups_retrieve",
         summary="Retrieve a workitem (UPS-RS, PS3.18 11.5)",
         parameters=[UID_PARAM],
-        responses={200: DICOM_JSON_LIST, 404: ERROR, 401: ERROR_401, 403: ERROR_403},
+        responses=_responses({200: DICOM_JSON_LIST, 400: ERROR_400, 404: ERROR}),
         tags=TAGS,
     )
     def get(self, request, workitem: str):
@@ -230,7 +236,9 @@ class Workitem(APIView):
         "`?transaction=`); never once COMPLETED or CANCELED.",
         parameters=[UID_PARAM, OpenApiParameter("transaction", str, description="Transaction UID")],
         request={DICOM_JSON: DICOM_JSON_OBJECT, "application/json": DICOM_JSON_OBJECT},
-        responses={200: OpenApiResponse(description="Updated"), 400: ERROR_400, 404: ERROR, 409: ERROR},
+        responses=_responses(
+            {200: OpenApiResponse(description="Updated"), 400: ERROR_400, 404: ERROR, 409: ERROR}
+        ),
         tags=TAGS,
     )
     def post(self, request, workitem: str):
@@ -279,7 +287,9 @@ class WorkitemState(APIView):
         description="Body: ProcedureStepState (00741000) and TransactionUID (00081195).",
         parameters=[UID_PARAM],
         request={DICOM_JSON: DICOM_JSON_OBJECT, "application/json": DICOM_JSON_OBJECT},
-        responses={200: OpenApiResponse(description="Changed"), 400: ERROR_400, 404: ERROR, 409: ERROR},
+        responses=_responses(
+            {200: OpenApiResponse(description="Changed"), 400: ERROR_400, 404: ERROR, 409: ERROR}
+        ),
         tags=TAGS,
     )
     def put(self, request, workitem: str):
@@ -319,7 +329,9 @@ class WorkitemCancelRequest(APIView):
         "ProcedureStepDiscontinuationReasonCodeSequence. **202**.",
         parameters=[UID_PARAM],
         request={DICOM_JSON: DICOM_JSON_OBJECT, "application/json": DICOM_JSON_OBJECT},
-        responses={202: OpenApiResponse(description="Accepted"), 404: ERROR, 409: ERROR},
+        responses=_responses(
+            {202: OpenApiResponse(description="Accepted"), 400: ERROR_400, 404: ERROR, 409: ERROR}
+        ),
         tags=TAGS,
     )
     def post(self, request, workitem: str):
@@ -358,7 +370,7 @@ class Subscribers(APIView):
             OpenApiParameter("filter", str, description="Filtered worklist: Key=value,..."),
         ],
         request=None,
-        responses={201: OpenApiResponse(description="Subscribed"), 400: ERROR_400, 404: ERROR},
+        responses=_responses({201: OpenApiResponse(description="Subscribed"), 400: ERROR_400, 404: ERROR}),
         tags=TAGS,
     )
     def post(self, request, workitem: str, aetitle: str):
@@ -383,7 +395,7 @@ class Subscribers(APIView):
         operation_id="ups_unsubscribe",
         summary="Unsubscribe (UPS-RS, PS3.18 11.11)",
         parameters=[UID_PARAM, AE_PARAM],
-        responses={200: OpenApiResponse(description="Unsubscribed"), 404: ERROR},
+        responses=_responses({200: OpenApiResponse(description="Unsubscribed"), 400: ERROR_400, 404: ERROR}),
         tags=TAGS,
     )
     def delete(self, request, workitem: str, aetitle: str):
@@ -405,7 +417,7 @@ class SubscriberSuspend(APIView):
         summary="Suspend a worklist subscription (UPS-RS, PS3.18 11.12)",
         parameters=[UID_PARAM, AE_PARAM],
         request=None,
-        responses={200: OpenApiResponse(description="Suspended"), 400: ERROR_400, 404: ERROR},
+        responses=_responses({200: OpenApiResponse(description="Suspended"), 400: ERROR_400, 404: ERROR}),
         tags=TAGS,
     )
     def post(self, request, workitem: str, aetitle: str):
