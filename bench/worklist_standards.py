@@ -69,15 +69,17 @@ def ups_search(args) -> None:
         rng = random.Random(5)
         patients = [f"PAT{rng.randrange(args.patients):07d}" for _ in range(args.requests)]
         accessions = [f"ACC{rng.randrange(args.rows):012d}" for _ in range(args.requests)]
-        days = [dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(730)) for _ in range(args.requests)]
+        day_numbers = [rng.randrange(730) for _ in range(args.requests)]
+        # load_rows gives day d to the rows i with i % 730 == d, and station i % 5: the day's station.
         stations = ["CT1", "CT2", "MR1", "US1", "CR1"]
 
         def ups_patient(client, i):
             return client.request("GET", f"/dicomweb/workitems?PatientID={patients[i % len(patients)]}")[0]
 
         def ups_day(client, i):
-            day = days[i % len(days)].strftime("%Y%m%d")
-            station = stations[i % 5]
+            number = day_numbers[i % len(day_numbers)]
+            day = (dt.date(2024, 1, 1) + dt.timedelta(days=number)).strftime("%Y%m%d")
+            station = stations[number % 5]
             return client.request(
                 "GET",
                 f"/dicomweb/workitems?ScheduledProcedureStepStartDateTime={day}000000-{day}235959"

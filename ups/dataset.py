@@ -27,7 +27,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
-from dicomsvc.dicom.vr import format_da, format_tm, parse_da, parse_tm, value_problems
+from dicomsvc.dicom.vr import parse_da, parse_tm, value_problems
 from worklist.dicomjson import SPECIFIC_CHARACTER_SET
 from worklist.models import WorkItem
 
@@ -112,12 +112,6 @@ def parse_dt(value: str) -> tuple[dt.date, dt.time]:
     day = parse_da(match.group(1))
     time_text = match.group(2) or "00"
     return day, parse_tm(time_text)
-
-
-def format_dt(day: dt.date | None, time: dt.time | None) -> str:
-    if day is None:
-        return ""
-    return format_da(day) + (format_tm(time) if time else "000000")
 
 
 def check_structure(dataset: Any, *, path: str = "", depth: int = 0) -> dict[str, list[str]]:
@@ -291,13 +285,26 @@ def _pn(value: str) -> dict[str, str]:
     return out
 
 
+def _da(value: dt.date) -> str:
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
+def _tm(value: dt.time) -> str:
+    text = f"{value.hour:02d}{value.minute:02d}{value.second:02d}"
+    return f"{text}.{value.microsecond:06d}" if value.microsecond else text
+
+
+# Elements without a value: one shared object each (answers are only serialized, never changed).
+_EMPTY = {vr: {"vr": vr} for vr in ("PN", "LO", "DA", "CS", "UI", "SH", "SQ", "DT", "AE")}
+
+
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "":
-        return {"vr": vr}
+        return _EMPTY.get(vr) or {"vr": vr}
     if vr == "PN":
         return {"vr": vr, "Value": [_pn(value)]}
     if vr == "DA":
-        return {"vr": vr, "Value": [format_da(value)]}
+        return {"vr": vr, "Value": [_da(value)]}
     return {"vr": vr, "Value": [value]}
 
 
@@ -315,36 +322,47 @@ ROW_COLUMNS = (
     "modality",
     *sorted({c for c, _ in TOP_COLUMNS.values()} | {c for c, _ in REQUEST_COLUMNS.values()}),
 )
+_TOP_PLAN = [
+    (tag, column, vr) for tag, (column, vr) in TOP_COLUMNS.items() if tag not in ("00080060", "00400001")
+]
+_REQUEST_PLAN = [(tag, column, vr) for tag, (column, vr) in REQUEST_COLUMNS.items()]
+_TYPE2 = {tag: _EMPTY.get(vr) or {"vr": vr} for tag, vr in TYPE2_EMPTY.items()}
+_CHARSET = {"vr": "CS", "Value": [SPECIFIC_CHARACTER_SET]}
+_SOP_CLASS = {"vr": "UI", "Value": [UPS_PUSH_SOP_CLASS]}
+_READY = {"vr": "CS", "Value": ["READY"]}
 
 
 def workitem_dataset(row: Mapping[str, Any] | WorkItem) -> dict[str, Any]:
     """The workitem as a UPS data set (DICOM JSON), without its Transaction UID (PS3.4 CC.2.7.3).
 
-    ``row``: a model instance or a ``values(*ROW_COLUMNS)`` dict."""
-    get = row.get if isinstance(row, Mapping) else (lambda column: getattr(row, column))
-    out: dict[str, Any] = {tag: {"vr": vr} for tag, vr in TYPE2_EMPTY.items()}
-    out.update(get("ups_attributes") or {})
-    out.pop(TRANSACTION_UID_TAG, None)
-    study_uid = get("study_instance_uid")
-    out[SPECIFIC_CHARACTER_SET_TAG] = {"vr": "CS", "Value": [SPECIFIC_CHARACTER_SET]}
-    out[SOP_CLASS_TAG] = {"vr": "UI", "Value": [UPS_PUSH_SOP_CLASS]}
-    out[SOP_INSTANCE_TAG] = {"vr": "UI", "Value": [get("workitem_uid") or study_uid]}
-    for tag, (column, vr) in TOP_COLUMNS.items():
-        if tag in ("00080060", "00400001"):
-            continue  # not UPS attributes: answered only when the data set holds them
-        out[tag] = _element(vr, get(column))
-    request = dict(first_item(out.get(REQUEST_SEQUENCE_TAG)))
-    for tag, (column, vr) in REQUEST_COLUMNS.items():
-        value = get(column)
+    ``row``: a model instance or a ``values(*ROW_COLUMNS)`` dict. On the search path for every
+    match, so the plan is worked out once and the empty elements are shared."""
+    if not isinstance(row, Mapping):
+        row = {column: getattr(row, column) for column in ROW_COLUMNS}
+    out: dict[str, Any] = dict(_TYPE2)
+    attributes = row["ups_attributes"]
+    if attributes:
+        out.update(attributes)
+        out.pop(TRANSACTION_UID_TAG, None)
+    out[SPECIFIC_CHARACTER_SET_TAG] = _CHARSET
+    out[SOP_CLASS_TAG] = _SOP_CLASS
+    out[SOP_INSTANCE_TAG] = {"vr": "UI", "Value": [row["workitem_uid"] or row["study_instance_uid"]]}
+    for tag, column, vr in _TOP_PLAN:
+        out[tag] = _element(vr, row[column])
+    request = dict(first_item(out.get(REQUEST_SEQUENCE_TAG))) if attributes else {}
+    for tag, column, vr in _REQUEST_PLAN:
+        value = row[column]
         if value not in (None, "") or tag not in request:
             request[tag] = _element(vr, value)
     out[REQUEST_SEQUENCE_TAG] = {"vr": "SQ", "Value": [dict(sorted(request.items()))]}
-    out[START_DATETIME_TAG] = {"vr": "DT", "Value": [format_dt(get("scheduled_date"), get("scheduled_time"))]}
-    out[STATE_TAG] = {"vr": "CS", "Value": [get("state")]}
-    if not first_value(out.get(INPUT_READINESS_TAG)):
-        out[INPUT_READINESS_TAG] = {"vr": "CS", "Value": ["READY"]}
-    if not first_value(out.get(WORKLIST_LABEL_TAG)):
-        out[WORKLIST_LABEL_TAG] = _element("LO", get("scheduled_station_ae_title") or "")
+    day, time = row["scheduled_date"], row["scheduled_time"]
+    start = (_da(day) + (_tm(time) if time else "000000")) if day else ""
+    out[START_DATETIME_TAG] = {"vr": "DT", "Value": [start]} if start else _EMPTY["DT"]
+    out[STATE_TAG] = {"vr": "CS", "Value": [row["state"]]}
+    if not attributes or not first_value(out.get(INPUT_READINESS_TAG)):
+        out[INPUT_READINESS_TAG] = _READY
+    if not attributes or not first_value(out.get(WORKLIST_LABEL_TAG)):
+        out[WORKLIST_LABEL_TAG] = _element("LO", row["scheduled_station_ae_title"])
     return dict(sorted(out.items()))
 
 
