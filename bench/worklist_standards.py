@@ -169,7 +169,7 @@ def mpps_latency(args) -> None:
         procs = []
         try:
             uvicorn = Proc(
-                [PYTHON, "-m", "uvicorn", "dicomsvc.asgi:application", "--host", "127.0.0.1",
+                [PYTHON, "-m", "uvicorn", "ups.asgi:application", "--host", "127.0.0.1",
                  "--port", str(ws_port), "--lifespan", "on", "--log-level", "warning"],
                 {**env, "LOG_LEVEL": "INFO"}, _logfile("bench-uvicorn"),
             ).start()  # fmt: skip

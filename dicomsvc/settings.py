@@ -337,7 +337,7 @@ CHANNEL_LAYERS = {
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )
 }
-ASGI_APPLICATION = "dicomsvc.asgi.application"
+ASGI_APPLICATION = "ups.asgi.application"
 # (end ups)
 
 # --- Celery -----------------------------------------------------------------------------------

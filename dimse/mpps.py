@@ -12,7 +12,7 @@ F.7.2.2.4 with an Error Comment. Audited as ``dimse.mpps_create`` / ``dimse.mpps
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from pydicom.dataset import Dataset
@@ -23,9 +23,6 @@ from core.audit import audit_record
 from dicomsvc.dicom.uids import uid_problems
 from worklist import mpps
 from worklist.mpps import MppsRefused, MppsValues, ScheduledStep, SeriesValues
-
-if TYPE_CHECKING:
-    from dimse.scp import AssociationState, DbWorkers
 
 logger = logging.getLogger("dicomsvc.dimse")
 
@@ -181,7 +178,7 @@ def _set(sop_instance_uid: str, values: MppsValues, calling_ae: str) -> mpps.Mpp
     return outcome
 
 
-def _audit(state: AssociationState, action: str, outcome: str, **kwargs) -> None:
+def _audit(state, action: str, outcome: str, **kwargs) -> None:
     audit_record(
         actor=state.calling_ae,
         actor_type="dicom_ae",
@@ -200,8 +197,9 @@ def _failure(status: int, comment: str) -> tuple[Dataset, None]:
     return ds, None
 
 
-def handle(event, *, creating: bool, state: AssociationState, workers: DbWorkers):
-    """The N-CREATE / N-SET handler body; returns ``(status, data set or None)`` for pynetdicom."""
+def handle(event, *, creating: bool, state, workers):
+    """The N-CREATE / N-SET handler body; returns ``(status, data set or None)`` for pynetdicom.
+    ``state``: the association's ``dimse.scp.AssociationState``; ``workers``: its ``DbWorkers``."""
     request = event.request
     action = "dimse.mpps_create" if creating else "dimse.mpps_set"
     sop_class = str(request.AffectedSOPClassUID if creating else request.RequestedSOPClassUID)

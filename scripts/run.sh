@@ -32,8 +32,8 @@ pids+=($!)
 # The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
 $PY manage.py run_dimse &
 pids+=($!)
-# The UPS-RS event channel (WebSocket) on WS_PORT (default 8001): uvicorn serving dicomsvc.asgi.
-.venv/bin/uvicorn dicomsvc.asgi:application --host "$HOST" --port "${WS_PORT:-8001}" --lifespan on \
+# The UPS-RS event channel (WebSocket) on WS_PORT (default 8001): uvicorn serving ups.asgi.
+.venv/bin/uvicorn ups.asgi:application --host "$HOST" --port "${WS_PORT:-8001}" --lifespan on \
     --no-access-log --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" &
 pids+=($!)
 .venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \

@@ -105,7 +105,7 @@ def workitem_of(message: dict) -> str:
 
 
 def start_uvicorn(extra_env: dict[str, str] | None = None) -> tuple[Proc, int]:
-    """uvicorn serving dicomsvc.asgi on a free port, on the test database; no REDIS_URL, so the
+    """uvicorn serving ups.asgi on a free port, on the test database; no REDIS_URL, so the
     in-memory channel layer and this process's own relay (the one-command setup's path)."""
     port = free_port()
     env = service_env(database_url=database_url_of_test_db(), broker_url="", queue="ups-tests")
@@ -114,7 +114,7 @@ def start_uvicorn(extra_env: dict[str, str] | None = None) -> tuple[Proc, int]:
     env["API_KEY_CACHE_SECONDS"] = "0"
     env.update(extra_env or {})
     args = [
-        PYTHON, "-m", "uvicorn", "dicomsvc.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+        PYTHON, "-m", "uvicorn", "ups.asgi:application", "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "on", "--log-level", "info",
     ]  # fmt: skip
     proc = Proc(args, env, _logfile("uvicorn")).start()
