@@ -314,6 +314,7 @@ DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum
 # Procedure step states answered when the query does not match on ScheduledProcedureStepStatus.
 DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
 DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
+DIMSE_MPPS_ENABLED = env_bool("DIMSE_MPPS_ENABLED", True)  # Modality Performed Procedure Step SCP (issue 15)
 # (end dimse)
 
 # --- UPS-RS and its event channel (issue 15) -------------------------------------------------------

@@ -21,6 +21,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from core.audit import audit_record
 from dicomsvc.dicom.uids import uid_problems
+from dicomsvc.dicom.vr import value_problems
 from worklist import mpps
 from worklist.mpps import MppsRefused, MppsValues, ScheduledStep, SeriesValues
 
@@ -38,6 +39,14 @@ CREATE_REQUIRED = (
     "PerformedProcedureStepStatus",
     "Modality",
     "ScheduledStepAttributesSequence",
+)
+
+
+_TEMPORAL = (
+    ("PerformedProcedureStepStartDate", "DA"),
+    ("PerformedProcedureStepStartTime", "TM"),
+    ("PerformedProcedureStepEndDate", "DA"),
+    ("PerformedProcedureStepEndTime", "TM"),
 )
 
 
@@ -106,6 +115,9 @@ def parse(ds: Dataset, *, creating: bool) -> MppsValues:
         reasons = ds.get("PerformedProcedureStepDiscontinuationReasonCodeSequence")
         if reasons:
             code = _json(reasons[0])
+        for keyword, vr in _TEMPORAL:
+            if _text(ds, keyword) and value_problems(vr, _text(ds, keyword)):
+                raise MppsRefused(mpps.INVALID_ATTRIBUTE_VALUE, f"{keyword} is not a valid {vr}")
         start = _text(ds, "PerformedProcedureStepStartDate") + _text(ds, "PerformedProcedureStepStartTime")
         end = _text(ds, "PerformedProcedureStepEndDate") + _text(ds, "PerformedProcedureStepEndTime")
         return MppsValues(

@@ -376,9 +376,12 @@ class DimseService:
             (evt.EVT_ABORTED, self.on_ended),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_FIND, self.on_find),
-            (evt.EVT_N_CREATE, self.on_n_create),  # MPPS (dimse/mpps.py)
-            (evt.EVT_N_SET, self.on_n_set),
         ]
+        if settings.DIMSE_MPPS_ENABLED:
+            handlers += [
+                (evt.EVT_N_CREATE, self.on_n_create),
+                (evt.EVT_N_SET, self.on_n_set),
+            ]  # dimse/mpps.py
         if store.available():
             handlers.append((evt.EVT_C_STORE, self.on_store))
         return handlers
@@ -439,7 +442,8 @@ def build_ae(*, ae_title: str | None = None) -> AE:
         ModalityWorklistInformationFind,
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
     )
-    ae.add_supported_context(mpps.SOP_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    if settings.DIMSE_MPPS_ENABLED:
+        ae.add_supported_context(mpps.SOP_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     if store.available():
         for sop_class in store.STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
@@ -487,10 +491,11 @@ class DimseServer:
             raise
         server.contexts = PresentationContexts(server.contexts)
         logger.info(
-            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND, MPPS%s)",
+            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s%s)",
             ae.ae_title,
             address[0],
             server.server_address[1],
+            ", MPPS" if settings.DIMSE_MPPS_ENABLED else "",
             ", C-STORE" if store.available() else "",
         )
         return cls(ae, server, workers)

@@ -98,6 +98,10 @@ def ups_update(*, uid: str, transaction_uid: str | None, data: dict[str, Any]) -
     except dataset.DatasetInvalid as exc:
         reason = "The update is invalid: " + ", ".join(sorted(exc.errors)) + "."
         raise UpsRefused(0x0106, reason, exc.errors) from None
+    if columns.pop("study_instance_uid", None) not in (None, item.study_instance_uid):
+        # The study is the workitem's identity in the documented API and the MWL: it never changes.
+        errors = {"StudyInstanceUID": ["cannot be changed"]}
+        raise UpsRefused(0x0106, "The update is invalid: StudyInstanceUID.", errors)
     for _ in range(5):
         current = WorkItem.objects.get(pk=item.pk)
         if current.state in (S.COMPLETED, S.CANCELED):

@@ -181,3 +181,30 @@ def test_an_mpps_for_no_known_workitem_is_stored_unlinked(assoc):
     uid = new_uid()
     assert assoc.send_n_create(in_progress(), ModalityPerformedProcedureStep, uid)[0].Status == 0
     assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).workitem is None
+
+
+def test_a_malformed_date_is_0106(assoc):
+    status, _ = assoc.send_n_create(
+        in_progress(PerformedProcedureStepStartDate="20261399"), ModalityPerformedProcedureStep, new_uid()
+    )
+    assert status.Status == 0x0106
+    assert "PerformedProcedureStepStartDate" in status.ErrorComment
+
+
+def test_mpps_can_be_switched_off(dimse_settings, transactional_db):
+    from dimse.scp import DimseServer
+
+    dimse_settings.DIMSE_MPPS_ENABLED = False
+    dimse_settings.DIMSE_ALLOWED_AES = ["MPPSSCU"]
+    server = DimseServer.start(bind="127.0.0.1", port=0)
+    try:
+        ae = AE(ae_title="MPPSSCU")
+        ae.add_requested_context(ModalityPerformedProcedureStep)
+        association = ae.associate("127.0.0.1", server.port, ae_title=AE_TITLE)
+        try:
+            assert not association.is_established or not association.accepted_contexts
+        finally:
+            if association.is_established:
+                association.release()
+    finally:
+        server.shutdown(grace=5)

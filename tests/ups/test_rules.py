@@ -277,3 +277,9 @@ def test_a_key_without_the_scope_is_403(ups_server, make_client):
         headers={"Authorization": f"Bearer {key}", "Content-Type": DICOM_JSON},
     )
     assert response.status_code == 403
+
+
+def test_update_cannot_change_the_study_instance_uid(ups_server, scheduled):
+    response = update(ups_server, scheduled, {"0020000D": {"vr": "UI", "Value": [new_uid()]}})
+    assert response.status_code == 400
+    assert "StudyInstanceUID" in response.json()["errors"]
