@@ -190,3 +190,24 @@ def test_the_event_channel_needs_a_key_with_worklist_read(ups_server):
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
             ups_server.channel("AE1", key=credential)
         assert refused.value.status_code == 403
+
+
+def test_a_stopping_server_tells_open_channels_it_is_going_down(transactional_db):
+    import os
+    import signal
+
+    from core.services import api_key_create
+    from tests.ups.conftest import EventChannel, start_uvicorn
+
+    _, key = api_key_create(name="going down", scopes=["worklist:read"])
+    proc, port = start_uvicorn()
+    try:
+        channel = EventChannel(f"ws://127.0.0.1:{port}/dicomweb/subscribers/LISTENER", key)
+        os.killpg(proc.popen.pid, signal.SIGTERM)
+        message = channel.next()
+        assert event_type(message) == 4
+        assert message["00741242"]["Value"] == ["GOING DOWN"]
+        assert workitem_of(message) == GLOBAL_SUBSCRIPTION_UID
+        channel.close()
+    finally:
+        proc.stop()
