@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,7 +31,17 @@ INCONSISTENT_UPS = "The submitted request is inconsistent with the state of the 
 NOT_CLAIMED = "The target URI did not reference a claimed Workitem."
 
 
-class DicomJsonParser(JSONParser):
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with a body nested too deep for the JSON reader a 400 rather than a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
+class DicomJsonParser(BoundedJSONParser):
     media_type = DICOM_JSON
 
 
@@ -104,7 +115,7 @@ TAGS = ["UPS-RS"]
 
 
 class Workitems(APIView):
-    parser_classes = [DicomJsonParser, JSONParser]
+    parser_classes = [DicomJsonParser, BoundedJSONParser]
     required_scopes = {"GET": scopes.WORKLIST_READ, "POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -212,7 +223,7 @@ class Workitems(APIView):
 
 
 class Workitem(APIView):
-    parser_classes = [DicomJsonParser, JSONParser]
+    parser_classes = [DicomJsonParser, BoundedJSONParser]
     required_scopes = {"GET": scopes.WORKLIST_READ, "POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -278,7 +289,7 @@ def _update_refused(exc: services.UpsRefused) -> Response:
 
 
 class WorkitemState(APIView):
-    parser_classes = [DicomJsonParser, JSONParser]
+    parser_classes = [DicomJsonParser, BoundedJSONParser]
     required_scopes = {"PUT": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -318,7 +329,7 @@ class WorkitemState(APIView):
 
 
 class WorkitemCancelRequest(APIView):
-    parser_classes = [DicomJsonParser, JSONParser]
+    parser_classes = [DicomJsonParser, BoundedJSONParser]
     required_scopes = {"POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(

@@ -114,6 +114,29 @@ def parse_dt(value: str) -> tuple[dt.date, dt.time]:
     return day, parse_tm(time_text)
 
 
+# VRs whose string values we check against their PS3.5 rules (length, repertoire, dates).
+_CHECKED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UI", "DA", "TM"})
+
+
+def _value_problems(vr: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return ["must not contain NUL characters"]
+        if vr in _CHECKED_VRS and value:
+            return value_problems(vr, value)
+        return []
+    if isinstance(value, dict):
+        if vr != "PN":
+            return ["values of this VR must not be objects"]
+        groups = [g for g in value.values() if isinstance(g, str)]
+        if len(groups) != len(value) or any(len(g) > 64 or "\x00" in g for g in groups):
+            return ["person name groups must be strings of at most 64 characters"]
+        return []
+    if isinstance(value, list):
+        return ["values must not be lists"]
+    return []
+
+
 def check_structure(dataset: Any, *, path: str = "", depth: int = 0) -> dict[str, list[str]]:
     """Every key a tag, every element an object with a VR and a list of values; bounded size."""
     errors: dict[str, list[str]] = {}
@@ -142,10 +165,10 @@ def check_structure(dataset: Any, *, path: str = "", depth: int = 0) -> dict[str
                 errors.update(check_structure(item, path=f"{name}[{index}]", depth=depth + 1))
         else:
             for value in values:
-                if isinstance(value, str) and "\x00" in value:
-                    errors[name] = ["must not contain NUL characters"]
-                elif isinstance(value, dict | list) and element["vr"] != "PN":
-                    errors[name] = ["values of this VR must not be objects"]
+                problems = _value_problems(element["vr"], value)
+                if problems:
+                    errors[name] = problems
+                    break
     return errors
 
 

@@ -104,6 +104,8 @@ def parse(params: dict[str, list[str]]) -> UpsQuery:
         for raw in raw_values:
             values.extend(part.strip() for part in raw.split(","))  # PS3.18 8.3.4.1: a,b is a list
         values = [v for v in values if v != ""]
+        if any("\x00" in v for v in values) or "\x00" in name:
+            raise QueryInvalid(f"{name[:64].replace(chr(0), '?')}: must not contain NUL characters")
         if path == START_DATETIME_TAG:
             if is_universal(values):
                 continue

@@ -81,6 +81,11 @@ def test_create_not_scheduled_is_400(ups_server):
         '{"00404005": {"vr": "DT", "Value": ["2026-01-01"]}}',
         '{"00100020": {"vr": "LO", "Value": ["A\\u0000B"]}}',
         '{"00741200": {"vr": "CS", "Value": ["URGENT"]}}',
+        "[" * 5000 + "]" * 5000,
+        '{"00100020": {"vr": "LO", "Value": [' + "9" * 5000 + "]}}",
+        '{"00741238": {"vr": "LT", "Value": ["' + "x" * 20000 + '"]}}',
+        '{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "' + "x" * 100 + '"}]}}',
+        '{"0010\\u00000020": {"vr": "LO"}}',
     ],
 )
 def test_a_malformed_dataset_is_400_never_500(ups_server, body):
@@ -244,6 +249,8 @@ def test_search_matches_on_ups_attributes(ups_server):
         ups_server.url("workitems"), params={"ScheduledProcedureStepStartDateTime": "2026-01"}
     )
     assert bad.status_code == 400
+    nul = ups_server.session.get(ups_server.url("workitems"), params={"PatientID": "A\x00B"})
+    assert nul.status_code == 400
 
 
 def test_subscribe_answers_the_event_channel_url_and_unsubscribe_removes_it(ups_server, scheduled):
