@@ -105,6 +105,18 @@ def event_channel_url(request, ae_title: str) -> str:
     return f"{base.rstrip('/')}/subscribers/{ae_title}"
 
 
+def _whole_number(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise ApiError(
+            f"{name} is out of range.", errors={name: [f"must be a whole number from {low} to {high}"]}
+        )
+    return number
+
+
 def _responses(codes: dict) -> dict:
     return {**codes, 401: ERROR_401, 403: ERROR_403}
 
@@ -143,20 +155,14 @@ class Workitems(APIView):
     )
     def get(self, request):
         params: dict[str, list[str]] = {}
-        limit, offset = settings.WORKLIST_PAGE_DEFAULT, 0
-        fuzzy = False
+        limit, offset, fuzzy = settings.WORKLIST_PAGE_DEFAULT, 0, False
         for name in request.query_params:
             values = request.query_params.getlist(name)
             lowered = name.lower()
-            if lowered in ("limit", "offset"):
-                try:
-                    number = int(values[-1])
-                except ValueError:
-                    number = -1
-                top = settings.WORKLIST_PAGE_MAX if lowered == "limit" else 2**62
-                if not (1 if lowered == "limit" else 0) <= number <= top:
-                    raise ApiError(f"{lowered} is out of range.", errors={lowered: [f"must be 0..{top}"]})
-                limit, offset = (number, offset) if lowered == "limit" else (limit, number)
+            if lowered == "limit":
+                limit = _whole_number("limit", values[-1], 1, settings.WORKLIST_PAGE_MAX)
+            elif lowered == "offset":
+                offset = _whole_number("offset", values[-1], 0, 2**62)
             elif lowered == "fuzzymatching":
                 fuzzy = values[-1].lower() == "true"
             elif lowered != "includefield":
@@ -168,7 +174,12 @@ class Workitems(APIView):
             reason = str(exc).partition(": ")[2] or str(exc)
             raise ApiError(f"Invalid search: {exc}.", errors={key: [reason]}) from None
         rows = workitems_search(query, limit=limit, offset=offset)
-        _audit(request, "ups.search", None, count=len(rows), filters=query.matched)
+        audit_request(
+            request,
+            action="ups.search",
+            patient_id=query.patient_id,
+            detail={"count": len(rows), "filters": query.matched},
+        )
         headers = {}
         notes = []
         if query.unsupported:
