@@ -140,20 +140,20 @@ class EventRelay:
             event_id, _, workitem_uid, event_type, payload, _ = row
             if event_id in self._seen:
                 continue
+            # An error here (the database gone) reconnects and catches up from the last event sent.
+            recipients = await sync_to_async(_recipients, thread_sensitive=False)(row)
+            if recipients:
+                message = event_message(
+                    event_id=event_id, workitem_uid=workitem_uid, event_type=event_type, info=payload
+                )
+                text = orjson.dumps(message).decode()
+                for ae_title in sorted(recipients):
+                    await layer.group_send(group_name(ae_title), {"type": "ups.event", "text": text})
+                    self.sent += 1
             self._seen[event_id] = None
             if len(self._seen) > SEEN:
                 self._seen.popitem(last=False)
             self.last_id = max(self.last_id or 0, event_id)
-            recipients = await sync_to_async(_recipients, thread_sensitive=False)(row)
-            if not recipients:
-                continue
-            message = event_message(
-                event_id=event_id, workitem_uid=workitem_uid, event_type=event_type, info=payload
-            )
-            text = orjson.dumps(message).decode()
-            for ae_title in sorted(recipients):
-                await layer.group_send(group_name(ae_title), {"type": "ups.event", "text": text})
-                self.sent += 1
 
     async def _prune(self, conn) -> None:
         now = asyncio.get_running_loop().time()

@@ -211,3 +211,18 @@ def test_a_stopping_server_tells_open_channels_it_is_going_down(transactional_db
         channel.close()
     finally:
         proc.stop()
+
+
+def test_events_written_while_the_relay_reconnects_still_arrive(ups_server, watcher):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'dicomsvc-ups-relay' AND datname = current_database()"
+        )
+        assert cursor.fetchall(), "no relay connection to cut"
+    uid = new_uid()
+    assert ups_server.create(ups_dataset(), uid=uid).status_code == 201  # before the relay is back
+    message = watcher.until(lambda m: workitem_of(m) == uid, timeout=60)
+    assert state_of(message) == "SCHEDULED"
