@@ -157,7 +157,7 @@ def test_unsubscribing_one_workitem_from_a_global_subscription_silences_it(ups_s
     )
     for uid in (quiet, loud):
         assert ups_server.state(uid, "IN PROGRESS", new_uid()).status_code == 200
-    message = watcher.until(lambda m: state_of(m) == "IN PROGRESS")
+    message = watcher.until(lambda m: state_of(m) == "IN PROGRESS" and workitem_of(m) in (quiet, loud))
     assert workitem_of(message) == loud
 
 
@@ -174,7 +174,7 @@ def test_a_filtered_subscriber_hears_only_matching_workitems(ups_server):
             ).status_code
             == 201
         )
-        message = channel.next()
+        message = channel.until(lambda m: workitem_of(m) in (other, mine))
         assert workitem_of(message) == mine
     finally:
         channel.close()
