@@ -218,8 +218,9 @@ def mpps_latency(args) -> None:
                     hook_rounds.append(percentiles(hook_ms)["p95"])
                     print(
                         f"  round {round_number + 1}: WebSocket p95 {ws_rounds[-1]:.1f} ms, "
-                        f"webhook p95 {hook_rounds[-1]:.1f} ms (N-SET answered after "
-                        f"{statistics.median(answered_ms):.1f} ms, median)",
+                        f"webhook p95 {hook_rounds[-1]:.1f} ms (medians: N-SET answered after "
+                        f"{statistics.median(answered_ms):.1f} ms, WebSocket {statistics.median(ws_ms):.1f} ms, "
+                        f"webhook {statistics.median(hook_ms):.1f} ms)",
                         flush=True,
                     )
             finally:
