@@ -219,8 +219,8 @@ def mpps_latency(args) -> None:
                     print(
                         f"  round {round_number + 1}: WebSocket p95 {ws_rounds[-1]:.1f} ms, "
                         f"webhook p95 {hook_rounds[-1]:.1f} ms (medians: N-SET answered after "
-                        f"{statistics.median(answered_ms):.1f} ms, WebSocket {statistics.median(ws_ms):.1f} ms, "
-                        f"webhook {statistics.median(hook_ms):.1f} ms)",
+                        f"{statistics.median(answered_ms):.1f} ms, WebSocket "
+                        f"{statistics.median(ws_ms):.1f} ms, webhook {statistics.median(hook_ms):.1f} ms)",
                         flush=True,
                     )
             finally:
