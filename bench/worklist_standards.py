@@ -50,11 +50,11 @@ def _env(url: str) -> dict[str, str]:
     }
 
 
-def _summary(name: str, rounds: list[float], target: float) -> None:
+def _summary(name: str, rounds: list[float], target: str) -> None:
     median = statistics.median(rounds)
     print(
-        f"  {name:<44} p95 median {median:7.2f} ms  spread {min(rounds):.2f}-{max(rounds):.2f} ms"
-        f"  (rounds: {', '.join(f'{r:.2f}' for r in rounds)}; target <= {target:.0f} ms)"
+        f"  {name:<50} p95 median {median:7.2f} ms  spread {min(rounds):.2f}-{max(rounds):.2f} ms"
+        f"  (rounds: {', '.join(f'{r:.2f}' for r in rounds)}){'; target ' + target if target else ''}"
     )
 
 
@@ -122,8 +122,13 @@ def ups_search(args) -> None:
                     results[name].append(percentiles(timed_requests(fn, port, auth, args.requests))["p95"])
                 print(f"  round {round_number + 1}: " + ", ".join(f"{v[-1]:.2f}" for v in results.values()))
     print(f"\nUPS-RS search at {args.rows:,} workitems, {args.requests} requests per round, one client:")
+    targets = {
+        "UPS-RS ?PatientID=": f"<= {TARGET_SEARCH_MS:.0f} ms",
+        "UPS-RS ?ReferencedRequestSequence.AccessionNumber=": f"<= {TARGET_SEARCH_MS:.0f} ms",
+        "UPS-RS one day, one station, SCHEDULED": "<= 2x the documented API's same-day page",
+    }
     for name, rounds in results.items():
-        _summary(name, rounds, TARGET_SEARCH_MS)
+        _summary(name, rounds, targets.get(name, "(peer)"))
 
 
 class _Subscriber(threading.Thread):
@@ -230,8 +235,8 @@ def mpps_latency(args) -> None:
             for proc in reversed(procs):
                 proc.stop()
     print(f"\nMPPS N-SET COMPLETED -> event, {args.events} per round:")
-    _summary("UPS State Report on the WebSocket", ws_rounds, TARGET_EVENT_MS)
-    _summary("webhook at the CALLBACK_URLS receiver", hook_rounds, TARGET_EVENT_MS)
+    _summary("UPS State Report on the WebSocket", ws_rounds, f"<= {TARGET_EVENT_MS:.0f} ms")
+    _summary("webhook at the CALLBACK_URLS receiver", hook_rounds, f"<= {TARGET_EVENT_MS:.0f} ms")
 
 
 def _one_completion(session, base, assoc, subscriber, receiver, suffix: str) -> tuple[float, float, float]:

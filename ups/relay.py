@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections import OrderedDict
 
 import orjson
@@ -57,11 +59,24 @@ def _conninfo() -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
+_checked = threading.local()
+
+
 def _recipients(row: tuple) -> set[str]:
-    close_old_connections()
+    # Let Django replace a broken or aged connection now and then, not before every event: after
+    # close_old_connections its health check costs a round trip on the event's path.
+    now = time.monotonic()
+    if now - getattr(_checked, "at", float("-inf")) > 30.0:
+        close_old_connections()
+        _checked.at = now
     event_id, workitem_id, workitem_uid, event_type, payload, ae_title = row
     event = WorkitemEvent(id=event_id, workitem_id=workitem_id, event_type=event_type, ae_title=ae_title)
-    return event_recipients(event)
+    try:
+        return event_recipients(event)
+    except Exception:
+        _checked.at = float("-inf")  # a failed query: check (and replace) the connection next time
+        close_old_connections()
+        raise
 
 
 class EventRelay:
