@@ -56,9 +56,6 @@ def audit_batch() -> Iterator[None]:
 def _batch_write(events: list[AuditEvent]) -> None:
     if not events:
         return
-    if connection.vendor != "postgresql":
-        AuditEvent.objects.bulk_create(events)
-        return
     # One multi-row INSERT: each value goes through psycopg's C dumpers (the ORM's bulk_create
     # sends arrays, escaped element by element in Python).
     now = timezone.now()
@@ -120,14 +117,12 @@ def audit_record(
     batch = _batch.get()
     if batch is not None:
         batch.append(event)  # written when the batch ends
-    elif connection.vendor == "postgresql":
-        _insert(event)
     else:
-        event.save(force_insert=True)
+        _insert(event)
     return event
 
 
-# One audit row per API request: on Postgres a plain INSERT, without the ORM's statement building.
+# One audit row per API request: a plain INSERT, without the ORM's statement building.
 _INSERT_HEAD = """
 INSERT INTO core_auditevent
   (at, actor, actor_type, action, patient_id, study_uid, outcome, client_address, detail)

@@ -1,7 +1,8 @@
 """dicomsvc settings: every value comes from the environment (see README "Settings").
 
-Defaults let a fresh clone run with nothing configured: SQLite and a filesystem Celery broker
-under ``var/``. Set DATABASE_URL / REDIS_URL for Postgres and Redis in production.
+Defaults let a fresh clone run with nothing configured: the embedded PostgreSQL server that
+``scripts/run.sh`` starts (``dicomsvc.embedded_db``) and a filesystem Celery broker, both under
+``var/``. Set DATABASE_URL / REDIS_URL for your own Postgres and Redis in production.
 """
 
 import logging
@@ -11,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc import allocator
+from dicomsvc import allocator, embedded_db
 from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,19 +99,19 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL only. Unset: the embedded server of this var directory (a Unix socket in var/run; see
+# dicomsvc/embedded_db.py), which scripts/run.sh starts.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'dicomsvc.sqlite3'}"),
+        env_str("DATABASE_URL", embedded_db.database_url(VAR_DIR)),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {DATABASES['default']['ENGINE']}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
