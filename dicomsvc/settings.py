@@ -127,7 +127,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Collected static files (admin, Swagger UI, viewer), served by WhiteNoise. The image sets it outside
+# the data volume (/app/staticfiles), so an upgraded image never serves an old copy.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -346,6 +348,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {**CALLBACKS_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat writes its schedule file after every task it sends, so the file's age tells a health check
+# (manage.py healthcheck beat) that beat is ticking. The file is a few hundred bytes.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- process -----------------------------------------------------------------------------------
 # glibc keeps blocks below this size on its heap and reuses freed ones (0 = glibc's defaults);

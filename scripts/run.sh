@@ -98,8 +98,8 @@ start worker .venv/bin/celery -A dicomsvc worker --loglevel "${LOG_LEVEL:-INFO}"
     --concurrency "${CELERY_CONCURRENCY:-2}"
 # Beat (the periodic delivery sweep) on its own, as in docker-compose.yml: never inside the worker
 # (celery worker -B), whose beat child outlives a worker killed with SIGKILL.
-start beat .venv/bin/celery -A dicomsvc beat --loglevel "${LOG_LEVEL:-INFO}" \
-    --schedule "$DICOMSVC_VAR_DIR/celerybeat-schedule"
+# Its schedule file: var/celerybeat-schedule (CELERY_BEAT_SCHEDULE_FILENAME).
+start beat .venv/bin/celery -A dicomsvc beat --loglevel "${LOG_LEVEL:-INFO}"
 # The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
 start dimse $PY manage.py run_dimse
 start web .venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \

@@ -174,7 +174,8 @@ def run_script(var_dir, tmp_path):
         DICOMSVC_VAR_DIR=str(var_dir),
         PORT=str(free_port()),
         DIMSE_PORT=str(free_port()),
-        DIMSE_ALLOWED_AES="ECHOSCU",  # echoscu's own calling AE title
+        # echoscu's own calling AE title, and the health check's from this host only.
+        DIMSE_ALLOWED_AES="ECHOSCU,HEALTHCHECK@127.0.0.1",
         WEB_CONCURRENCY="1",
         CELERY_CONCURRENCY="1",
     )
@@ -228,6 +229,10 @@ def test_run_sh_serves_the_readme_examples_on_the_embedded_database_and_leaves_n
             timeout=120,
         )
         assert echo.returncode == 0, echo.stdout + echo.stderr
+
+        # The health checks docker-compose.yml runs for the processes without HTTP.
+        for process in ("worker", "beat", "dimse"):
+            assert run_script.manage("healthcheck", process).strip() == f"{process}: ok"
 
         # Ctrl-C: everything stops, the database last; nothing is left running or in the checkout.
         run_script.note_processes()
