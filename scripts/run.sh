@@ -73,10 +73,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Linux: each process also gets SIGTERM should this script end without stopping it (SIGKILL).
+die_with_us=()
+if setpriv --pdeathsig TERM true 2>/dev/null; then die_with_us=(setpriv --pdeathsig TERM --); fi
+
 start() { # name command...: start a supervised process
     local name=$1
     shift
-    "$@" 9>&- &
+    "${die_with_us[@]}" "$@" 9>&- &
     names+=("$name")
     pids+=($!)
 }

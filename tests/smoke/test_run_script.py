@@ -255,6 +255,14 @@ def test_run_sh_serves_the_readme_examples_on_the_embedded_database_and_leaves_n
     assert run_script.left_behind() == []
     assert "worker (pid" in run_script.tail() and "stopping everything" in run_script.tail()
 
+    # run.sh itself dies hard: what it started goes too (each process, the database included, is told
+    # to stop when its parent ends).
+    run_script.seen.clear()
+    run_script.start()
+    run_script.proc.kill()
+    run_script.proc.wait(timeout=STOP_DEADLINE)
+    assert run_script.left_behind() == []
+
 
 def _event_of(body: bytes, study_uid: str) -> bool:
     try:
