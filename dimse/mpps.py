@@ -20,6 +20,7 @@ from pydicom.sequence import Sequence
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from core.audit import audit_record
+from dicomsvc.dicom import status
 from dicomsvc.dicom.uids import uid_problems
 from dicomsvc.dicom.vr import value_problems
 from worklist import mpps
@@ -28,8 +29,6 @@ from worklist.mpps import MppsRefused, MppsValues, ScheduledStep, SeriesValues
 logger = logging.getLogger("dicomsvc.dimse")
 
 SOP_CLASS = ModalityPerformedProcedureStep
-SUCCESS = 0x0000
-NO_SUCH_SOP_CLASS = 0x0118
 # Type 1 attributes of N-CREATE (PS3.4 Table F.7.2-1) that must be present with a value.
 CREATE_REQUIRED = (
     "PerformedProcedureStepID",
@@ -216,7 +215,7 @@ def handle(event, *, creating: bool, state, workers):
     action = "dimse.mpps_create" if creating else "dimse.mpps_set"
     sop_class = str(request.AffectedSOPClassUID if creating else request.RequestedSOPClassUID)
     if sop_class != SOP_CLASS:
-        return _failure(NO_SUCH_SOP_CLASS, "only MPPS is served by N-CREATE / N-SET")
+        return _failure(status.NO_SUCH_SOP_CLASS, "only MPPS is served by N-CREATE / N-SET")
     uid = request.AffectedSOPInstanceUID if creating else request.RequestedSOPInstanceUID
     uid = str(uid or "")
     try:
@@ -260,4 +259,4 @@ def handle(event, *, creating: bool, state, workers):
             "series": len(values.series or []),
         },
     )
-    return SUCCESS, None
+    return status.SUCCESS, None

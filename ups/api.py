@@ -16,6 +16,7 @@ from core import scopes
 from core.audit import Outcome, audit_request
 from core.errors import ApiError
 from core.openapi import DICOM_JSON_LIST, DICOM_JSON_OBJECT, ERROR, ERROR_400, ERROR_401, ERROR_403
+from dicomsvc.dicom import status
 from dicomsvc.dicom.matching import QueryInvalid
 from dicomsvc.dicom.uids import uid_problems
 from ups import dataset, search, services
@@ -294,7 +295,7 @@ def _update_refused(exc: services.UpsRefused) -> Response:
         return _refused(exc, http=400, text=INCONSISTENT_WORKITEM)
     if exc.status == state.NOT_YET_IN_PROGRESS:
         return _refused(exc, http=409, text=NOT_CLAIMED)
-    if exc.status == 0x0110:
+    if exc.status == status.PROCESSING_FAILURE:
         return _refused(exc, http=409, text=INCONSISTENT_WORKITEM)
     return _refused(exc, http=400)
 
@@ -327,7 +328,7 @@ class WorkitemState(APIView):
                 return _refused(exc, http=404)
             if exc.status == state.TRANSACTION_UID_NOT_CORRECT:
                 return _refused(exc, http=400, text=exc.reason)
-            if exc.status == 0x0106:
+            if exc.status == services.INVALID:
                 return _refused(exc, http=400)
             return _refused(exc, http=409, text=INCONSISTENT_UPS)
         _audit(request, "ups.state", change.item, state=change.item.state, changed=change.changed)
@@ -366,7 +367,7 @@ class WorkitemCancelRequest(APIView):
             _audit(request, "ups.cancelrequest", workitem_by_uid(workitem), Outcome.FAILURE)
             if exc.status == state.NO_SUCH_UPS:
                 return _refused(exc, http=404)
-            if exc.status == 0x0106:
+            if exc.status == services.INVALID:
                 return _refused(exc, http=400)
             return _refused(exc, http=409, text=INCONSISTENT_UPS)
         _audit(request, "ups.cancelrequest", workitem_by_uid(workitem))

@@ -27,13 +27,13 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
+from dicomsvc.dicom.charsets import ISO_IR_192, SPECIFIC_CHARACTER_SET_TAG
+from dicomsvc.dicom.dicomjson import pn_from_json, pn_to_json
 from dicomsvc.dicom.vr import parse_da, parse_tm, value_problems
-from worklist.dicomjson import SPECIFIC_CHARACTER_SET
 from worklist.models import WorkItem
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"  # every UPS is an instance of it (PS3.4 CC.3.1)
 
-SPECIFIC_CHARACTER_SET_TAG = "00080005"
 SOP_CLASS_TAG = "00080016"
 SOP_INSTANCE_TAG = "00080018"
 TRANSACTION_UID_TAG = "00081195"
@@ -177,9 +177,8 @@ def first_value(element: Mapping[str, Any] | None) -> Any:
         return None
     values = element.get("Value") or []
     value = values[0] if values else None
-    if isinstance(value, dict) and "Alphabetic" in value:  # PN
-        groups = [value.get("Alphabetic", ""), value.get("Ideographic", ""), value.get("Phonetic", "")]
-        return "=".join(groups).rstrip("=")
+    if isinstance(value, dict):  # PN
+        return pn_from_json(value)
     return value
 
 
@@ -298,16 +297,6 @@ def create_problems(dataset: dict[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
-def _pn(value: str) -> dict[str, str]:
-    groups = value.split("=")
-    out = {"Alphabetic": groups[0]}
-    if len(groups) > 1 and groups[1]:
-        out["Ideographic"] = groups[1]
-    if len(groups) > 2 and groups[2]:
-        out["Phonetic"] = groups[2]
-    return out
-
-
 def _da(value: dt.date) -> str:
     return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
@@ -325,7 +314,7 @@ def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return _EMPTY.get(vr) or {"vr": vr}
     if vr == "PN":
-        return {"vr": vr, "Value": [_pn(value)]}
+        return {"vr": vr, "Value": [pn_to_json(value)]}
     if vr == "DA":
         return {"vr": vr, "Value": [_da(value)]}
     return {"vr": vr, "Value": [value]}
@@ -350,7 +339,7 @@ _TOP_PLAN = [
 ]
 _REQUEST_PLAN = [(tag, column, vr) for tag, (column, vr) in REQUEST_COLUMNS.items()]
 _TYPE2 = {tag: _EMPTY.get(vr) or {"vr": vr} for tag, vr in TYPE2_EMPTY.items()}
-_CHARSET = {"vr": "CS", "Value": [SPECIFIC_CHARACTER_SET]}
+_CHARSET = {"vr": "CS", "Value": [ISO_IR_192]}
 _SOP_CLASS = {"vr": "UI", "Value": [UPS_PUSH_SOP_CLASS]}
 _READY = {"vr": "CS", "Value": ["READY"]}
 

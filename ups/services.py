@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from dicomsvc.dicom import status
 from dicomsvc.dicom.matching import QueryInvalid
 from dicomsvc.dicom.uids import new_uid, uid_problems
 from ups import dataset, search
@@ -33,8 +34,9 @@ from worklist.state import (
 
 S = ProcedureStepState
 ORIGIN = "ups-rs"
-ALREADY_COMPLETED_FAILURE = 0xC311  # Request UPS Cancel of a COMPLETED UPS (PS3.4 Table CC.2.2-2)
-DUPLICATE = 0x0111
+ALREADY_COMPLETED_FAILURE = status.UPS_ALREADY_COMPLETED  # a cancel request of a COMPLETED UPS
+DUPLICATE = status.DUPLICATE_SOP_INSTANCE
+INVALID = status.INVALID_ATTRIBUTE_VALUE
 
 
 class UpsRefused(Exception):
@@ -64,7 +66,7 @@ def ups_create(*, uid: str | None, data: dict[str, Any], actor: str) -> WorkItem
     if not isinstance(uid, str) or uid_problems(uid):
         errors["workitem"] = ["must be a valid UID"]
     if errors:
-        raise UpsRefused(0x0106, "The workitem is invalid: " + ", ".join(sorted(errors)) + ".", errors)
+        raise UpsRefused(INVALID, "The workitem is invalid: " + ", ".join(sorted(errors)) + ".", errors)
     if workitem_by_uid(uid) is not None:
         raise UpsRefused(DUPLICATE, "A workitem with this UID exists already.")
     columns.setdefault("study_instance_uid", "")
@@ -97,11 +99,11 @@ def ups_update(*, uid: str, transaction_uid: str | None, data: dict[str, Any]) -
         columns, others = dataset.columns_from(data, creating=False)
     except dataset.DatasetInvalid as exc:
         reason = "The update is invalid: " + ", ".join(sorted(exc.errors)) + "."
-        raise UpsRefused(0x0106, reason, exc.errors) from None
+        raise UpsRefused(INVALID, reason, exc.errors) from None
     if columns.pop("study_instance_uid", None) not in (None, item.study_instance_uid):
         # The study is the workitem's identity in the documented API and the MWL: it never changes.
         errors = {"StudyInstanceUID": ["cannot be changed"]}
-        raise UpsRefused(0x0106, "The update is invalid: StudyInstanceUID.", errors)
+        raise UpsRefused(INVALID, "The update is invalid: StudyInstanceUID.", errors)
     for _ in range(5):
         current = WorkItem.objects.get(pk=item.pk)
         if current.state in (S.COMPLETED, S.CANCELED):
@@ -136,7 +138,7 @@ def ups_update(*, uid: str, transaction_uid: str | None, data: dict[str, Any]) -
                 reports.append(events.assigned(assigned))
             events.events_emit(current, reports, origin=ORIGIN)
         return current
-    raise UpsRefused(0x0110, "The workitem kept changing while we tried to update it.")
+    raise UpsRefused(status.PROCESSING_FAILURE, "The workitem kept changing while we tried to update it.")
 
 
 def ups_change_state(*, uid: str, data: dict[str, Any]) -> StateChange:
@@ -152,7 +154,7 @@ def ups_change_state(*, uid: str, data: dict[str, Any]) -> StateChange:
     ):
         errors["TransactionUID"] = ["must be a valid UID"]
     if errors:
-        raise UpsRefused(0x0106, "The state change is invalid: " + ", ".join(sorted(errors)) + ".", errors)
+        raise UpsRefused(INVALID, "The state change is invalid: " + ", ".join(sorted(errors)) + ".", errors)
     item = _get(uid)
     try:
         return workitem_change_state(
@@ -168,7 +170,7 @@ def ups_cancel_request(*, uid: str, data: dict[str, Any], requesting_ae: str) ->
     them) get a UPS Cancel Requested event. Returns a warning status or None."""
     errors = dataset.check_structure(data)
     if errors:
-        raise UpsRefused(0x0106, "The cancel request is invalid: " + ", ".join(sorted(errors)) + ".", errors)
+        raise UpsRefused(INVALID, "The cancel request is invalid: " + ", ".join(sorted(errors)) + ".", errors)
     item = _get(uid)
     reason = dataset.first_value(data.get("00741238")) or ""
     code_item = dataset.first_item(data.get("0074100E")) or None
@@ -227,14 +229,14 @@ def ups_subscribe(
     filter_value = None
     if kind == SubscriptionKind.FILTERED:
         if not filter_params:
-            raise UpsRefused(0x0106, "A filtered subscription needs a filter.", {"filter": ["is required"]})
+            raise UpsRefused(INVALID, "A filtered subscription needs a filter.", {"filter": ["is required"]})
         try:
             query = search.parse(filter_params)
         except QueryInvalid as exc:
-            raise UpsRefused(0x0106, f"The filter is invalid: {exc}", {"filter": [str(exc)]}) from None
+            raise UpsRefused(INVALID, f"The filter is invalid: {exc}", {"filter": [str(exc)]}) from None
         if query.unsupported:
             errors = {"filter": [f"cannot match on {', '.join(query.unsupported)}"]}
-            raise UpsRefused(0x0106, "The filter names attributes we cannot match on.", errors)
+            raise UpsRefused(INVALID, "The filter names attributes we cannot match on.", errors)
         filter_value = filter_params
     subscription, _ = UpsSubscription.objects.update_or_create(
         ae_title=ae_title,
@@ -282,7 +284,7 @@ def ups_suspend(*, target: str, ae_title: str) -> None:
     kind = _kind(target)
     if kind == SubscriptionKind.WORKITEM:
         raise UpsRefused(
-            0x0106, "Only a worklist subscription can be suspended.", {"workitem": ["not a worklist"]}
+            INVALID, "Only a worklist subscription can be suspended.", {"workitem": ["not a worklist"]}
         )
     last = WorkItem.objects.aggregate(last=Max("id"))["last"] or 0
     updated = UpsSubscription.objects.filter(

@@ -14,16 +14,17 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from dicomsvc.dicom import status
 from worklist.models import PerformedProcedureStep, PerformedSeries, ProcedureStepState, WorkItem
 from worklist.state import workitem_change_state
 
-# DIMSE statuses of N-CREATE / N-SET (PS3.4 F.7.2.1.4, F.7.2.2.4; PS3.7 C).
-PROCESSING_FAILURE = 0x0110
-INVALID_ATTRIBUTE_VALUE = 0x0106
-DUPLICATE_SOP_INSTANCE = 0x0111
-NO_SUCH_SOP_INSTANCE = 0x0112
-MISSING_ATTRIBUTE = 0x0120
-MISSING_ATTRIBUTE_VALUE = 0x0121
+# DIMSE statuses of N-CREATE / N-SET (PS3.4 F.7.2.1.4, F.7.2.2.4), for the callers' convenience.
+PROCESSING_FAILURE = status.PROCESSING_FAILURE
+INVALID_ATTRIBUTE_VALUE = status.INVALID_ATTRIBUTE_VALUE
+DUPLICATE_SOP_INSTANCE = status.DUPLICATE_SOP_INSTANCE
+NO_SUCH_SOP_INSTANCE = status.NO_SUCH_SOP_INSTANCE
+MISSING_ATTRIBUTE = status.MISSING_ATTRIBUTE
+MISSING_ATTRIBUTE_VALUE = status.MISSING_ATTRIBUTE_VALUE
 
 STATUSES = ("IN PROGRESS", "COMPLETED", "DISCONTINUED")
 FINAL = ("COMPLETED", "DISCONTINUED")

@@ -25,23 +25,23 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from dicomsvc.dicom import status
 from worklist import events
 from worklist.models import ProcedureStepState, WorkItem
 
 S = ProcedureStepState
 FINAL = (S.COMPLETED, S.CANCELED)
 
-# UPS status codes (PS3.4 Table CC.2.1-2) of refused state changes.
-MAY_NO_LONGER_BE_UPDATED = 0xC300
-TRANSACTION_UID_NOT_CORRECT = 0xC301
-ALREADY_IN_PROGRESS = 0xC302
-MAY_ONLY_BECOME_SCHEDULED_VIA_CREATE = 0xC303
-FINAL_STATE_REQUIREMENTS_NOT_MET = 0xC304
-NO_SUCH_UPS = 0xC307
-NOT_YET_IN_PROGRESS = 0xC310
-# Warnings: the request asked for the state the workitem is in already.
-ALREADY_CANCELED = 0xB304
-ALREADY_COMPLETED = 0xB306
+# UPS status codes (PS3.4 Table CC.2.1-2) of refused and repeated state changes.
+MAY_NO_LONGER_BE_UPDATED = status.UPS_MAY_NO_LONGER_BE_UPDATED
+TRANSACTION_UID_NOT_CORRECT = status.UPS_TRANSACTION_UID_NOT_CORRECT
+ALREADY_IN_PROGRESS = status.UPS_ALREADY_IN_PROGRESS
+MAY_ONLY_BECOME_SCHEDULED_VIA_CREATE = status.UPS_MAY_ONLY_BECOME_SCHEDULED_VIA_CREATE
+FINAL_STATE_REQUIREMENTS_NOT_MET = status.UPS_FINAL_STATE_REQUIREMENTS_NOT_MET
+NO_SUCH_UPS = status.UPS_NO_SUCH_INSTANCE
+NOT_YET_IN_PROGRESS = status.UPS_NOT_YET_IN_PROGRESS
+ALREADY_CANCELED = status.UPS_ALREADY_CANCELED
+ALREADY_COMPLETED = status.UPS_ALREADY_COMPLETED_WARNING
 
 # Sequences and attributes of the final state requirements (PS3.4 Table CC.2.5-3, C.30.3).
 PERFORMED_PROCEDURE_SEQUENCE = "00741216"
@@ -223,7 +223,9 @@ def workitem_change_state(
             events.events_emit(current, reports, origin=origin)
         _refresh(item, current, new_values)
         return StateChange(item, before, changed=True)
-    raise StateChangeRefused(0x0110, "The workitem kept changing while we tried to change its state.")
+    raise StateChangeRefused(
+        status.PROCESSING_FAILURE, "The workitem kept changing while we tried to change its state."
+    )
 
 
 def _refresh(item: WorkItem, current: WorkItem, new_values: dict[str, Any]) -> None:
@@ -231,19 +233,10 @@ def _refresh(item: WorkItem, current: WorkItem, new_values: dict[str, Any]) -> N
         setattr(item, column, value)
 
 
-def workitem_set_state(*, study_instance_uid: str, state: str, origin: str = "", actor: str = "") -> bool:
+def workitem_set_state(*, study_instance_uid: str, state: str, origin: str = "") -> bool:
     """dicomsvc moves the workitem of this study forward (the PACS callback link, HL7 cancel);
     returns whether this call moved it. A backward, repeated or unknown move changes nothing."""
     item = WorkItem.objects.filter(study_instance_uid=study_instance_uid).only("id").first()
     if item is None:
         return False
     return workitem_change_state(item=item, state=state, origin=origin or "system").changed
-
-
-def workitems_set_state(*, ids: list[int], state: str, origin: str = "admin") -> int:
-    """Admin bulk action: move each of these workitems forward to ``state`` where allowed; returns
-    how many moved."""
-    moved = 0
-    for item in WorkItem.objects.filter(pk__in=ids).only("id"):
-        moved += workitem_change_state(item=item, state=state, origin=origin).changed
-    return moved
