@@ -7,6 +7,7 @@ Every wait is a condition with a generous deadline; nothing here depends on timi
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import subprocess
@@ -25,9 +26,11 @@ from callbacks.models import CallbackDelivery, CallbackEvent
 from core.scopes import ALL_SCOPES
 from core.services import api_key_create
 from tests.callbacks.conftest import database_url_of_test_db, wait_until
-from tests.callbacks.harness import FAST_DELIVERY_ENV, Receiver, always
+from tests.callbacks.harness import FAST_DELIVERY_ENV, PYTHON, ROOT, Receiver, always
 from tests.exams.conftest import instance_path, make_dicom, new_patient
 from tests.support.cluster import AE_TITLE, Cluster
+from tests.support.pgbouncer import available as pgbouncer_available
+from tests.support.pgbouncer import pgbouncer
 
 pytestmark = [pytest.mark.celery, pytest.mark.dcmtk, pytest.mark.django_db(transaction=True)]
 
@@ -38,8 +41,10 @@ def receivers():
         yield first, second
 
 
-@pytest.fixture(scope="module")
-def cluster(django_db_setup, django_db_blocker, s3, receivers, tmp_path_factory):
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def cluster(request, django_db_setup, django_db_blocker, s3, receivers, tmp_path_factory):
+    """The two nodes reach Postgres directly, then (the module's tests again) through PgBouncer in
+    transaction pooling mode, as a deployment of many nodes would."""
     from django.conf import settings
 
     broker = settings.CELERY_BROKER_URL
@@ -47,6 +52,18 @@ def cluster(django_db_setup, django_db_blocker, s3, receivers, tmp_path_factory)
         pytest.skip("needs REDIS_URL (a real Redis) for the Celery workers")
     with django_db_blocker.unblock():
         database_url = database_url_of_test_db()
+    with contextlib.ExitStack() as stack:
+        extra = {}
+        if request.param == "pgbouncer":
+            if not pgbouncer_available():
+                pytest.skip("needs the pgbouncer package")
+            database_url = stack.enter_context(pgbouncer(database_url))(database_url)
+            extra["DATABASE_DISABLE_SERVER_SIDE_CURSORS"] = "true"
+        yield stack.enter_context(_cluster(database_url, broker, s3, receivers, tmp_path_factory, extra))
+
+
+@contextlib.contextmanager
+def _cluster(database_url, broker, s3, receivers, tmp_path_factory, extra):
     bucket = s3.bucket()
     with Cluster(
         database_url=database_url,
@@ -60,6 +77,7 @@ def cluster(django_db_setup, django_db_blocker, s3, receivers, tmp_path_factory)
             **FAST_DELIVERY_ENV,
             "CALLBACK_URLS": ",".join(receiver.url for receiver in receivers),
             "LOG_LEVEL": "WARNING",
+            **extra,
         },
     ) as running:
         yield running
@@ -274,3 +292,62 @@ def test_both_nodes_serve_concurrent_uploads_into_one_study_with_exact_counters(
     [found] = _studies(session, nodes[1], patient)
     assert found["00201208"]["Value"] == [len(files)]
     assert found["00201206"]["Value"] == [1]
+
+
+def test_worklist_import_and_export_run_on_a_node(cluster, tmp_path):
+    """The bulk import (COPY, its temporary table, SET LOCAL, the initial load's advisory lock) and
+    the streamed export through the node's database connection (PgBouncer in the second run)."""
+    import csv
+
+    env = cluster.nodes[1].env
+    source = tmp_path / "orders.csv"
+    with source.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "PatientID",
+                "PatientName",
+                "AccessionNumber",
+                "Modality",
+                "AE title",
+                "Date",
+                "Time",
+                "Description",
+            ]
+        )
+        for n in range(300):
+            accession = f"ACC{uuid.uuid4().hex[:10]}"
+            writer.writerow(
+                [f"IMP{n:05d}", "ROSSI^MARIO", accession, "CT", "CT1", "20260105", "0900", "CT head"]
+            )
+    for extra in ([], ["--on-conflict", "update"], ["--initial-load"]):
+        result = subprocess.run(
+            [PYTHON, "manage.py", "import_worklist", str(source), *extra],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    exported = subprocess.run(
+        [
+            PYTHON,
+            "manage.py",
+            "export_worklist",
+            "--format",
+            "csv",
+            "--modality",
+            "CT",
+            "--scheduledDate",
+            "20260105",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert {row["PatientID"] for row in rows} >= {f"IMP{n:05d}" for n in range(300)}
