@@ -305,6 +305,7 @@ def main() -> int:  # noqa: C901 - a linear script
     parser.add_argument(
         "--workitems", type=int, default=1_000_000, help="workitems COPYed in for index sizes"
     )
+    parser.add_argument("--events", type=int, default=200_000, help="callback events written for index sizes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per node")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     args = parser.parse_args()
@@ -395,16 +396,15 @@ def main() -> int:  # noqa: C901 - a linear script
                     )
             delivered = len(receiver.requests)
         found_deadlocks = deadlocks(url) - deadlocks_before
-        print(f"COPYing {args.workitems:,} workitems for the index sizes ...", flush=True)
+        report(args, results, cpu, errors, found_deadlocks, delivered)
+        print(f"\nCOPYing {args.workitems:,} workitems and {args.events:,} callback events ...", flush=True)
         load_rows(url, args.workitems, max(1, args.workitems // 5))
         load_events(url, args.events)
-        sizes = index_sizes(url)
-
-    report(args, results, cpu, errors, found_deadlocks, delivered, sizes)
+        report_sizes(index_sizes(url))
     return 0 if not any(errors.values()) and not found_deadlocks else 1
 
 
-def report(args, results, cpu, errors, found_deadlocks, delivered, sizes) -> None:
+def report(args, results, cpu, errors, found_deadlocks, delivered) -> None:
     print()
     print(
         f"Scale-out on one machine ({psutil.cpu_count()} cores): gunicorn {args.workers} workers x "
@@ -444,6 +444,14 @@ def report(args, results, cpu, errors, found_deadlocks, delivered, sizes) -> Non
         f"\nerrors: ingest {errors['ingest']}, QIDO {errors['qido']}; Postgres deadlocks {found_deadlocks}; "
         f"new-exam callbacks delivered {delivered}"
     )
+    print(
+        "\nNote: both nodes share this machine's cores with Postgres, moto and the load generator, "
+        "so a second node cannot add throughput here; read the CPU split, the errors and the 2/1 ratio "
+        "(near 1.0 = no added contention)."
+    )
+
+
+def report_sizes(sizes) -> None:
     print("\nTable and index sizes (MB per million rows; tables of at least 10,000 rows)")
     for table, rows, heap, indexes in sizes:
         if rows < 10_000:
@@ -452,12 +460,6 @@ def report(args, results, cpu, errors, found_deadlocks, delivered, sizes) -> Non
         print(f"  {table}: {rows:,} rows, table {heap * per_million:,.0f} MB/M")
         for name, size in indexes:
             print(f"    {name}: {size * per_million:,.0f} MB/M")
-    print(
-        "\nNote: both nodes share this machine's cores with Postgres, moto and the load generator, "
-        "so a second node cannot add throughput here; read the CPU split, the errors and the 2/1 ratio "
-        "(near 1.0 = no "
-        "added contention)."
-    )
 
 
 if __name__ == "__main__":
