@@ -15,7 +15,8 @@ Here a file opened for reading is a seekable stream of ranged GETs:
 - a seek elsewhere (the renderer reads the header, then jumps to one frame) starts a new range
   there; memory is the read buffer, whatever the object's size.
 
-Uploads go through boto3's managed transfer as in django-storages, with a bounded part size and
+An instance below ``multipart_threshold`` is uploaded with one PutObject; a larger one goes
+through boto3's managed transfer as in django-storages, with a bounded part size and
 concurrency: an instance past ``multipart_threshold`` is a multipart upload that holds at most
 ``max_concurrency`` parts of ``multipart_chunksize`` bytes in memory at once (4 x 8 MiB by
 default; ``OPTIONS["transfer_config"]`` takes a dict of ``boto3.s3.transfer.TransferConfig``
@@ -147,6 +148,21 @@ class S3InstanceStorage(S3Storage):
             config.max_in_memory_upload_chunks = config.max_request_concurrency
             settings["transfer_config"] = config
         super().__init__(**settings)
+
+    def _save(self, name, content):
+        # An object below the multipart threshold (every ordinary instance) is one PutObject: boto3's
+        # managed transfer costs about twice its CPU (6-8 ms against 3.4 ms per 0.5 MB object,
+        # measured on moto), for a thread pool and futures that a single request does not need.
+        size = getattr(content, "size", None)
+        if self.gzip or size is None or size >= self.transfer_config.multipart_threshold:
+            return super()._save(name, content)
+        cleaned = clean_name(name)
+        key = self._normalize_name(cleaned)
+        content.seek(0)
+        source = getattr(content, "file", None)
+        body = source if isinstance(source, io.BytesIO) else content.read()  # no copy of a BytesIO
+        self.bucket.Object(key).put(Body=body, **self._get_write_parameters(key, content))
+        return cleaned
 
     def _open(self, name, mode="rb"):
         if "w" in mode or "+" in mode or "a" in mode:
