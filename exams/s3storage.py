@@ -139,6 +139,9 @@ class _RangedObject(io.RawIOBase):
 
 
 class S3InstanceStorage(S3Storage):
+    """django-storages' S3Storage with ranged reads and bounded uploads; the same OPTIONS, plus
+    ``transfer_config`` as a dict."""
+
     def __init__(self, **settings):
         transfer = settings.get("transfer_config")
         if transfer is None or isinstance(transfer, dict):
