@@ -131,6 +131,17 @@ def redis_pids() -> list[int]:
 # -- load ------------------------------------------------------------------------------------------
 
 
+def in_threads(loop, clients: int) -> float:
+    """Seconds until ``loop(slot)`` has returned in each of ``clients`` threads."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(slot,)) for slot in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def run_ingest(urls: list[str], auth: dict, batches: list[list[bytes]], clients: int) -> tuple[float, int]:
     """(seconds, failed requests) to post every batch with ``clients`` threads; client i talks to
     ``urls[i % len(urls)]``."""
@@ -157,13 +168,7 @@ def run_ingest(urls: list[str], auth: dict, batches: list[list[bytes]], clients:
                 with lock:
                     failed[0] += 1
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(slot,)) for slot in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, failed[0]
+    return in_threads(loop, clients), failed[0]
 
 
 def run_qido(
@@ -184,13 +189,7 @@ def run_qido(
             else:
                 failed[slot] += 1
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(slot,)) for slot in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, sum(done), sum(failed)
+    return in_threads(loop, clients), sum(done), sum(failed)
 
 
 def fresh_batches(rng, count: int, per_request: int) -> list[list[bytes]]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from tests.support.net import free_port, wait_for_port
+from tests.support.net import free_port, stop_process, wait_for_port
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -80,10 +80,5 @@ def pgbouncer(database_url: str, *, pool_size: int = 20):
                 time.sleep(0.2)
         yield through
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         shutil.rmtree(workdir, ignore_errors=True)

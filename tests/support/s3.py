@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.net import free_port
+from tests.support.net import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -93,9 +93,4 @@ def s3_server(timeout: float = 60.0):
                 time.sleep(0.1)
             yield S3Server(endpoint_url=url, pid=proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
