@@ -15,7 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 
-from django.core.checks import Error, Warning  # noqa: A004 - Django's check class
+from django.core import checks
+from django.core.checks import Error
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import IntegrityError, connection, transaction
@@ -650,7 +651,7 @@ class EmbeddedBackend(PacsBackend):
             ]
         if type(storage).__module__ == "storages.backends.s3":
             return [
-                Warning(
+                checks.Warning(
                     "django-storages' S3Storage downloads a whole object into memory before the first "
                     "byte of it can be read (every retrieval and thumbnail of a large instance).",
                     hint="Set EXAMS_STORAGE_BACKEND=exams.s3storage.S3InstanceStorage (same options, "
