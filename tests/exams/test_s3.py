@@ -313,6 +313,9 @@ def test_a_1_gb_instance_goes_to_storage_and_back_with_bounded_worker_memory(
         after_reads = _worker_peak_mb(web.popen.pid)
     finally:
         web.stop()
+        # pytest keeps the temporary directories of the last runs: not these gigabytes.
+        big.unlink()
+        shutil.rmtree(tmp_path / "var", ignore_errors=True)
     growth_upload = max(after_upload[pid] - before.get(pid, 0) for pid in after_upload)
     growth_reads = max(after_reads[pid] - before_reads.get(pid, 0) for pid in after_reads)
     print(
