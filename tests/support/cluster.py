@@ -4,8 +4,8 @@ test and ``bench/scale.py``).
 Each node is what one machine of a deployment runs, started directly (no ``scripts/run.sh``): a
 gunicorn, a Celery worker and a DIMSE listener (``manage.py run_dimse``), with its own
 ``DICOMSVC_VAR_DIR`` and ports. What the nodes share comes from the environment: ``DATABASE_URL``,
-the broker and its queue, the ``dicom`` storage (S3) and ``SECRET_KEY``. Exactly one node's worker
-runs Celery beat (the callbacks sweeper): two beats would each schedule every sweep.
+the broker and its queue, the ``dicom`` storage (S3) and ``SECRET_KEY``. Exactly one node runs
+Celery beat (the callbacks sweeper), as a process of its own: two beats would each schedule every sweep.
 
     with Cluster(database_url=..., broker_url=..., storage_env=s3.env(options), workdir=tmp) as cluster:
         a, b = cluster.nodes
@@ -36,7 +36,7 @@ class Node:
     env: dict[str, str]
     url: str = ""
     dimse_port: int = 0
-    procs: dict[str, Proc] = field(default_factory=dict)  # role ("web", "worker", "dimse") -> process
+    procs: dict[str, Proc] = field(default_factory=dict)  # "web", "worker", "beat", "dimse" -> process
 
     def pids(self) -> dict[str, list[int]]:
         """Process ids per role, the children too (gunicorn's workers, Celery's pool)."""
@@ -122,10 +122,16 @@ class Cluster:
                 env, workers=self.web_workers, threads=self.web_threads
             )
             if self.worker:
-                # One beat in the whole deployment: the first node's worker runs it.
                 node.procs["worker"] = start_worker(
-                    env, concurrency=self.worker_concurrency, beat=index == 0, name=node.name
+                    env, concurrency=self.worker_concurrency, beat=False, name=node.name
                 )
+                if index == 0:  # one beat in the whole deployment, a process of its own
+                    node.procs["beat"] = Proc(
+                        [PYTHON, "-m", "celery", "-A", "dicomsvc", "beat", "-l", "INFO"],
+                        env,
+                        node.var_dir / "beat.log",
+                    ).start()
+                    node.procs["beat"].wait_for_output("beat: Starting", timeout=60)
             if self.dimse:
                 node.dimse_port = free_port()
                 node.procs["dimse"] = Proc(
