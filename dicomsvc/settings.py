@@ -353,6 +353,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # (manage.py healthcheck beat) that beat is ticking. The file is a few hundred bytes.
 CELERY_BEAT_SYNC_EVERY = 1
 
+# --- scale-out (issue 12) -------------------------------------------------------------------------
+# Behind PgBouncer in transaction pooling mode: Django's server-side cursors (QuerySet.iterator(),
+# used by export_worklist) are declared WITH HOLD outside a transaction, which a transaction pooler
+# cannot keep on one server connection; this makes iterator() fetch in chunks client-side instead.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
+# (end scale-out)
+
 # --- process -----------------------------------------------------------------------------------
 # glibc keeps blocks below this size on its heap and reuses freed ones (0 = glibc's defaults);
 # see dicomsvc/allocator.py. Every process that loads these settings applies it.
