@@ -11,7 +11,6 @@ from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger("dicomsvc.errors")
 
@@ -45,6 +44,9 @@ def _flatten(data, prefix: str = "") -> dict[str, list[str]]:
 
 
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the parser classes, which use ApiError.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, ApiError):
         body = {"detail": str(exc.detail), "errors": exc.errors}
         return Response(body, status=exc.status_code)

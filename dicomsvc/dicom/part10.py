@@ -448,6 +448,17 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
         )
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     values = header_values(header)
+    # PS3.5 6.2: NUL is only a padding character (of UI values), never part of a string value; one
+    # inside an indexed value (trailing padding is stripped when read) makes the header unusable.
+    with_nul = [
+        f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        for name, (tag, keyword, kind, _) in _HEADER_FIELDS.items()
+        if kind == "text" and "\0" in values[name]
+    ]
+    if "\0" in meta["SourceApplicationEntityTitle"]:
+        with_nul.append("SourceApplicationEntityTitle (0002,0016)")
+    if with_nul:
+        raise Part10Invalid(", ".join(with_nul) + " holds a NUL character inside its value (PS3.5 6.2)")
     if has_pixels:
         dimensions = header.plain_dimensions()
         if dimensions is None:

@@ -89,7 +89,7 @@ def test_a_body_that_is_not_json_is_400(pacs):
     response = pacs.post("/new-exam-callback", data=b"{not json", content_type="application/json")
 
     assert response.status_code == 400
-    assert "non_field_errors" in response.json()["errors"]
+    assert "body" in response.json()["errors"]
 
 
 def test_posting_without_a_key_is_401_and_with_a_read_key_is_403(client, reader, pacs_event):

@@ -340,3 +340,20 @@ def test_an_indexed_series_of_another_patient_refuses_only_that_part(api):
     [stored] = body["00081199"]["Value"]
     assert stored["00081155"]["Value"] == [_dataset(own).SOPInstanceUID]
     assert Study.objects.get(study_uid=ds.StudyInstanceUID).number_of_instances == 2
+
+
+def test_a_dicom_upload_with_a_nul_inside_an_indexed_value_is_refused_and_not_stored(api):
+    data = make_dicom(patient_id="AB\x00CD" + new_patient())
+    response = upload(api, data)
+    assert response.status_code == 422, response.content
+    [reason] = response.json()["errors"]["file[0]"]
+    assert reason == "PatientID (0010,0020) holds a NUL character inside its value (PS3.5 6.2)"
+    assert not AuditEvent.objects.filter(action="exam.store", outcome="success").exists()
+
+
+def test_trailing_nul_padding_of_a_dicom_value_is_tolerated(api):
+    patient = new_patient()
+    data = make_dicom(patient_id=patient + "\x00")
+    response = upload(api, data)
+    assert response.status_code == 200, response.content
+    assert api.get("/exams/studies", {"PatientID": patient}).json()
