@@ -138,3 +138,32 @@ def test_brackets_inside_strings_do_not_count_as_nesting(api):
     body = b'{"states": ["' + b"[" * 500 + b'"]}'
     response = api.post("/callback-deliveries/replay", body, content_type="application/json")
     assert response.json()["errors"] == {"states": ["must be an array of: delivered, failed, dead, pending"]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/workitems",
+        "/new-exam-callback",
+        "/token/introspect",
+        "/callback-deliveries/replay",
+        "/viewer/api/session",
+    ],
+)
+def test_a_body_over_the_memory_limit_is_413_with_the_json_error_shape(api, settings, path):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = api.post(path, b" " * 1025, content_type="application/json")
+    assert response.status_code == 413, response.content
+    assert response.json() == {
+        "detail": "The request body is larger than 1024 bytes (DATA_UPLOAD_MAX_MEMORY_SIZE).",
+        "errors": {"body": ["must be at most 1024 bytes"]},
+    }
+
+
+def test_a_form_body_over_the_memory_limit_outside_the_api_is_413_too(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = client.post(
+        "/admin/login/", "username=" + "a" * 2000, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"] == {"body": ["must be at most 1024 bytes"]}
