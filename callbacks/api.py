@@ -151,13 +151,9 @@ class CallbackEventCollection(APIView):
             study_date_from=study_from,
             study_date_to=study_to,
         )
-        limit = params.integer(
-            "limit",
-            settings.CALLBACK_EVENTS_PAGE_DEFAULT,
-            minimum=1,
-            maximum=settings.CALLBACK_EVENTS_PAGE_MAX,
+        limit, offset = params.page(
+            default_limit=settings.CALLBACK_EVENTS_PAGE_DEFAULT, max_limit=settings.CALLBACK_EVENTS_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         rows, total = event_list(flt, limit=limit, offset=offset)
         audit_request(
             request,

@@ -199,10 +199,9 @@ class StudyCollection(ExamsView):
             modality=params.get("ModalitiesInStudy") or params.get("modality"),
             accession_number=params.get("AccessionNumber"),
         )
-        limit = params.integer(
-            "limit", settings.EXAMS_PAGE_DEFAULT, minimum=1, maximum=settings.EXAMS_PAGE_MAX
+        limit, offset = params.page(
+            default_limit=settings.EXAMS_PAGE_DEFAULT, max_limit=settings.EXAMS_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         studies = selectors.studies_search(flt=flt, limit=limit, offset=offset, base_url=base_url(request))
         audit_request(request, action="exam.search", patient_id=patient_id, detail={"count": len(studies)})
         return Response(studies)

@@ -51,10 +51,9 @@ class WorkitemCollection(APIView):
     def get(self, request):
         params = QueryParams(request.query_params, LIST_PARAMS)
         flt = _filter_from(params)
-        limit = params.integer(
-            "limit", settings.WORKLIST_PAGE_DEFAULT, minimum=1, maximum=settings.WORKLIST_PAGE_MAX
+        limit, offset = params.page(
+            default_limit=settings.WORKLIST_PAGE_DEFAULT, max_limit=settings.WORKLIST_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         rows, total = workitem_list(flt, limit=limit, offset=offset)
         audit_request(
             request,
