@@ -1,8 +1,8 @@
 """Query-string parsing shared by the API views.
 
 Parameter names match case-insensitively (the reference docs spell ``patientID``, ``PatientId``
-and ``PatientID``); an unknown parameter is a 400, so a typo never silently widens a query to
-every patient's data.
+and ``PatientID``); an unknown, repeated or empty parameter is a 400, so neither a typo nor an
+empty filter (``?patientID=``) ever silently widens a query to every patient's data.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class QueryParams:
         self._canonical = {name.lower(): name for name in allowed}
         self.values: dict[str, str] = {}
         unknown: dict[str, list[str]] = {}
+        blank: dict[str, list[str]] = {}
         for raw_name in query_dict:
             canonical = self._canonical.get(raw_name.lower())
             if canonical is None:
@@ -34,12 +35,18 @@ class QueryParams:
             if len(values) > 1 or canonical in self.values:
                 unknown[raw_name] = ["must be given once"]
                 continue
+            if not values[0].strip():
+                # An empty filter must not widen a query to every patient: leave it out to not filter.
+                blank[raw_name] = ["must not be empty (leave the parameter out instead)"]
+                continue
             self.values[canonical] = values[0]
         if unknown:
             raise ApiError(
                 "Unknown or repeated query parameters: " + ", ".join(sorted(unknown)) + ".",
-                errors=unknown,
+                errors=unknown | blank,
             )
+        if blank:
+            raise ApiError("Empty query parameters: " + ", ".join(sorted(blank)) + ".", errors=blank)
 
     def get(self, name: str) -> str | None:
         value = self.values.get(name)

@@ -41,3 +41,29 @@ def test_limit_and_offset_take_ascii_whole_numbers_only(api, path, params, value
 @pytest.mark.parametrize(("path", "params"), LISTS)
 def test_a_limit_with_a_plus_sign_and_leading_zeros_is_a_number(api, path, params):
     assert api.get(path, {**params, "limit": "+0010", "offset": "00"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name"),
+    [
+        ("/workitems", {"patientID": ""}, "patientID"),
+        ("/workitems", {"patientID": "   "}, "patientID"),
+        ("/workitems", {"accessionNumber": ""}, "accessionNumber"),
+        ("/callback-events", {"patientID": ""}, "patientID"),
+        ("/callback-events", {"studyUID": " "}, "studyUID"),
+        ("/audit-events", {"patientID": ""}, "patientID"),
+        ("/exams/studies", {"PatientID": "P1", "AccessionNumber": ""}, "AccessionNumber"),
+        ("/exams/studies", {"PatientID": ""}, "PatientID"),
+        (
+            "/exams/studies/1.2/series/1.3/instance/1.4",
+            {"fileType": "application/dicom", "PatientID": ""},
+            "PatientID",
+        ),
+        ("/workitems", {"limit": ""}, "limit"),
+    ],
+)
+def test_an_empty_or_blank_filter_is_400_never_every_patient(api, workitem_payload, path, params, name):
+    assert api.post("/workitems", workitem_payload, format="json").status_code == 200
+    response = api.get(path, params)
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == {name: ["must not be empty (leave the parameter out instead)"]}
