@@ -227,6 +227,8 @@ STORAGES["dicom-thumbnails"] = {
     "OPTIONS": {"location": env_str("EXAMS_THUMBNAIL_DIR", str(VAR_DIR / "thumbnails"))},
 }
 EXAMS_UPLOAD_MAX_BYTES = env_int("EXAMS_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+# Most parts one multipart POST /exams may have (each costs a check and an audit row even when empty).
+EXAMS_UPLOAD_MAX_PARTS = env_int("EXAMS_UPLOAD_MAX_PARTS", 1000, minimum=1)
 EXAMS_UPLOAD_MEMORY_BYTES = env_int("EXAMS_UPLOAD_MEMORY_BYTES", 4 * 1024**2, minimum=0)
 EXAMS_MAX_PIXELS = env_int("EXAMS_MAX_PIXELS", 1024**3, minimum=1)
 EXAMS_ALLOW_OVERWRITE = env_bool("EXAMS_ALLOW_OVERWRITE", False)

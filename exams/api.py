@@ -19,6 +19,7 @@ from exams.dicomjson import stow_response
 from exams.services import exams_upload
 from exams.uploads import check_request, iter_upload_parts
 
+MAX_LISTED_FAILURES = 20
 FILE_TYPES = {"application/dicom": None, "image/jpeg": "jpeg", "image/png": "png"}
 
 
@@ -94,7 +95,11 @@ class ExamUpload(ExamsView):
             403: schema.ERROR_403,
             409: OpenApiResponse(schema.ERROR, description="Every part conflicts with a stored instance"),
             411: OpenApiResponse(schema.ERROR, description="No Content-Length header"),
-            413: OpenApiResponse(schema.ERROR, description="The body is larger than EXAMS_UPLOAD_MAX_BYTES"),
+            413: OpenApiResponse(
+                schema.ERROR,
+                description="The body is larger than EXAMS_UPLOAD_MAX_BYTES or has more than "
+                "EXAMS_UPLOAD_MAX_PARTS parts",
+            ),
             415: OpenApiResponse(schema.ERROR, description="Another Content-Type"),
             422: OpenApiResponse(
                 schema.ERROR, description="No part is a DICOM file we can store; `errors` says why"
@@ -122,11 +127,14 @@ def _store_upload(request, *, as_list: bool) -> Response:
     )
     if not any(outcome.ok for outcome in outcomes):
         conflict = all(outcome.failure_code == 0x0111 for outcome in outcomes)
-        raise ApiError(
-            "No instance was stored: " + (outcomes[0].reason or "failed") + ".",
-            status_code=409 if conflict else 422,
-            errors={f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(outcomes)},
-        )
+        # The first parts' reasons and a count: the error stays small whatever the number of parts.
+        listed = outcomes[:MAX_LISTED_FAILURES]
+        errors = {f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(listed)}
+        detail = "No instance was stored: " + (outcomes[0].reason or "failed") + "."
+        if len(outcomes) > len(listed):
+            detail += f" {len(outcomes)} parts failed; the first {len(listed)} are listed."
+            errors["file"] = [f"{len(outcomes) - len(listed)} more parts failed"]
+        raise ApiError(detail, status_code=409 if conflict else 422, errors=errors)
     body = stow_response(outcomes, base_url=base_url(request))
     return Response([body] if as_list else body)
 
@@ -157,7 +165,11 @@ class StudyCollection(ExamsView):
             403: schema.ERROR_403,
             409: OpenApiResponse(schema.ERROR, description="Every part conflicts with a stored instance"),
             411: OpenApiResponse(schema.ERROR, description="No Content-Length header"),
-            413: OpenApiResponse(schema.ERROR, description="The body is larger than EXAMS_UPLOAD_MAX_BYTES"),
+            413: OpenApiResponse(
+                schema.ERROR,
+                description="The body is larger than EXAMS_UPLOAD_MAX_BYTES or has more than "
+                "EXAMS_UPLOAD_MAX_PARTS parts",
+            ),
             415: OpenApiResponse(schema.ERROR, description="Another Content-Type"),
             422: OpenApiResponse(schema.ERROR, description="No part is a DICOM file we can store"),
             **schema.PACS_ERRORS,

@@ -357,3 +357,54 @@ def test_trailing_nul_padding_of_a_dicom_value_is_tolerated(api):
     response = upload(api, data)
     assert response.status_code == 200, response.content
     assert api.get("/exams/studies", {"PatientID": patient}).json()
+
+
+def _form(*parts: bytes, name: str = "file") -> tuple[bytes, str]:
+    boundary = "xyzb"
+    body = b"".join(
+        b'--xyzb\r\nContent-Disposition: form-data; name="'
+        + name.encode()
+        + b'"; filename="a"\r\n\r\n'
+        + part
+        + b"\r\n"
+        for part in parts
+    )
+    return body + b"--xyzb--\r\n", f"multipart/form-data; boundary={boundary}"
+
+
+def test_more_parts_than_the_limit_are_refused_whole_with_413_and_nothing_is_stored(api, settings):
+    settings.EXAMS_UPLOAD_MAX_PARTS = 5
+    patient = new_patient()
+    good = [make_dicom(patient_id=patient) for _ in range(5)]
+    body, content_type = _form(*good, b"")
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 413, response.content
+    assert response.json()["errors"] == {"body": ["must have at most 5 parts"]}
+    assert "EXAMS_UPLOAD_MAX_PARTS" in response.json()["detail"]
+    assert not Instance.objects.exists()
+    assert _stored_files(settings) == []
+
+
+def test_parts_with_other_names_count_toward_the_limit(api, settings):
+    settings.EXAMS_UPLOAD_MAX_PARTS = 3
+    body, content_type = _form(b"x", b"y", b"z", b"w", name="other")
+    assert api.generic("POST", "/exams", body, content_type=content_type).status_code == 413
+
+
+def test_the_default_limit_refuses_a_hundred_thousand_empty_parts_with_a_small_body(api):
+    body, content_type = _form(*[b""] * 100_000)
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 413
+    assert len(response.content) < 300
+    assert not AuditEvent.objects.filter(action="exam.store").exists()
+
+
+def test_when_every_part_fails_the_error_lists_the_first_twenty_and_counts_the_rest(api):
+    body, content_type = _form(*[b"not dicom"] * 500)
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert len(errors) == 21
+    assert errors["file"] == ["480 more parts failed"]
+    assert "500 parts failed; the first 20 are listed" in response.json()["detail"]
+    assert len(response.content) < 4000
