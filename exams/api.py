@@ -75,7 +75,8 @@ class ExamUpload(ExamsView):
             'named `file` (the documented form), STOW-RS `multipart/related; type="application/dicom"`, '
             "or a bare `application/dicom` body. Each file is validated (File Meta with Transfer Syntax, "
             "valid SOP Class/Instance, Study and Series UIDs, declared lengths backed by bytes, pixel "
-            "size cap) and its 128-byte preamble is zeroed on store. Re-uploading identical bytes is a "
+            "size cap); its 128-byte preamble, whatever it holds, is zeroed on store and a wrong File "
+            "Meta Information Group Length corrected (PS3.10 7.1). Re-uploading identical bytes is a "
             "success (idempotent); different bytes under a stored SOP Instance UID fail that part with "
             "FailureReason 0x0111 unless EXAMS_ALLOW_OVERWRITE is on. When some parts fail, the 200 "
             "response lists them in 00081198 FailedSOPSequence (FailureReason 00081197 and the reason "

@@ -408,3 +408,17 @@ def test_when_every_part_fails_the_error_lists_the_first_twenty_and_counts_the_r
     assert errors["file"] == ["480 more parts failed"]
     assert "500 parts failed; the first 20 are listed" in response.json()["detail"]
     assert len(response.content) < 4000
+
+
+@pytest.mark.dcmtk
+def test_dcmtk_reads_the_stored_file_after_a_wrong_group_length_was_corrected(api, settings):
+    import subprocess
+
+    data = bytearray(make_dicom(patient_id=new_patient()))
+    data[140:144] = (0xFFFFFFF0).to_bytes(4, "little")
+    assert upload(api, bytes(data)).status_code == 200
+    [stored] = _stored_files(settings)
+    dump = subprocess.run(["dcmdump", str(stored)], capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0
+    assert "Invalid Element" not in dump.stderr
+    assert "(0010,0020)" in dump.stdout
