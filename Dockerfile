@@ -17,4 +17,4 @@ COPY manage.py ./
 RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0
 USER dicomsvc
 EXPOSE 8000 11112
-CMD ["gunicorn", "dicomsvc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
+CMD ["gunicorn", "-c", "python:dicomsvc.gunicorn_conf", "dicomsvc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]

@@ -32,7 +32,7 @@ pids+=($!)
 # The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
 $PY manage.py run_dimse &
 pids+=($!)
-.venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
+.venv/bin/gunicorn -c python:dicomsvc.gunicorn_conf dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
     --threads "$WEB_THREADS" --timeout "${WEB_TIMEOUT:-120}" --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" &
 pids+=($!)
 echo "dicomsvc is running: http://$HOST:$PORT/docs (API), http://$HOST:$PORT/admin/ (console)"
