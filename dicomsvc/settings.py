@@ -293,11 +293,17 @@ DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
 VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
 VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
 VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
-# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema.
+# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema
+# (their operations name this scheme; it must be declared in components.securitySchemes).
 SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"] = [
     *SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"],
     "viewer.auth.ViewerSessionAuthentication",
 ]
+SPECTACULAR_SETTINGS["APPEND_COMPONENTS"]["securitySchemes"]["ViewerSession"] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "viewer session token from POST /viewer/api/session",
+}
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
