@@ -35,8 +35,6 @@ NOT_DICOM = {
 
 # Image files that are broken on purpose: rendering must fail cleanly with RenderError.
 BROKEN = {
-    "JPEG-lossy.dcm": "12-bit JPEG with invalid SOS parameters (pydicom's README; JPGExtended.dcm is "
-    "the fixed copy): libjpeg and Pillow both refuse it",
     "JPEG2000-embedded-sequence-delimiter.dcm": "4 bytes of the J2K codestream overwritten by a "
     "Sequence Delimiter (pydicom issue #1140): not a valid JPEG 2000 stream any more",
     "MR_truncated.dcm": "pixel data shorter than Rows x Columns x BitsAllocated",
