@@ -422,3 +422,24 @@ def test_dcmtk_reads_the_stored_file_after_a_wrong_group_length_was_corrected(ap
     assert dump.returncode == 0
     assert "Invalid Element" not in dump.stderr
     assert "(0010,0020)" in dump.stdout
+
+
+def test_studies_of_one_date_list_the_newest_received_first_and_those_without_time_last(api):
+    import pydicom
+
+    patient = new_patient()
+    uids = []
+    for n in range(5):
+        data = make_dicom(patient_id=patient, study_date="20240301", instance_number=n)
+        uids.append(pydicom.dcmread(io.BytesIO(data)).StudyInstanceUID)
+        assert upload(api, data).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id=patient, study_date="20240301")))
+    del ds.StudyTime
+    out = io.BytesIO()
+    ds.save_as(out)
+    assert upload(api, out.getvalue()).status_code == 200
+
+    first_page = api.get("/exams/studies", {"PatientID": patient, "limit": 2}).json()
+    assert [s["0020000D"]["Value"][0] for s in first_page] == [uids[4], uids[3]]
+    everything = api.get("/exams/studies", {"PatientID": patient}).json()
+    assert [s["0020000D"]["Value"][0] for s in everything] == [*reversed(uids), ds.StudyInstanceUID]
