@@ -257,7 +257,9 @@ class DeliveryReplay(APIView):
             raise ApiError("eventId must be an id.", errors={"eventId": ["must be a whole number"]})
         states = data.get("states")
         if states is not None and (
-            not isinstance(states, list) or not set(states) <= set(DeliveryState.values) - {"sending"}
+            not isinstance(states, list)
+            or not all(isinstance(state, str) for state in states)
+            or not set(states) <= set(DeliveryState.values) - {"sending"}
         ):
             raise ApiError(
                 "states lists unknown states.",

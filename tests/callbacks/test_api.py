@@ -270,3 +270,10 @@ def test_a_bad_replay_request_is_refused_naming_the_field(reader, body, status, 
 
     assert response.status_code == status
     assert field in response.json()["errors"]
+
+
+def test_replay_states_that_are_not_strings_are_400(make_client):
+    reader = make_client("callbacks:read")
+    response = reader.post("/callback-deliveries/replay", {"states": [{}]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["states"]
