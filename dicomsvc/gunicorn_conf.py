@@ -90,3 +90,23 @@ class WithholdRequestText(logging.Filter):
 
 
 logging.getLogger("gunicorn.error").addFilter(WithholdRequestText())
+
+
+def post_worker_init(worker) -> None:
+    """Before a worker serves, it does the one-time work its first requests would otherwise pay for
+    (a viewer's first image paid it, bench/viewer.py): Django's URLconf is loaded, which imports every
+    view module (Django does it on the first request), and the rendering stack renders a few tiny
+    images (dicomsvc/dicom/render/warmup.py)."""
+    import time
+
+    from django.urls import get_resolver
+
+    from dicomsvc.dicom.render.warmup import warm_up
+
+    started = time.perf_counter()
+    get_resolver().url_patterns  # noqa: B018 - the attribute access is the import
+    urls = time.perf_counter() - started
+    rendering = warm_up()
+    worker.log.info(
+        "warmed up: URLconf in %.0f ms, rendering stack in %.0f ms", urls * 1000, rendering * 1000
+    )

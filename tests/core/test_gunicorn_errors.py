@@ -123,3 +123,8 @@ def test_a_malformed_request_line_is_a_json_400_and_its_text_stays_out_of_the_lo
     assert status == 400
     _json_error(status, headers, body)
     assert "LOGGED-SECRET" not in log.read_text(errors="replace")
+
+
+def test_each_worker_loads_its_urlconf_and_warms_its_rendering_stack_before_it_serves(server):
+    _, log = server
+    assert "warmed up: URLconf in" in log.read_text(errors="replace")
