@@ -17,24 +17,21 @@ the workitem has no value, in ISO_IR 192.
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Q, Value
-from django.db.models.functions import Upper
-from django.db.models.lookups import Exact, Lookup
+from django.db.models import Q
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from dicomsvc.dicom.vr import format_da, format_tm, parse_da, parse_tm
+from dicomsvc.dicom.matching import QueryInvalid, combined_date_time, is_universal, match_values
+from dicomsvc.dicom.vr import format_da, format_tm
 from worklist.fields import FIELDS
 from worklist.models import WorkItem
 
 RESPONSE_CHARACTER_SET = "ISO_IR 192"
-WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 SPS_TAG = tag_for_keyword("ScheduledProcedureStepSequence")
 CHARSET_TAG = tag_for_keyword("SpecificCharacterSet")
 # Not worklist attributes: some SCUs send a Query/Retrieve Level anyway; it neither matches nor returns.
@@ -56,100 +53,6 @@ KEYS: dict[int, Key] = {f.tag: Key(f.keyword, f.tag, f.vr, f.column) for f in FI
         "ScheduledProcedureStepStatus", tag_for_keyword("ScheduledProcedureStepStatus"), "CS", "state"
     )
 }
-
-
-class QueryInvalid(ValueError):
-    """The identifier cannot be matched (message names the attribute, never its value)."""
-
-
-class Like(Lookup):
-    """``lhs LIKE rhs ESCAPE '\\'``: Django's own lookups escape the wildcards we need to keep."""
-
-    lookup_name = "dicom_like"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
-        rhs_sql, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs_sql} LIKE {rhs_sql} ESCAPE '\\'", [*lhs_params, *rhs_params]
-
-
-def like_pattern(value: str) -> str:
-    """A DICOM wildcard value as a LIKE pattern: ``*`` -> ``%``, ``?`` -> ``_``, the rest literal."""
-    out = []
-    for char in value:
-        if char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        elif char in "%_\\":
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def tm_bounds(text: str) -> tuple[dt.time, dt.time]:
-    """The first and last instant a TM value denotes: ``10`` is 10:00:00 to 10:59:59.999999."""
-    low = parse_tm(text)
-    main, _, fraction = text.partition(".")
-    minute = int(main[2:4]) if len(main) >= 4 else 59
-    second = int(main[4:6]) if len(main) >= 6 else 59
-    micro = int(fraction.ljust(6, "9")) if fraction else 999999
-    return low, dt.time(low.hour, minute, second, micro)
-
-
-def _range(text: str, vr: str, key: Key) -> tuple[Any, Any]:
-    """(low, high) of a DA or TM value or range; None for an open end."""
-    start, dash, end = text.partition("-")
-    try:
-        if vr == "DA":
-            low = parse_da(start.strip()) if start.strip() else None
-            high = (parse_da(end.strip()) if end.strip() else None) if dash else low
-        else:
-            low = tm_bounds(start.strip())[0] if start.strip() else None
-            if not dash:
-                high = tm_bounds(start.strip())[1]
-            else:
-                high = tm_bounds(end.strip())[1] if end.strip() else None
-    except ValueError as exc:
-        raise QueryInvalid(f"{key.keyword}: {exc}") from None
-    if low is None and high is None:
-        raise QueryInvalid(f"{key.keyword}: a range needs at least one end")
-    if low is not None and high is not None and low > high:
-        raise QueryInvalid(f"{key.keyword}: the range starts after it ends")
-    return low, high
-
-
-def _between(column: str, low: Any, high: Any) -> Q:
-    if low is not None and low == high:
-        return Q(**{column: low})
-    q = Q()
-    if low is not None:
-        q &= Q(**{f"{column}__gte": low})
-    if high is not None:
-        q &= Q(**{f"{column}__lte": high})
-    return q
-
-
-def _single(key: Key, value: str) -> Q:
-    if key.vr in {"DA", "TM"}:
-        return _between(key.column, *_range(value, key.vr, key))
-    if key.vr == "US":
-        try:
-            return Q(**{key.column: int(value)})
-        except ValueError:
-            raise QueryInvalid(f"{key.keyword}: must be a number") from None
-    wildcard = key.vr in WILDCARD_VRS and ("*" in value or "?" in value)
-    if key.vr == "PN":
-        # PS3.4 C.2.2.2.1: PN matching is case-insensitive; UPPER(patient_name) is indexed.
-        upper = Upper(F(key.column))
-        if wildcard:
-            return Q(Like(upper, Value(like_pattern(value.upper()))))
-        return Q(Exact(upper, Value(value.upper())))
-    if wildcard:
-        return Q(Like(F(key.column), Value(like_pattern(value))))
-    return Q(**{key.column: value})
 
 
 def _values(element) -> list[str]:
@@ -205,7 +108,7 @@ def parse_query(identifier: Dataset, *, default_states: list[str]) -> MwlQuery:
             values = _values(element)
         except (ValueError, TypeError):
             raise QueryInvalid(f"{keyword_for_tag(tag) or f'({tag:08X})'}: cannot be read") from None
-        if not values or values == ["*"]:
+        if is_universal(values):
             return
         if key is None:
             unsupported.append(keyword_for_tag(tag) or f"({tag:08X})")
@@ -220,15 +123,7 @@ def parse_query(identifier: Dataset, *, default_states: list[str]) -> MwlQuery:
             uses_status = True
         if key.column == "patient_id" and len(values) == 1 and "*" not in values[0] and "?" not in values[0]:
             patient_id = values[0]
-        has_wildcard = key.vr in WILDCARD_VRS and any("*" in v or "?" in v for v in values)
-        if len(values) == 1 or has_wildcard or key.vr in {"DA", "TM", "PN", "US"}:
-            any_of = Q()
-            for value in values:
-                any_of |= _single(key, value)
-            conditions.append(any_of)
-        else:
-            # UID list matching (C.2.2.2.2); other multi-valued keys are read the same way.
-            conditions.append(Q(**{f"{key.column}__in": values}))
+        conditions.append(match_values(key.column, key.vr, values, key.keyword))
 
     for element in identifier:
         tag = int(element.tag)
@@ -275,22 +170,14 @@ _TIME_KEY = KEYS[tag_for_keyword("ScheduledProcedureStepStartTime")]
 
 def _date_time_condition(values: dict[str, str]) -> Q:
     """Start date and time: alone, each is its own range; together, one combined date-time range."""
-    date_text, time_text = values.get(DATE_COLUMN), values.get(TIME_COLUMN)
-    if date_text is None and time_text is None:
-        return Q()
-    if time_text is None:
-        return _between(DATE_COLUMN, *_range(date_text, "DA", _DATE_KEY))
-    if date_text is None:
-        return _between(TIME_COLUMN, *_range(time_text, "TM", _TIME_KEY))
-    d_low, d_high = _range(date_text, "DA", _DATE_KEY)
-    t_low, t_high = _range(time_text, "TM", _TIME_KEY)
-    # The plain date bounds let the planner use the (scheduled_date, ...) indexes.
-    q = _between(DATE_COLUMN, d_low, d_high)
-    if d_low is not None and t_low is not None:
-        q &= Q(scheduled_date__gt=d_low) | Q(scheduled_date=d_low, scheduled_time__gte=t_low)
-    if d_high is not None and t_high is not None:
-        q &= Q(scheduled_date__lt=d_high) | Q(scheduled_date=d_high, scheduled_time__lte=t_high)
-    return q
+    return combined_date_time(
+        DATE_COLUMN,
+        TIME_COLUMN,
+        values.get(DATE_COLUMN),
+        values.get(TIME_COLUMN),
+        date_keyword=_DATE_KEY.keyword,
+        time_keyword=_TIME_KEY.keyword,
+    )
 
 
 def query_rows(query: MwlQuery, *, limit: int) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from pydicom.dataset import Dataset
 
+from dicomsvc.dicom import matching
 from dimse import mwl
 from tests.dimse.conftest import make_item
 from worklist.models import WorkItem
@@ -96,7 +97,7 @@ def test_typical_queries_are_served_by_their_index():
     [("AB*", "AB%"), ("A?C", "A_C"), ("50%_off*", "50\\%\\_off%"), ("back\\slash", "back\\\\slash")],
 )
 def test_dicom_wildcards_become_like_patterns_with_sql_wildcards_escaped(value, pattern):
-    assert mwl.like_pattern(value) == pattern
+    assert matching.like_pattern(value) == pattern
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_dicom_wildcards_become_like_patterns_with_sql_wildcards_escaped(value, 
     ],
 )
 def test_a_time_value_spans_its_whole_precision(value, low, high):
-    assert mwl.tm_bounds(value) == (low, high)
+    assert matching.tm_bounds(value) == (low, high)
 
 
 @pytest.mark.parametrize(
