@@ -122,6 +122,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# 24-hour dates and times to the second in the console (dicomsvc/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["dicomsvc.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -7,6 +7,8 @@ from core.openapi import OpenApiJsonView
 admin.site.site_header = "dicomsvc"
 admin.site.site_title = "dicomsvc console"
 admin.site.index_title = "Worklist and exams"
+# The console has a handful of pages: their width goes to the lists (the worklist fits 1,400 px).
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("admin/", admin.site.urls),

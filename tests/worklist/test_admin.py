@@ -55,16 +55,20 @@ def test_scheduler_group_holds_exactly_the_worklist_permissions(db):
 
 
 def test_scheduler_sees_the_worklist_with_its_columns(scheduler, item):
-    response = scheduler.get("/admin/worklist/workitem/")
+    response = scheduler.get("/admin/worklist/workitem/?when=all")
     assert response.status_code == 200
     html = response.content.decode()
-    for text in ("DOE^JANE", "P1", "CT1", "A1", "SCHEDULED"):
+    for text in ("JANE DOE", "P1", "CT1", "A1", "SCHEDULED"):
         assert text in html
 
 
 def test_scheduler_can_filter_and_search(scheduler, item):
-    assert "DOE^JANE" in scheduler.get("/admin/worklist/workitem/?q=P1").content.decode()
-    assert "DOE^JANE" not in scheduler.get("/admin/worklist/workitem/?modality__exact=MR").content.decode()
+    assert "JANE DOE" in scheduler.get("/admin/worklist/workitem/?q=P1").content.decode()  # any date
+    assert (
+        "JANE DOE"
+        not in scheduler.get("/admin/worklist/workitem/?when=all&modality__exact=MR").content.decode()
+    )
+    assert "JANE DOE" not in scheduler.get("/admin/worklist/workitem/").content.decode()  # from today on
     assert scheduler.get("/admin/worklist/workitem/?scheduled_date__year=2024").status_code == 200
 
 
@@ -105,7 +109,7 @@ def test_change_page_shows_the_dicom_json(scheduler, item):
 
 
 def test_cancel_and_complete_actions_move_states_forward_only(scheduler, item):
-    url = "/admin/worklist/workitem/"
+    url = "/admin/worklist/workitem/?when=all"
     scheduler.post(url, {"action": "mark_canceled", "_selected_action": [item.pk]})
     item.refresh_from_db()
     assert item.state == "CANCELED"
