@@ -12,6 +12,7 @@ grant check), nothing for the public ones.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 import schemathesis
@@ -30,7 +31,8 @@ from core.services import api_key_create
 from dicomsvc.wsgi import application
 from exams.backends import reset_backend
 
-MAX_EXAMPLES = 25
+# FUZZ_EXAMPLES raises it for a longer run (FUZZ_EXAMPLES=500 scripts/test.sh tests/test_fuzz.py).
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 # Our binary request bodies (POST /exams, STOW-RS) are sent as the bytes generated for them.
