@@ -1,6 +1,8 @@
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DICOMSVC_VAR_DIR=/var/lib/dicomsvc
+# STATIC_ROOT is in the image, outside the data volume: an upgraded image serves its own static files.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DICOMSVC_VAR_DIR=/var/lib/dicomsvc \
+    STATIC_ROOT=/app/staticfiles
 RUN useradd --system --create-home --home-dir /app dicomsvc \
     && mkdir -p /var/lib/dicomsvc && chown dicomsvc /var/lib/dicomsvc
 WORKDIR /app
@@ -14,7 +16,12 @@ COPY viewer ./viewer
 COPY dimse ./dimse
 COPY templates ./templates
 COPY manage.py ./
-RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0
+# collectstatic needs settings, not secrets: a throwaway key and a scratch var directory, so that no
+# secret_key (nor any other file of the data directory) is baked into the image.
+RUN pip install --no-cache-dir . \
+    && SECRET_KEY=collectstatic-only DICOMSVC_VAR_DIR=/tmp/build-var \
+        python manage.py collectstatic --noinput -v 0 \
+    && rm -rf /tmp/build-var
 USER dicomsvc
 EXPOSE 8000 11112
 CMD ["gunicorn", "-c", "python:dicomsvc.gunicorn_conf", "dicomsvc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]

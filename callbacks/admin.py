@@ -1,7 +1,7 @@
 """The console for callbacks: events with their deliveries, attempts and workitem links; replays.
 
 Everything here is written by the service, so it is read-only; opening an event is audited (it
-shows patient data). ``WorkitemCallbackLinkInline`` is for the worklist admin (``WorkItem``).
+shows patient data). ``WorkitemCallbackLinkInline`` is added to the worklist admin's workitem page.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from callbacks.models import CallbackAttempt, CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink
 from callbacks.services import deliveries_replay
 from core.audit import audit_record
+from worklist.admin import WorkItemAdmin
 
 
 class ReadOnlyMixin:
@@ -179,3 +180,8 @@ class CallbackDeliveryAdmin(AuditedViewMixin, ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Replay the selected deliveries", permissions=["replay"])
     def replay(self, request, queryset):
         _replay(self, request, delivery_ids=list(queryset.values_list("pk", flat=True)))
+
+
+# The worklist (a lower floor) knows nothing of callbacks: the events that moved a workitem's state
+# are shown on its page by adding our inline to its admin here.
+WorkItemAdmin.inlines = [*WorkItemAdmin.inlines, WorkitemCallbackLinkInline]

@@ -1,7 +1,8 @@
 """The audit trail: one AuditEvent per read or change of patient data.
 
-Call ``audit_request`` from API views (it takes actor and address from the request) and
-``audit_record`` from anywhere else (DIMSE associations, management commands, Celery tasks).
+Services record what they do: ``audit_by`` takes the ``Actor`` their caller names (``Actor.of_request``
+in a view), ``audit_record`` takes actor and address one by one (DIMSE associations, commands,
+Celery tasks), ``audit_request`` takes them from a request.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,9 +58,6 @@ def audit_batch() -> Iterator[None]:
 def _batch_write(events: list[AuditEvent]) -> None:
     if not events:
         return
-    if connection.vendor != "postgresql":
-        AuditEvent.objects.bulk_create(events)
-        return
     # One multi-row INSERT: each value goes through psycopg's C dumpers (the ORM's bulk_create
     # sends arrays, escaped element by element in Python).
     now = timezone.now()
@@ -69,6 +68,38 @@ def _batch_write(events: list[AuditEvent]) -> None:
     rows = ", ".join([_VALUES] * len(events))
     with connection.cursor() as cursor:
         execute_batch(cursor, f"{_INSERT_HEAD} VALUES {rows}", params)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something, for the audit trail: a name, its kind ("api_key", "user", "dicom_ae",
+    ...), the client's address, and the way in when it says more than the kind ("admin")."""
+
+    name: str
+    kind: str
+    address: str | None = None
+    via: str = ""
+
+    @classmethod
+    def of_request(cls, request, *, via: str = "") -> Actor:
+        name, kind = actor_of(request)
+        return cls(name=name, kind=kind, address=client_address(request), via=via)
+
+
+def audit_by(
+    actor: Actor, *, action: str, detail: dict[str, Any] | None = None, **fields
+) -> AuditEvent | None:
+    """``audit_record`` for an ``Actor`` (services take one from their callers)."""
+    if actor.via:
+        detail = {**(detail or {}), "via": actor.via}
+    return audit_record(
+        actor=actor.name,
+        actor_type=actor.kind,
+        client_address=actor.address,
+        action=action,
+        detail=detail,
+        **fields,
+    )
 
 
 def client_address(request) -> str | None:
@@ -120,14 +151,12 @@ def audit_record(
     batch = _batch.get()
     if batch is not None:
         batch.append(event)  # written when the batch ends
-    elif connection.vendor == "postgresql":
-        _insert(event)
     else:
-        event.save(force_insert=True)
+        _insert(event)
     return event
 
 
-# One audit row per API request: on Postgres a plain INSERT, without the ORM's statement building.
+# One audit row per API request: a plain INSERT, without the ORM's statement building.
 _INSERT_HEAD = """
 INSERT INTO core_auditevent
   (at, actor, actor_type, action, patient_id, study_uid, outcome, client_address, detail)

@@ -5,7 +5,7 @@ parse by query text, but only for statements of at most 50 parameters. A multi-r
 upload's instances, events or audit rows has more, and its parse (pure Python) cost more than the
 rest of sending it. ``execute_batch`` inlines the values itself, as literals made by psycopg's own
 adapters (exactly what its client-side binding would send), and executes the statement without
-parameters. Elsewhere (SQLite) it is a plain ``execute``.
+parameters.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ CACHED_PARAMETERS = 50  # psycopg's MAX_CACHED_STATEMENT_PARAMS
 
 def execute_batch(cursor, sql: str, params: Sequence) -> None:
     """``cursor.execute(sql, params)``; ``sql`` uses ``%s`` placeholders only (``%%`` for a percent)."""
-    if connection.vendor != "postgresql" or len(params) <= CACHED_PARAMETERS:
+    if len(params) <= CACHED_PARAMETERS:
         cursor.execute(sql, params)
         return
     from psycopg.adapt import Transformer

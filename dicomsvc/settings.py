@@ -1,7 +1,8 @@
 """dicomsvc settings: every value comes from the environment (see README "Settings").
 
-Defaults let a fresh clone run with nothing configured: SQLite and a filesystem Celery broker
-under ``var/``. Set DATABASE_URL / REDIS_URL for Postgres and Redis in production.
+Defaults let a fresh clone run with nothing configured: the embedded PostgreSQL server that
+``scripts/run.sh`` starts (``dicomsvc.embedded_db``) and a filesystem Celery broker, both under
+``var/``. Set DATABASE_URL / REDIS_URL for your own Postgres and Redis in production.
 """
 
 import logging
@@ -11,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dicomsvc import allocator
+from dicomsvc import allocator, embedded_db
 from dicomsvc.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -99,19 +100,19 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL only. Unset: the embedded server of this var directory (a Unix socket in var/run; see
+# dicomsvc/embedded_db.py), which scripts/run.sh starts.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'dicomsvc.sqlite3'}"),
+        env_str("DATABASE_URL", embedded_db.database_url(VAR_DIR)),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {DATABASES['default']['ENGINE']}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,7 +130,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Collected static files (admin, Swagger UI, viewer), served by WhiteNoise. The image sets it outside
+# the data volume (/app/staticfiles), so an upgraded image never serves an old copy.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -341,6 +344,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Broadcasts (worker control, inspect ping): kombu's default is "control" in the current
+        # directory, which left a control/ folder in the checkout.
+        "control_folder": str(_broker_dir / "control"),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -356,6 +362,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {**CALLBACKS_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat writes its schedule file after every task it sends, so the file's age tells a health check
+# (manage.py healthcheck beat) that beat is ticking. The file is a few hundred bytes.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- process -----------------------------------------------------------------------------------
 # glibc keeps blocks below this size on its heap and reuses freed ones (0 = glibc's defaults);

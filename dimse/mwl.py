@@ -26,12 +26,12 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from dicomsvc.dicom.charsets import ISO_IR_192
 from dicomsvc.dicom.matching import QueryInvalid, combined_date_time, is_universal, match_values
 from dicomsvc.dicom.vr import format_da, format_tm
 from worklist.fields import FIELDS
 from worklist.models import WorkItem
 
-RESPONSE_CHARACTER_SET = "ISO_IR 192"
 SPS_TAG = tag_for_keyword("ScheduledProcedureStepSequence")
 CHARSET_TAG = tag_for_keyword("SpecificCharacterSet")
 # Not worklist attributes: some SCUs send a Query/Retrieve Level anyway; it neither matches nor returns.
@@ -216,7 +216,7 @@ _BINARY_EMPTY = frozenset(
 # Explicit VR: these have a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
 _ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
-_CHARSET_VALUE = _value_bytes("CS", RESPONSE_CHARACTER_SET)
+_CHARSET_VALUE = _value_bytes("CS", ISO_IR_192)
 
 # (tag, VR, column) of each requested attribute at one level of the answer.
 Plan = list[tuple[int, str, str | None]]

@@ -36,6 +36,7 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
+from dicomsvc.dicom import status
 from dimse import mwl, responses, store
 from dimse.access import allowlist_from_settings
 from dimse.models import Association
@@ -44,14 +45,7 @@ logger = logging.getLogger("dicomsvc.dimse")
 
 ACTOR_TYPE = "dicom_ae"
 
-# C-FIND statuses (PS3.4 C.4.1.1.4 / K.4.1.1.4).
-PENDING = 0xFF00
-PENDING_WARNING = 0xFF01  # matches continue; some optional keys were not supported for matching
-CANCELLED = 0xFE00
-SUCCESS = 0x0000
-IDENTIFIER_MISMATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC001
-CANNOT_UNDERSTAND = 0xC000
+# C-FIND statuses (PS3.4 C.4.1.1.4 / K.4.1.1.4): dicomsvc.dicom.status.
 
 REJECT_REASONS = {
     (0x01, 0x03): "calling AE title not recognised",
@@ -267,7 +261,7 @@ class DimseService:
         state = event.assoc.dicomsvc_state
         with state.lock:
             state.echoes += 1
-        return SUCCESS
+        return status.SUCCESS
 
     def on_find(self, event):
         started = time.perf_counter()
@@ -281,13 +275,13 @@ class DimseService:
             self.workers.post(
                 _audit, state, action="dimse.mwl_find", outcome="failure", detail={"reason": str(exc)}
             )
-            yield _failure(IDENTIFIER_MISMATCH, str(exc)), None
+            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
             return
         except Exception as exc:  # an undecodable identifier: pydicom raises many types
             logger.warning(
                 "C-FIND from %r: identifier not understood (%s)", state.calling_ae, type(exc).__name__
             )
-            yield _failure(CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
+            yield _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
             return
 
         limit = settings.DIMSE_MWL_MAX_RESULTS
@@ -295,11 +289,11 @@ class DimseService:
             rows = self.workers.call(mwl.query_rows, query, limit=limit + 1)
         except Exception as exc:
             logger.error("C-FIND from %r failed: %s", state.calling_ae, type(exc).__name__)
-            yield _failure(UNABLE_TO_PROCESS, "the worklist cannot be read"), None
+            yield _failure(status.UNABLE_TO_PROCESS, "the worklist cannot be read"), None
             return
         truncated = len(rows) > limit
         rows = rows[:limit]
-        pending = PENDING_WARNING if query.unsupported_keys else PENDING
+        pending = status.PENDING_WARNING if query.unsupported_keys else status.PENDING
         implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
         encoder = mwl.ResponseEncoder(query, implicit_vr=implicit_vr)
         answers = responses.PendingResponses(event, status=pending)
@@ -311,7 +305,7 @@ class DimseService:
                 if stop:
                     break
             if stop == "cancelled":
-                yield CANCELLED, None
+                yield status.CANCEL, None
                 return
             if stop:
                 return  # aborted, or a release requested: nothing more to say
@@ -319,7 +313,7 @@ class DimseService:
                 logger.warning(
                     "C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit
                 )
-            yield SUCCESS, None
+            yield status.SUCCESS, None
         finally:
             with state.lock:
                 state.matches += answers.sent
@@ -352,13 +346,13 @@ class DimseService:
 
     def on_store(self, event) -> int | Dataset:
         state: AssociationState = event.assoc.dicomsvc_state
-        status, comment = store.store_instance(event, state=state, workers=self.workers)
+        code, comment = store.store_instance(event, state=state, workers=self.workers)
         with state.lock:
-            if status == SUCCESS:
+            if code == status.SUCCESS:
                 state.stored += 1
             else:
                 state.store_failures += 1
-        return _failure(status, comment) if comment else status
+        return _failure(code, comment) if comment else code
 
     def handlers(self) -> list[tuple]:
         handlers = [
@@ -376,9 +370,9 @@ class DimseService:
         return handlers
 
 
-def _failure(status: int, comment: str) -> Dataset:
+def _failure(code: int, comment: str) -> Dataset:
     ds = Dataset()
-    ds.Status = status
+    ds.Status = code
     ds.ErrorComment = comment[:64]
     return ds
 

@@ -26,17 +26,13 @@ from pydicom.uid import (
 )
 from pynetdicom.presentation import StoragePresentationContexts
 
+from dicomsvc.dicom import status
+
 if TYPE_CHECKING:
     from dimse.scp import AssociationState, DbWorkers
 
 logger = logging.getLogger("dicomsvc.dimse")
 
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-SOP_CLASS_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
-KNOWN_FAILURES = {0xA700, 0xA900, 0xC000, 0x0110, 0x0111, 0x0122, 0x0124}
 
 # pynetdicom's list of Storage SOP classes (image, waveform, SR, ...), at most 128 as the standard allows.
 STORAGE_SOP_CLASSES = [cx.abstract_syntax for cx in StoragePresentationContexts]
@@ -81,7 +77,7 @@ def store_instance(event, *, state: AssociationState, workers: DbWorkers) -> tup
             spool.write(event.encoded_dataset())
         except OSError:
             logger.error("C-STORE from %r: cannot spool the instance", state.calling_ae)
-            return OUT_OF_RESOURCES, "out of resources"
+            return status.OUT_OF_RESOURCES, "out of resources"
         spool.seek(0)
         try:
             header = pydicom.dcmread(
@@ -92,9 +88,10 @@ def store_instance(event, *, state: AssociationState, workers: DbWorkers) -> tup
                 str(header.get("SOPInstanceUID", "")),
             )
         except Exception:  # noqa: BLE001 - pydicom raises many types on bad data
-            return CANNOT_UNDERSTAND, "the data set cannot be parsed"
+            return status.CANNOT_UNDERSTAND, "the data set cannot be parsed"
         if sop_class != affected_class or sop_instance != affected_instance:
-            return SOP_CLASS_MISMATCH, "data set does not match the SOP class or instance of the request"
+            mismatch = "data set does not match the SOP class or instance of the request"
+            return status.DOES_NOT_MATCH_SOP_CLASS, mismatch
         spool.seek(0)
         try:
             outcome = workers.call(
@@ -106,11 +103,11 @@ def store_instance(event, *, state: AssociationState, workers: DbWorkers) -> tup
             )
         except OSError:
             logger.exception("C-STORE from %r: storage unavailable", state.calling_ae)
-            return OUT_OF_RESOURCES, "storage unavailable"
+            return status.OUT_OF_RESOURCES, "storage unavailable"
         except Exception as exc:
             logger.error("C-STORE from %r: ingest failed (%s)", state.calling_ae, type(exc).__name__)
-            return PROCESSING_FAILURE, "processing failure"
+            return status.PROCESSING_FAILURE, "processing failure"
     if outcome.status in ("stored", "duplicate"):
-        return SUCCESS, None
-    code = outcome.failure_code if outcome.failure_code in KNOWN_FAILURES else CANNOT_UNDERSTAND
+        return status.SUCCESS, None
+    code = outcome.failure_code if outcome.failure_code in status.STORE_FAILURES else status.CANNOT_UNDERSTAND
     return code, outcome.reason or "instance refused"

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-SPECIFIC_CHARACTER_SET = ("00080005", {"vr": "CS", "Value": ["ISO_IR 192"]})
+from dicomsvc.dicom import status
+from dicomsvc.dicom.dicomjson import character_set_element, pn_from_json, pn_to_json
+
 RETRIEVE_URL = "00081190"
 
 # (tag, VR, row key, always present)
@@ -58,22 +60,17 @@ INCLUDE_FIELDS = {
 }
 
 
-def _pn(value: str) -> dict[str, str]:
-    names = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), value.split("="), strict=False))
-    return {group: text for group, text in names.items() if text}
-
-
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "" or value == []:
         return {"vr": vr}
     values = value if isinstance(value, list) else [value]
     if vr == "PN":
-        values = [_pn(v) for v in values]
+        values = [pn_to_json(v) for v in values]
     return {"vr": vr, "Value": values}
 
 
 def _to_json(row: Mapping[str, Any], fields, retrieve_url: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {SPECIFIC_CHARACTER_SET[0]: SPECIFIC_CHARACTER_SET[1]}
+    out: dict[str, Any] = dict([character_set_element()])
     for tag, vr, key, always in fields:
         if tag > RETRIEVE_URL and retrieve_url is not None and RETRIEVE_URL not in out:
             out[RETRIEVE_URL] = {"vr": "UR", "Value": [retrieve_url]}
@@ -115,11 +112,7 @@ def instance_to_dicom_json(row: Mapping[str, Any], *, base_url: str) -> dict:
 def _from_element(vr: str, element: Mapping[str, Any] | None) -> Any:
     values = (element or {}).get("Value") or []
     if vr == "PN":
-        values = [
-            "=".join(v.get(g, "") for g in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-            for v in values
-            if isinstance(v, dict)
-        ]
+        values = [pn_from_json(v) for v in values if isinstance(v, dict)]
     if vr in ("IS", "US"):
         try:
             return int(values[0]) if values else None
@@ -168,7 +161,7 @@ def stow_response(outcomes, *, base_url: str) -> dict:
             if outcome.sop_class_uid:
                 item["00081150"] = {"vr": "UI", "Value": [outcome.sop_class_uid]}
                 item["00081155"] = {"vr": "UI", "Value": [outcome.sop_instance_uid]}
-            item["00081197"] = {"vr": "US", "Value": [outcome.failure_code or 0x0110]}
+            item["00081197"] = {"vr": "US", "Value": [outcome.failure_code or status.PROCESSING_FAILURE]}
             failed.append(item)
     out: dict = {}
     if failed:

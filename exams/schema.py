@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from core.openapi import DICOM_JSON_LIST, DICOM_JSON_OBJECT, ERROR, ERROR_400, ERROR_401, ERROR_403
+from dicomsvc.dicom.charsets import ISO_IR_192
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.2"
@@ -137,7 +138,7 @@ STUDY_EXAMPLE = OpenApiExample(
     "One study",
     value=[
         {
-            "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
+            "00080005": {"vr": "CS", "Value": [ISO_IR_192]},
             "00080020": {"vr": "DA", "Value": ["20240131"]},
             "00080030": {"vr": "TM", "Value": ["101500"]},
             "00080050": {"vr": "SH", "Value": ["ACC0001"]},
@@ -164,7 +165,7 @@ SERIES_EXAMPLE = OpenApiExample(
     "One series",
     value=[
         {
-            "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
+            "00080005": {"vr": "CS", "Value": [ISO_IR_192]},
             "00080060": {"vr": "CS", "Value": ["CT"]},
             "0008103E": {"vr": "LO", "Value": ["AXIAL 5mm"]},
             "00081190": {
@@ -186,7 +187,7 @@ INSTANCE_EXAMPLE = OpenApiExample(
     "One instance",
     value=[
         {
-            "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
+            "00080005": {"vr": "CS", "Value": [ISO_IR_192]},
             "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
             "00080018": {"vr": "UI", "Value": [INSTANCE_UID]},
             "00081190": {

@@ -18,9 +18,8 @@ from typing import BinaryIO
 from django.conf import settings
 
 from core.audit import Outcome, audit_batch, audit_record
+from dicomsvc.dicom import status
 from dicomsvc.dicom.part10 import (
-    FAILURE_CANNOT_UNDERSTAND,
-    FAILURE_OUT_OF_RESOURCES,
     Part10Invalid,
     inspect_part10,
     normalize_for_store,
@@ -123,7 +122,7 @@ def _ingest_all(
     with get_backend().batch() as batch, audit_batch():
         for fileobj in files:
             if isinstance(fileobj, str):
-                outcome = IngestOutcome("failed", reason=fileobj, failure_code=FAILURE_CANNOT_UNDERSTAND)
+                outcome = IngestOutcome("failed", reason=fileobj, failure_code=status.CANNOT_UNDERSTAND)
             else:
                 outcome = _check_and_add(fileobj, batch)
             if outcome.status == "added":
@@ -163,7 +162,7 @@ def _check_and_add(fileobj: BinaryIO, batch: StoreBatch) -> IngestOutcome:
         return IngestOutcome(
             "failed",
             reason=f"the file is larger than the {settings.EXAMS_UPLOAD_MAX_BYTES}-byte limit",
-            failure_code=FAILURE_OUT_OF_RESOURCES,
+            failure_code=status.OUT_OF_RESOURCES,
         )
     try:
         info = inspect_part10(fileobj, size=size, max_pixels=settings.EXAMS_MAX_PIXELS)

@@ -8,15 +8,16 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${1:-run}
-if [ ! -f "$stamp" ]; then
+stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)
+# The dev install holds the runtime one: scripts/run.sh after scripts/test.sh installs nothing.
+if [ ! -f "$stamp-${1:-run}" ] && [ ! -f "$stamp-dev" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     if [ "${1:-}" = "dev" ]; then
         .venv/bin/python -m pip install --quiet -e '.[dev]'
     else
         .venv/bin/python -m pip install --quiet -e .
     fi
-    touch "$stamp"
+    touch "$stamp-${1:-run}"
 fi
 if [ "${1:-}" = "dev" ]; then
     # Real peers for the tests: Orthanc with DICOMweb, dcmtk, Chromium.

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
-from core.audit import Outcome, actor_of, audit_request, client_address
+from core.audit import Actor, Outcome, audit_request
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403
 from core.params import QueryParams
@@ -16,7 +16,7 @@ from core.parsers import FormParser, JSONParser
 from dicomsvc.dicom.uids import uid_problems
 from viewer import external
 from viewer.selectors import token_introspect
-from viewer.services import Actor, StudyNotFound, viewer_token_issue
+from viewer.services import StudyNotFound, viewer_token_issue
 from viewer.tokens import ROLES
 
 TOKEN_PARAMS = ("studyUID", "patientID", "user", "role", "singleUse")
@@ -25,8 +25,7 @@ EXAMPLE_TOKEN = "eyJqdGkiOiJ...:1tQx3b:Zq8l0mJ1kq3r1n5n5m2GzY0bq7lV1kE4x8y7w3o2v
 
 
 def request_actor(request) -> Actor:
-    name, kind = actor_of(request)
-    return Actor(name=name, kind=kind, address=client_address(request))
+    return Actor.of_request(request)
 
 
 def body_token(request) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.audit import Outcome, audit_record
+from core.audit import Actor, Outcome, audit_record
 from exams import selectors as exams
 from viewer import external
 from viewer.models import RedeemedToken
@@ -18,13 +17,6 @@ from viewer.tokens import Grant, TokenInvalid, grant_decode, grant_encode, new_g
 
 class StudyNotFound(Exception):
     """No such study, or not that patient's (deliberately the same error)."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    name: str
-    kind: str
-    address: str | None = None
 
 
 def _audit(actor: Actor, **fields) -> None:

@@ -8,27 +8,24 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
-from callbacks.admin import WorkitemCallbackLinkInline
-from core.audit import audit_record, client_address
-from dicomsvc.dicom.uids import new_uid
+from core.audit import Actor
 from dicomsvc.dicom.vr import person_name_display
 from worklist.admin_import import WorkitemImportMixin
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
 from worklist.forms import WorkItemAdminForm
 from worklist.models import ProcedureStepState, WorkItem
-from worklist.services import workitems_set_state
+from worklist.services import (
+    workitem_access_record,
+    workitem_create,
+    workitem_delete,
+    workitem_update,
+    workitems_delete,
+    workitems_set_state,
+)
 
 
-def _audit(request, action: str, item: WorkItem | None = None, **detail) -> None:
-    audit_record(
-        actor=request.user.get_username(),
-        actor_type="user",
-        action=action,
-        patient_id=item.patient_id if item else "",
-        study_uid=item.study_instance_uid if item else "",
-        client_address=client_address(request),
-        detail=detail,
-    )
+def _actor(request) -> Actor:
+    return Actor.of_request(request, via="admin")
 
 
 class ScheduledFilter(admin.SimpleListFilter):
@@ -94,7 +91,8 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
     readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
     actions = ["mark_completed", "mark_canceled"]
-    inlines = [WorkitemCallbackLinkInline]  # the PACS events that moved this workitem
+    # Apps on higher floors add theirs (callbacks/admin.py: the PACS events that moved this workitem).
+    inlines: list = []
     fieldsets = [
         (
             "Patient",
@@ -184,31 +182,25 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
         return format_html('<pre style="max-height:40em;overflow:auto">{}</pre>', text)
 
     def save_model(self, request, obj: WorkItem, form, change: bool) -> None:
-        if not change:
-            obj.study_instance_uid = obj.study_instance_uid or new_uid()
-            obj.created_by = request.user.get_username()
-        super().save_model(request, obj, form, change)
-        _audit(
-            request,
-            "workitem.update" if change else "workitem.create",
-            obj,
-            changed=sorted(form.changed_data),
-            via="admin",
-        )
+        # Through the services like every other way in: the same validation, identity and audit.
+        if change:
+            workitem_update(item=obj, data=form.workitem_data(changed_only=True), actor=_actor(request))
+            return
+        item = workitem_create(data=form.workitem_data(), actor=_actor(request))
+        obj.pk = item.pk  # the admin goes on with its own instance (redirect, change message)
+        obj.refresh_from_db()
+        obj._state.adding = False
 
     def delete_model(self, request, obj: WorkItem) -> None:
-        _audit(request, "workitem.delete", obj, via="admin", accession_number=obj.accession_number)
-        super().delete_model(request, obj)
+        workitem_delete(study_instance_uid=obj.study_instance_uid, actor=_actor(request))
 
     def delete_queryset(self, request, queryset) -> None:
-        for item in queryset.only("patient_id", "study_instance_uid", "accession_number"):
-            _audit(request, "workitem.delete", item, via="admin", accession_number=item.accession_number)
-        super().delete_queryset(request, queryset)
+        workitems_delete(ids=list(queryset.values_list("pk", flat=True)), actor=_actor(request))
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         if request.method == "GET" and getattr(response, "status_code", 200) == 200:
-            _audit(request, "workitem.list", via="admin", query=sorted(request.GET.keys()))
+            workitem_access_record(actor=_actor(request), query=sorted(request.GET.keys()))
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -216,14 +208,12 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
         if request.method == "GET" and getattr(response, "status_code", 200) == 200:
             item = WorkItem.objects.filter(pk=object_id).only("patient_id", "study_instance_uid").first()
             if item is not None:
-                _audit(request, "workitem.read", item, via="admin")
+                workitem_access_record(actor=_actor(request), item=item)
         return response
 
     def _move(self, request, queryset, state: str, verb: str) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        moved = workitems_set_state(ids=ids, state=state)
-        for item in WorkItem.objects.filter(pk__in=ids, state=state).only("patient_id", "study_instance_uid"):
-            _audit(request, f"workitem.{verb}", item, via="admin")
+        moved = workitems_set_state(ids=ids, state=state, actor=_actor(request))
         skipped = len(ids) - moved
         message = f"{moved} workitem(s) {verb}."
         if skipped:

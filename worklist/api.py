@@ -5,13 +5,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
-from core.audit import Outcome, audit_request
+from core.audit import Actor
 from core.errors import ApiError
 from core.params import QueryParams
 from worklist import schema
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json, workitems_to_dicom_json
-from worklist.selectors import STATES, WorkitemFilter, workitem_list
-from worklist.services import WorkitemConflict, WorkitemNotFound, workitem_create, workitem_delete
+from worklist.selectors import STATES, WorkitemFilter
+from worklist.services import (
+    WorkitemConflict,
+    WorkitemNotFound,
+    workitem_create,
+    workitem_delete,
+    workitems_search,
+)
 from worklist.validation import WorkitemInvalid
 
 LIST_PARAMS = (
@@ -54,16 +60,7 @@ class WorkitemCollection(APIView):
         limit, offset = params.page(
             default_limit=settings.WORKLIST_PAGE_DEFAULT, max_limit=settings.WORKLIST_PAGE_MAX
         )
-        rows, total = workitem_list(flt, limit=limit, offset=offset)
-        audit_request(
-            request,
-            action="workitem.list",
-            patient_id=flt.patient_id or "",
-            detail={
-                "count": len(rows),
-                "filters": sorted(k for k in params.values if k not in ("limit", "offset")),
-            },
-        )
+        rows, total = workitems_search(flt=flt, limit=limit, offset=offset, actor=Actor.of_request(request))
         return Response(workitems_to_dicom_json(rows), headers={"X-Total-Count": str(total)})
 
     @extend_schema(
@@ -86,30 +83,18 @@ class WorkitemCollection(APIView):
         tags=["Worklist"],
     )
     def post(self, request):
-        data = request.data
         try:
-            item = workitem_create(data=data, created_by=getattr(request.user, "name", ""))
+            item = workitem_create(data=request.data, actor=Actor.of_request(request))
         except WorkitemInvalid as exc:
             raise ApiError(
                 "The workitem is invalid: " + ", ".join(sorted(exc.errors)) + ".", errors=exc.errors
             ) from None
         except WorkitemConflict:
-            audit_request(
-                request,
-                action="workitem.create",
-                outcome=Outcome.FAILURE,
-                patient_id=_str(data.get("PatientID")),
-                study_uid=_str(data.get("StudyInstanceUID")),
-                detail={"reason": "conflict"},
-            )
             raise ApiError(
                 "A workitem with this StudyInstanceUID exists already.",
                 status_code=409,
                 errors={"StudyInstanceUID": ["already exists"]},
             ) from None
-        audit_request(
-            request, action="workitem.create", patient_id=item.patient_id, study_uid=item.study_instance_uid
-        )
         return Response(workitem_to_dicom_json(instance_to_row(item)), status=status.HTTP_200_OK)
 
 
@@ -133,21 +118,10 @@ class WorkitemDetail(APIView):
     )
     def delete(self, request, study_uid: str):
         try:
-            item = workitem_delete(study_instance_uid=study_uid)
+            workitem_delete(study_instance_uid=study_uid, actor=Actor.of_request(request))
         except WorkitemNotFound:
             raise ApiError("No workitem has this StudyInstanceUID.", status_code=404) from None
-        audit_request(
-            request,
-            action="workitem.delete",
-            patient_id=item.patient_id,
-            study_uid=study_uid,
-            detail={"accession_number": item.accession_number},
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _str(value) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _filter_from(params: QueryParams) -> WorkitemFilter:

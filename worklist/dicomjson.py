@@ -12,10 +12,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dicomsvc.dicom.dicomjson import character_set_element, pn_to_json
 from dicomsvc.dicom.vr import format_da, format_tm
-from worklist.fields import FIELDS, SPECIFIC_CHARACTER_SET_TAG, SPS_SEQUENCE_TAG, WorkitemField
-
-SPECIFIC_CHARACTER_SET = "ISO_IR 192"  # UTF-8; the reference docs misspell it "ISO-IR 192"
+from worklist.fields import FIELDS, SPS_SEQUENCE_TAG, WorkitemField
 
 _TOP = [f for f in FIELDS if not f.in_sps]
 _SPS = [f for f in FIELDS if f.in_sps]
@@ -33,21 +32,11 @@ _PLAN_AFTER = [
 COLUMNS: tuple[str, ...] = tuple(f.column for f in FIELDS)
 
 
-def _pn(value: str) -> dict[str, str]:
-    groups = value.split("=")
-    out = {"Alphabetic": groups[0]}
-    if len(groups) > 1 and groups[1]:
-        out["Ideographic"] = groups[1]
-    if len(groups) > 2 and groups[2]:
-        out["Phonetic"] = groups[2]
-    return out
-
-
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {"vr": vr}
     if vr == "PN":
-        return {"vr": vr, "Value": [_pn(value)]}
+        return {"vr": vr, "Value": [pn_to_json(value)]}
     if vr == "DA" and isinstance(value, dt.date):
         return {"vr": vr, "Value": [format_da(value)]}
     if vr == "TM" and isinstance(value, dt.time):
@@ -64,7 +53,7 @@ def _fill(out: dict[str, Any], plan, row: Mapping[str, Any]) -> None:
 
 def workitem_to_dicom_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """One workitem (a ``values()`` row or a dict of model columns) as a DICOM JSON dataset."""
-    out: dict[str, Any] = {SPECIFIC_CHARACTER_SET_TAG: {"vr": "CS", "Value": [SPECIFIC_CHARACTER_SET]}}
+    out: dict[str, Any] = dict([character_set_element()])
     _fill(out, _PLAN_BEFORE, row)
     sps: dict[str, Any] = {}
     _fill(sps, _PLAN_SPS, row)

@@ -75,7 +75,6 @@ FIELDS: tuple[WorkitemField, ...] = (
 BY_KEYWORD: dict[str, WorkitemField] = {f.keyword: f for f in FIELDS}
 REQUIRED_KEYWORDS: tuple[str, ...] = tuple(f.keyword for f in FIELDS if f.required)
 SPS_SEQUENCE_TAG = f"{tag_for_keyword('ScheduledProcedureStepSequence'):08X}"
-SPECIFIC_CHARACTER_SET_TAG = f"{tag_for_keyword('SpecificCharacterSet'):08X}"
 
 PATIENT_SEX_VALUES = ("M", "F", "O")
 PREGNANCY_STATUS_VALUES = (1, 2, 3, 4)  # not pregnant, possibly, definitely, unknown

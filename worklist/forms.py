@@ -4,6 +4,7 @@ entry point, so that a scheduler cannot store what the API would refuse."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 
@@ -62,14 +63,22 @@ class WorkItemAdminForm(forms.ModelForm):
             ],
         )
 
-    def clean(self):
-        cleaned = super().clean()
+    def workitem_data(self, *, changed_only: bool = False) -> dict[str, Any]:
+        """The cleaned form as the DICOM-keyword payload the worklist services take (the
+        StudyInstanceUID of an existing workitem left out: it never changes)."""
         payload = {}
-        for column, value in cleaned.items():
+        for column, value in self.cleaned_data.items():
             field = _BY_COLUMN.get(column)
             if field is None or (column == "study_instance_uid" and self.instance.pk):
                 continue
+            if changed_only and column not in self.changed_data:
+                continue
             payload[field.keyword] = _to_dicom(value)
+        return payload
+
+    def clean(self):
+        cleaned = super().clean()
+        payload = self.workitem_data()
         try:
             values = validate_workitem(payload, partial=bool(self.instance.pk))
         except WorkitemInvalid as exc:

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 
 from core.openapi import DICOM_JSON_LIST, DICOM_JSON_OBJECT, ERROR, ERROR_400, ERROR_401, ERROR_403
+from dicomsvc.dicom.charsets import ISO_IR_192
 from worklist.fields import FIELDS, PATIENT_SEX_VALUES, REQUIRED_KEYWORDS
 from worklist.selectors import STATES
 
@@ -60,7 +61,7 @@ LIST_EXAMPLE = OpenApiExample(
     "One workitem",
     value=[
         {
-            "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
+            "00080005": {"vr": "CS", "Value": [ISO_IR_192]},
             "00080050": {"vr": "SH", "Value": ["NDS83JF784N209D2"]},
             "00080090": {"vr": "PN"},
             "00100010": {"vr": "PN", "Value": [{"Alphabetic": "MARIO^ROSSI"}]},

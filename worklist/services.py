@@ -1,4 +1,9 @@
-"""Writes to the worklist. Every path (API, admin, import, DIMSE, callbacks) goes through here."""
+"""Writes to the worklist, and the audit trail of who wrote and read it.
+
+Every path (API, admin, import, DIMSE, callbacks) writes through here; the bulk import through
+``worklist.bulk.services``, which this module's rules (validation, identity) also govern. The
+functions that touch patient data on someone's behalf take that ``Actor`` and record it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from core.audit import Actor, Outcome, audit_by
 from dicomsvc.dicom.uids import new_uid
 from worklist.models import ProcedureStepState, WorkItem
+from worklist.selectors import WorkitemFilter, workitem_list
 from worklist.validation import validate_workitem
 
 
@@ -32,42 +39,97 @@ _FORWARD = {
 }
 
 
-def workitem_create(*, data: dict[str, Any], created_by: str = "") -> WorkItem:
+def workitem_create(*, data: dict[str, Any], actor: Actor) -> WorkItem:
     """Validate a DICOM-keyword payload and store it; a StudyInstanceUID is generated when absent.
 
-    Raises ``WorkitemInvalid`` (bad fields) or ``WorkitemConflict`` (duplicate study UID).
+    Raises ``WorkitemInvalid`` (bad fields) or ``WorkitemConflict`` (duplicate study UID; audited
+    as a failure).
     """
     cleaned = validate_workitem(data)
     if not cleaned.get("study_instance_uid"):
         cleaned["study_instance_uid"] = new_uid()
-    item = WorkItem(**cleaned, created_by=created_by[:150])
+    item = WorkItem(**cleaned, created_by=actor.name[:150])
     try:
         with transaction.atomic():
             item.save(force_insert=True)
     except IntegrityError:
         if WorkItem.objects.filter(study_instance_uid=cleaned["study_instance_uid"]).exists():
+            audit_by(
+                actor,
+                action="workitem.create",
+                outcome=Outcome.FAILURE,
+                patient_id=cleaned.get("patient_id", ""),
+                study_uid=cleaned["study_instance_uid"],
+                detail={"reason": "conflict"},
+            )
             raise WorkitemConflict(cleaned["study_instance_uid"]) from None
         raise
+    _audit(actor, "workitem.create", item)
     return item
 
 
-def workitem_update(*, item: WorkItem, data: dict[str, Any]) -> WorkItem:
+def workitem_update(*, item: WorkItem, data: dict[str, Any], actor: Actor) -> WorkItem:
+    """Change the fields ``data`` gives (DICOM keywords, validated); the identity never changes."""
     cleaned = validate_workitem(data, partial=True)
-    cleaned.pop("study_instance_uid", None)  # the identity never changes
+    cleaned.pop("study_instance_uid", None)
     for column, value in cleaned.items():
         setattr(item, column, value)
     item.save(update_fields=[*cleaned, "updated_at"])
+    _audit(actor, "workitem.update", item, changed=sorted(cleaned))
     return item
 
 
-def workitem_delete(*, study_instance_uid: str) -> WorkItem:
-    """Remove a workitem; returns the removed row (for the audit trail)."""
+def workitem_delete(*, study_instance_uid: str, actor: Actor) -> WorkItem:
+    """Remove a workitem; returns the removed row."""
     with transaction.atomic():
         item = WorkItem.objects.select_for_update().filter(study_instance_uid=study_instance_uid).first()
         if item is None:
             raise WorkitemNotFound(study_instance_uid)
         item.delete()
+        _audit(actor, "workitem.delete", item, accession_number=item.accession_number)
     return item
+
+
+def workitems_delete(*, ids: list[int], actor: Actor) -> int:
+    """Remove these workitems (an admin bulk delete); the number removed."""
+    with transaction.atomic():
+        items = list(
+            WorkItem.objects.select_for_update()
+            .filter(pk__in=ids)
+            .only("pk", "patient_id", "study_instance_uid", "accession_number")
+        )
+        WorkItem.objects.filter(pk__in=[item.pk for item in items]).delete()
+        for item in items:
+            _audit(actor, "workitem.delete", item, accession_number=item.accession_number)
+    return len(items)
+
+
+def workitems_search(*, flt: WorkitemFilter, limit: int, offset: int, actor: Actor) -> tuple[list[dict], int]:
+    """A page of workitems (``selectors.workitem_list``) read on someone's behalf: audited."""
+    rows, total = workitem_list(flt, limit=limit, offset=offset)
+    audit_by(
+        actor,
+        action="workitem.list",
+        patient_id=flt.patient_id or "",
+        detail={"count": len(rows), "filters": sorted(k for k, v in vars(flt).items() if v is not None)},
+    )
+    return rows, total
+
+
+def workitem_access_record(*, actor: Actor, item: WorkItem | None = None, **detail: Any) -> None:
+    """Record a read done through a screen that queries by itself (the admin's list and change
+    pages): ``workitem.read`` of one workitem, or ``workitem.list`` without one."""
+    _audit(actor, "workitem.read" if item is not None else "workitem.list", item, **detail)
+
+
+def _audit(actor: Actor, action: str, item: WorkItem | None, **detail: Any) -> None:
+    audit_by(
+        actor,
+        action=action,
+        patient_id=item.patient_id if item is not None else "",
+        study_uid=item.study_instance_uid if item is not None else "",
+        detail=detail,
+    )
 
 
 def workitem_set_state(*, study_instance_uid: str, state: str) -> bool:
@@ -84,7 +146,17 @@ def workitem_set_state(*, study_instance_uid: str, state: str) -> bool:
     return updated == 1
 
 
-def workitems_set_state(*, ids: list[int], state: str) -> int:
-    """Admin bulk action: move each of these workitems forward to ``state`` where allowed."""
+def workitems_set_state(*, ids: list[int], state: str, actor: Actor) -> int:
+    """Admin bulk action: move each of these workitems forward to ``state`` where allowed; each
+    move is audited (``workitem.completed``, ``workitem.canceled``). The number moved."""
     allowed_from = [old for old, targets in _FORWARD.items() if state in targets]
-    return WorkItem.objects.filter(pk__in=ids, state__in=allowed_from).update(state=state)
+    with transaction.atomic():
+        items = list(
+            WorkItem.objects.select_for_update()
+            .filter(pk__in=ids, state__in=allowed_from)
+            .only("pk", "patient_id", "study_instance_uid")
+        )
+        WorkItem.objects.filter(pk__in=[item.pk for item in items]).update(state=state)
+        for item in items:
+            _audit(actor, f"workitem.{str(state).lower().replace(' ', '_')}", item)
+    return len(items)

@@ -28,6 +28,7 @@ from pydicom.filereader import _read_file_meta_info, read_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from dicomsvc.dicom import status
 from dicomsvc.dicom.render import PixelLimitExceeded, RenderError, check_pixel_count, check_pixel_dimensions
 from dicomsvc.dicom.uids import uid_problems
 from dicomsvc.dicom.vr import parse_da, parse_tm
@@ -36,12 +37,6 @@ PREAMBLE_LENGTH = 128
 # Deflated data sets are inflated in memory to be read: larger is refused (they are SRs and small
 # images in practice).
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
-# DICOM Failure Reason (0008,1197) values used for refusals (PS3.4 B.2.3, PS3.18 table I.2-2).
-FAILURE_CANNOT_UNDERSTAND = 0xC000
-FAILURE_SOP_CLASS_MISMATCH = 0xA900
-FAILURE_OUT_OF_RESOURCES = 0xA700
-FAILURE_PROCESSING = 0x0110
-FAILURE_DUPLICATE_DIFFERENT = 0x0111
 
 # (0002,0000) File Meta Information Group Length as the first File Meta element: explicit VR little
 # endian, UL, a 4-byte value (PS3.10 7.1).
@@ -52,7 +47,7 @@ _GROUP_LENGTH_VALUE_AT = PREAMBLE_LENGTH + 4 + 8
 class Part10Invalid(ValueError):
     """The upload is not a DICOM file we can store; ``str(exc)`` is safe to return."""
 
-    def __init__(self, reason: str, *, failure_code: int = FAILURE_CANNOT_UNDERSTAND):
+    def __init__(self, reason: str, *, failure_code: int = status.CANNOT_UNDERSTAND):
         super().__init__(reason)
         self.failure_code = failure_code
 
@@ -353,7 +348,7 @@ def _check_inflated_size(fileobj: BinaryIO, scanned: tuple[dict[int, bytes], int
         if inflated > MAX_INFLATED_BYTES:
             raise Part10Invalid(
                 f"the deflated data set inflates to more than {MAX_INFLATED_BYTES} bytes",
-                failure_code=FAILURE_OUT_OF_RESOURCES,
+                failure_code=status.OUT_OF_RESOURCES,
             )
 
 
@@ -465,7 +460,7 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
     if media_class and media_class != uids["SOPClassUID"]:
         raise Part10Invalid(
             "MediaStorageSOPClassUID (0002,0002) does not match SOPClassUID (0008,0016)",
-            failure_code=FAILURE_SOP_CLASS_MISMATCH,
+            failure_code=status.DOES_NOT_MATCH_SOP_CLASS,
         )
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     values = header_values(header)
@@ -488,7 +483,7 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
             try:
                 check_pixel_count(*dimensions, max_pixels=max_pixels)
             except PixelLimitExceeded as exc:
-                raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
+                raise Part10Invalid(str(exc), failure_code=status.OUT_OF_RESOURCES) from None
     elif values["rows"] and values["columns"] and 0x00280100 in ds._dict:
         # An image module without its pixel data: most likely a file cut at an element boundary.
         raise Part10Invalid(
@@ -549,7 +544,7 @@ def check_pixel_header(ds, *, max_pixels: int) -> None:
     try:
         check_pixel_dimensions(ds, max_pixels=max_pixels)
     except PixelLimitExceeded as exc:
-        raise Part10Invalid(str(exc), failure_code=FAILURE_OUT_OF_RESOURCES) from None
+        raise Part10Invalid(str(exc), failure_code=status.OUT_OF_RESOURCES) from None
     except RenderError as exc:
         raise Part10Invalid(f"the image header is invalid: {exc}") from None
 

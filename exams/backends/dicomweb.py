@@ -18,7 +18,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from dicomsvc.dicom.part10 import FAILURE_PROCESSING, Part10Info
+from dicomsvc.dicom import status
+from dicomsvc.dicom.part10 import Part10Info
 from dicomsvc.dicom.vr import format_da
 from exams.backends.base import (
     InstanceNotFound,
@@ -185,7 +186,7 @@ class DicomWebBackend(PacsBackend):
             answer = answer[0] if answer else {}
         failed = (answer.get("00081198") or {}).get("Value") or []
         if failed or response.status_code >= 400:
-            code = FAILURE_PROCESSING
+            code = status.PROCESSING_FAILURE
             for item in failed:
                 values = (item.get("00081197") or {}).get("Value") or []
                 if values:

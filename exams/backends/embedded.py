@@ -22,7 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.sql import execute_batch
-from dicomsvc.dicom.part10 import FAILURE_DUPLICATE_DIFFERENT, FAILURE_PROCESSING, Part10Info
+from dicomsvc.dicom import status
+from dicomsvc.dicom.part10 import Part10Info
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.backends.base import InstanceNotFound, PacsBackend, StoreBatch, StoreResult, StudyFilter
 from exams.events import new_exam_events_emit
@@ -346,7 +347,7 @@ class EmbeddedBackend(PacsBackend):
                 continue
             return StoreResult("stored")
         self.storage.delete(staged.storage_name)
-        return StoreResult("failed", "concurrent uploads kept conflicting; retry", FAILURE_PROCESSING)
+        return StoreResult("failed", "concurrent uploads kept conflicting; retry", status.PROCESSING_FAILURE)
 
     def _lookup(self, info: Part10Info) -> _Indexed:
         return self._lookup_many([info])[0]
@@ -374,21 +375,21 @@ class EmbeddedBackend(PacsBackend):
                     "failed",
                     "an instance with this SOP Instance UID is stored already with different content "
                     "(EXAMS_ALLOW_OVERWRITE is off)",
-                    FAILURE_DUPLICATE_DIFFERENT,
+                    status.DUPLICATE_SOP_INSTANCE,
                 )
             if indexed.series_uid != info.series_uid or indexed.study_uid != info.study_uid:
                 return StoreResult(
                     "failed",
                     "an instance with this SOP Instance UID is stored in another study or series",
-                    FAILURE_DUPLICATE_DIFFERENT,
+                    status.DUPLICATE_SOP_INSTANCE,
                 )
         if indexed.study_owner is not None and indexed.study_owner != info.patient_id:
             return StoreResult(
-                "failed", "this Study Instance UID belongs to another patient", FAILURE_PROCESSING
+                "failed", "this Study Instance UID belongs to another patient", status.PROCESSING_FAILURE
             )
         if indexed.series_study_uid is not None and indexed.series_study_uid != info.study_uid:
             return StoreResult(
-                "failed", "this Series Instance UID belongs to another study", FAILURE_PROCESSING
+                "failed", "this Series Instance UID belongs to another study", status.PROCESSING_FAILURE
             )
         return None
 

@@ -6,9 +6,12 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.audit import Actor
 from core.models import AuditEvent
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_create, workitem_set_state
+
+ACTOR = Actor(name="test", kind="test")
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +30,10 @@ def worklist(workitem_payload):
         "ServiceEpisodeID": "EP1",
         "ScheduledProcedureStepID": "SPS1",
     }
-    workitem_create(data=full)
+    workitem_create(data=full, actor=ACTOR)
     for i in range(3):
         workitem_create(
+            actor=ACTOR,
             data={
                 **workitem_payload,
                 "StudyInstanceUID": f"1.2.3.{i}",
@@ -37,7 +41,7 @@ def worklist(workitem_payload):
                 "AccessionNumber": f"A{i}",
                 "Modality": "MR" if i else "CT",
                 "ScheduledProcedureStepStartDate": f"2026010{i + 1}",
-            }
+            },
         )
     workitem_set_state(study_instance_uid="1.2.3.2", state=ProcedureStepState.CANCELED)
 

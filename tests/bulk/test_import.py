@@ -9,12 +9,10 @@ from core.models import AuditEvent
 from tests.bulk.conftest import REQUIRED_HEADER, csv_line, csv_text, records_until_ctrl_c, row
 from worklist.bulk.importer import Importer
 from worklist.bulk.readers import read_csv
-from worklist.bulk.writers import OrmWriter, PostgresCopyWriter
+from worklist.bulk.writers import PostgresCopyWriter
 from worklist.models import WorkItem
 
 pytestmark = pytest.mark.django_db
-
-WRITERS = [pytest.param(PostgresCopyWriter, id="copy"), pytest.param(OrmWriter, id="orm")]
 
 
 @pytest.fixture
@@ -81,19 +79,17 @@ def test_strict_imports_nothing_when_anything_is_invalid(run_import, sample, tmp
     assert WorkItem.objects.count() == 3
 
 
-@pytest.mark.parametrize("writer", WRITERS)
-def test_importing_the_same_file_twice_creates_nothing_new(writer, tmp_path):
+def test_importing_the_same_file_twice_creates_nothing_new(tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text(csv_text(7))  # no StudyInstanceUID: AccessionNumber + PatientID identify
-    first = Importer(writer=writer(), batch_size=3).run(read_csv(path.open("rb")))
+    first = Importer(batch_size=3).run(read_csv(path.open("rb")))
     uids = set(WorkItem.objects.values_list("study_instance_uid", flat=True))
-    second = Importer(writer=writer(), batch_size=3).run(read_csv(path.open("rb")))
+    second = Importer(batch_size=3).run(read_csv(path.open("rb")))
     assert (first.created, second.created, second.skipped) == (7, 0, 7)
     assert set(WorkItem.objects.values_list("study_instance_uid", flat=True)) == uids
 
 
-@pytest.mark.parametrize("writer", WRITERS)
-def test_on_conflict_update_changes_only_the_fields_the_file_gives(writer, tmp_path):
+def test_on_conflict_update_changes_only_the_fields_the_file_gives(tmp_path):
     path = tmp_path / "first.ndjson"
     first = {
         "StudyInstanceUID": "1.2.3.4",
@@ -102,13 +98,13 @@ def test_on_conflict_update_changes_only_the_fields_the_file_gives(writer, tmp_p
         "PatientBirthDate": "19700101",
     }
     path.write_text(json.dumps(first) + "\n")
-    Importer(writer=writer()).run(read_csv_or_ndjson(path))
+    Importer().run(read_csv_or_ndjson(path))
     change = {**first, "ScheduledProcedureStepDescription": "CT CHEST", "PatientBirthDate": ""}
     del change["MedicalAlerts"]
     path.write_text(json.dumps(change) + "\n")
-    skipped = Importer(writer=writer()).run(read_csv_or_ndjson(path))
+    skipped = Importer().run(read_csv_or_ndjson(path))
     assert (skipped.skipped, WorkItem.objects.get().scheduled_procedure_step_description) == (1, "CT HEAD")
-    updated = Importer(writer=writer(), on_conflict="update").run(read_csv_or_ndjson(path))
+    updated = Importer(on_conflict="update").run(read_csv_or_ndjson(path))
     item = WorkItem.objects.get()
     assert (updated.created, updated.updated) == (0, 1)
     assert item.scheduled_procedure_step_description == "CT CHEST"
@@ -122,13 +118,12 @@ def read_csv_or_ndjson(path):
     return read_ndjson(path.open("rb"))
 
 
-@pytest.mark.parametrize("writer", WRITERS)
-def test_on_conflict_fail_reports_each_existing_workitem_as_invalid(writer, tmp_path, run_import):
+def test_on_conflict_fail_reports_each_existing_workitem_as_invalid(tmp_path, run_import):
     path = tmp_path / "orders.csv"
     path.write_text(csv_text(3))
-    Importer(writer=writer()).run(read_csv(path.open("rb")))
+    Importer().run(read_csv(path.open("rb")))
     path.write_text(csv_text(4))  # three known, one new
-    report = Importer(writer=writer(), on_conflict="fail").run(read_csv(path.open("rb")))
+    report = Importer(on_conflict="fail").run(read_csv(path.open("rb")))
     assert (report.created, report.invalid) == (1, 3)
     assert [(p.number, p.field) for p in report.problems] == [(n, "StudyInstanceUID") for n in (2, 3, 4)]
     assert "exists (--on-conflict fail)" in report.problems[0].reason

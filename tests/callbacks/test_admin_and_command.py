@@ -4,15 +4,20 @@ from django.core.management.base import CommandError
 
 from callbacks.models import CallbackDelivery, DeliveryState
 from callbacks.services import new_exam_event_record
+from core.audit import Actor
 from core.models import AuditEvent
 from worklist.services import workitem_create
+
+ACTOR = Actor(name="test", kind="test")
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def event_with_deliveries(pacs_event, settings, workitem_payload):
-    workitem_create(data={**workitem_payload, "StudyInstanceUID": pacs_event["StudyInstanceUID"]})
+    workitem_create(
+        data={**workitem_payload, "StudyInstanceUID": pacs_event["StudyInstanceUID"]}, actor=ACTOR
+    )
     settings.CALLBACK_URLS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
     event, _ = new_exam_event_record(payload=pacs_event, origin="pacs")
     dead, delivered = event.deliveries.order_by("pk")

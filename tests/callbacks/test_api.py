@@ -5,9 +5,12 @@ import json
 import pytest
 
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink
+from core.audit import Actor
 from core.models import AuditEvent
 from worklist.models import WorkItem
 from worklist.services import workitem_create
+
+ACTOR = Actor(name="test", kind="test")
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +129,7 @@ def test_each_accepted_event_is_audited_with_patient_and_study(pacs, pacs_event)
 
 @pytest.fixture
 def workitem(workitem_payload):
-    return workitem_create(data=workitem_payload)
+    return workitem_create(data=workitem_payload, actor=ACTOR)
 
 
 def test_the_workitem_state_follows_the_events_and_never_moves_back(pacs, pacs_event, workitem):

@@ -4,8 +4,11 @@ import pytest
 
 from callbacks.models import CallbackDelivery, CallbackEvent, WorkitemLink
 from callbacks.services import CallbackEventInvalid, new_exam_event_record, new_exam_events_record
+from core.audit import Actor
 from worklist.models import WorkItem
 from worklist.services import workitem_create
+
+ACTOR = Actor(name="test", kind="test")
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +122,7 @@ def test_several_events_recorded_at_once_follow_the_same_rules(
     stored and fanned out, a redelivery is counted and not fanned out, an invalid payload is
     skipped with its field names only, and a study's workitem moves forward with a link."""
     settings.CALLBACK_URLS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
-    item = workitem_create(data=workitem_payload)
+    item = workitem_create(data=workitem_payload, actor=ACTOR)
     already, _ = new_exam_event_record(payload=pacs_event, origin="pacs")
     for_workitem = {**pacs_event, "StudyInstanceUID": item.study_instance_uid, "EventType": "INSTANCES_ADDED"}
     other_study = {**pacs_event, "StudyInstanceUID": "1.2.3.4.5", "PatientID": "OTHER"}

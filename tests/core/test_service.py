@@ -48,7 +48,7 @@ def test_internal_errors_are_json_without_a_trace(api, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("secret patient data MARIO")
 
-    monkeypatch.setattr(worklist.api, "workitem_list", explode)
+    monkeypatch.setattr(worklist.api, "workitems_search", explode)
     response = api.get("/workitems")
     assert response.status_code == 500
     assert response.json() == {"detail": "The request failed because of an internal error.", "errors": {}}

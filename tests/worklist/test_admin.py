@@ -119,6 +119,56 @@ def test_cancel_and_complete_actions_move_states_forward_only(scheduler, item):
     assert "1 skipped" in response.content.decode()
 
 
+def test_admin_edits_and_state_moves_are_audited_by_the_worklist_services(scheduler, item):
+    data = {**FORM, "patient_id": "P1", "modality": "CT", "scheduled_station_ae_title": "CT1"}
+    data.update(accession_number="A1", scheduled_date="2024-03-01", scheduled_time="09:30:00")
+    del data["study_instance_uid"]
+    scheduler.post(f"/admin/worklist/workitem/{item.pk}/change/", data)
+    update = AuditEvent.objects.get(action="workitem.update")
+    assert (update.actor, update.actor_type, update.study_uid) == ("sched", "user", "1.2.3.4")
+    assert update.detail == {
+        "changed": ["patient_name", "scheduled_procedure_step_description"],
+        "via": "admin",
+    }
+    url = "/admin/worklist/workitem/"
+    scheduler.post(url, {"action": "mark_canceled", "_selected_action": [item.pk]})
+    scheduler.post(url, {"action": "mark_canceled", "_selected_action": [item.pk]})  # moves nothing
+    assert AuditEvent.objects.filter(action="workitem.canceled", study_uid="1.2.3.4").count() == 1
+
+
+def test_admin_deletes_are_audited_one_row_per_workitem(scheduler, item, django_user_model):
+    other = WorkItem.objects.create(**{**_columns(item), "study_instance_uid": "1.2.3.5", "patient_id": "P9"})
+    scheduler.user = django_user_model.objects.get(username="sched")
+    scheduler.user.user_permissions.add(*_delete_permission())
+    url = "/admin/worklist/workitem/"
+    response = scheduler.post(
+        url, {"action": "delete_selected", "_selected_action": [item.pk, other.pk], "post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not WorkItem.objects.exists()
+    deleted = AuditEvent.objects.filter(action="workitem.delete").values_list("patient_id", "detail")
+    assert sorted(deleted) == [
+        ("P1", {"accession_number": "A1", "via": "admin"}),
+        ("P9", {"accession_number": "A1", "via": "admin"}),
+    ]
+
+
+def _columns(item):
+    return {f.attname: getattr(item, f.attname) for f in WorkItem._meta.concrete_fields if f.attname != "id"}
+
+
+def _delete_permission():
+    from django.contrib.auth.models import Permission
+
+    return Permission.objects.filter(codename="delete_workitem")
+
+
+def test_the_workitem_page_shows_the_pacs_events_that_moved_it(client, item):
+    client.force_login(User.objects.create_superuser("root", password="a-long-admin-password"))
+    html = client.get(f"/admin/worklist/workitem/{item.pk}/change/").content.decode()
+    assert "PACS events that moved the state" in html
+
+
 def test_scheduler_cannot_reach_api_keys_or_the_audit_trail(scheduler):
     assert scheduler.get("/admin/core/apikey/").status_code == 403
     assert scheduler.get("/admin/core/auditevent/").status_code == 403

@@ -30,7 +30,6 @@ from worklist.bulk.writers import (
     BatchWriter,
     PostgresCopyWriter,
     Row,
-    default_writer,
 )
 from worklist.fields import BY_KEYWORD
 from worklist.models import ProcedureStepState, WorkItem
@@ -86,9 +85,9 @@ class Importer:
     """Import records with a conflict policy: ``skip`` leaves an existing workitem alone,
     ``update`` overwrites the fields the record gives, ``fail`` reports the record as invalid.
 
-    ``threaded``: on Postgres, batches are written on a second connection while the next one is
+    ``threaded``: batches are written on a second connection while the next one is
     validated, by a thread, or with ``writer_process`` by a second process (see
-    ``worklist.bulk.writer_process``). ``initial_load`` (Postgres) drops the secondary indexes
+    ``worklist.bulk.writer_process``). ``initial_load`` drops the secondary indexes
     for the run and builds them again at the end (see ``worklist.bulk.initial_load``);
     ``on_index_rebuild()`` is called before that.
     ``on_problem(problem)`` sees every problem as it is found (for a report file);
@@ -122,7 +121,7 @@ class Importer:
         self.strict = strict
         self.batch_size = batch_size
         self.created_by = created_by[:150]
-        self.writer = writer or default_writer()
+        self.writer = writer or PostgresCopyWriter()
         self.on_problem = on_problem
         self.on_progress = on_progress
         self.progress_every = progress_every
@@ -256,12 +255,7 @@ class Importer:
         one_transaction = self.dry_run or self.strict
         # A second connection writes while this thread reads and validates the next batch; not
         # when the caller holds a transaction (its rows would be invisible to that connection).
-        concurrent = (
-            self.threaded
-            and not one_transaction
-            and not connection.in_atomic_block
-            and connection.vendor == "postgresql"
-        )
+        concurrent = self.threaded and not one_transaction and not connection.in_atomic_block
         self._pipeline = None
         if concurrent:
             # A second process where it pays: batches that are mostly new rows (not --on-conflict
@@ -276,7 +270,7 @@ class Importer:
         outer = transaction.atomic() if one_transaction else nullcontext()
         deferred = (
             secondary_indexes_deferred(on_rebuild=self.on_index_rebuild)
-            if self.initial_load and not self.dry_run and connection.vendor == "postgresql"
+            if self.initial_load and not self.dry_run
             else nullcontext()
         )
         try:

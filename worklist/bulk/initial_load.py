@@ -10,7 +10,7 @@ SIGINT is ignored while they are built). Should the process die before that (kil
 the next ``import_worklist`` builds whatever is missing before it starts (``indexes_restore``).
 
 Meanwhile API readers keep working, with sequential scans; the rebuild (seconds per million
-rows) blocks writers, not readers. Postgres only.
+rows) blocks writers, not readers.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def missing_indexes() -> list[Index]:
 def indexes_restore() -> list[str]:
     """Build the model's indexes that are missing from the table, in one transaction; their
     names. Nothing to do (one catalog query) in the usual case."""
-    if connection.vendor != "postgresql" or not missing_indexes():
+    if not missing_indexes():
         return []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])

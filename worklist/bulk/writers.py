@@ -1,4 +1,4 @@
-"""Write one batch of validated workitems: Postgres COPY, or the ORM on any other database.
+"""Write one batch of validated workitems with Postgres COPY.
 
 A writer receives the batch inside the caller's transaction and answers which rows it created,
 which it updated and which met an existing workitem it was not allowed to change (conflicts).
@@ -59,49 +59,6 @@ class BatchWriter:
 
     def write(self, rows: list[Row], *, created_by: str) -> BatchResult:  # pragma: no cover
         raise NotImplementedError
-
-
-class OrmWriter(BatchWriter):
-    """Portable: a few queries per batch, ``bulk_create`` for new rows (SQLite and others)."""
-
-    chunk = 500  # stays under SQLite's limit of bound parameters
-
-    def write(self, rows: list[Row], *, created_by: str) -> BatchResult:
-        by_accession: dict[tuple[str, str], str] = {}
-        accessions = sorted({r.cleaned["accession_number"] for r in rows if r.generated})
-        for i in range(0, len(accessions), self.chunk):
-            for acc, pid, uid in WorkItem.objects.filter(
-                accession_number__in=accessions[i : i + self.chunk]
-            ).values_list("accession_number", "patient_id", "study_instance_uid"):
-                by_accession.setdefault((acc, pid), uid)
-        for row in rows:
-            if row.generated:
-                key = (row.cleaned["accession_number"], row.cleaned["patient_id"])
-                if key in by_accession:
-                    row.cleaned["study_instance_uid"] = by_accession[key]
-        uids = [r.cleaned["study_instance_uid"] for r in rows]
-        existing: set[str] = set()
-        for i in range(0, len(uids), self.chunk):
-            existing.update(
-                WorkItem.objects.filter(study_instance_uid__in=uids[i : i + self.chunk]).values_list(
-                    "study_instance_uid", flat=True
-                )
-            )
-        result = BatchResult()
-        new, now = [], timezone.now()
-        for row in rows:
-            uid = row.cleaned["study_instance_uid"]
-            if uid not in existing:
-                new.append(WorkItem(**{**DEFAULTS, **row.cleaned}, created_by=created_by))
-                result.created.append(row.number)
-            elif row.update:
-                values = {k: v for k, v in row.cleaned.items() if k != "study_instance_uid"}
-                WorkItem.objects.filter(study_instance_uid=uid).update(**values, updated_at=now)
-                result.updated.append(row.number)
-            else:
-                result.conflicts.append(row.number)
-        WorkItem.objects.bulk_create(new, batch_size=self.chunk)
-        return result
 
 
 # The statements name only the model's own table and columns (no input): built once here.
@@ -364,7 +321,3 @@ class PostgresCopyWriter(BatchWriter):
         done = set(result.created) | set(result.updated)
         result.conflicts = [row.number for row in rows if row.number not in done]
         return result
-
-
-def default_writer() -> BatchWriter:
-    return PostgresCopyWriter() if connection.vendor == "postgresql" else OrmWriter()
