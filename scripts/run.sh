@@ -106,7 +106,7 @@ start worker .venv/bin/celery -A dicomsvc worker --loglevel "${LOG_LEVEL:-INFO}"
 start beat .venv/bin/celery -A dicomsvc beat --loglevel "${LOG_LEVEL:-INFO}"
 # The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
 start dimse $PY manage.py run_dimse
-start web .venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
+start web .venv/bin/gunicorn -c python:dicomsvc.gunicorn_conf dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
     --threads "$WEB_THREADS" --timeout "${WEB_TIMEOUT:-120}" --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
 echo "dicomsvc is running: http://$HOST:$PORT/docs (API), http://$HOST:$PORT/admin/ (console)"
 

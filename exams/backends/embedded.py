@@ -543,7 +543,8 @@ class EmbeddedBackend(PacsBackend):
             qs = qs.filter(accession_number=flt.accession_number)
         if flt.modality is not None:
             qs = qs.filter(series__modality=flt.modality).distinct()
-        qs = qs.order_by(F("study_date").desc(nulls_last=True), "-study_time", "id")
+        # Newest first; studies of the same date and time (or with none) newest received first.
+        qs = qs.order_by(F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id")
         return [study_row(v) for v in qs.values(*STUDY_VALUES)[offset : offset + limit]]
 
     def _study_pk(self, study_uid: str, patient_id: str | None) -> int | None:
