@@ -24,4 +24,4 @@ RUN pip install --no-cache-dir . \
     && rm -rf /tmp/build-var
 USER dicomsvc
 EXPOSE 8000 11112
-CMD ["gunicorn", "dicomsvc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
+CMD ["gunicorn", "-c", "python:dicomsvc.gunicorn_conf", "dicomsvc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]

@@ -74,6 +74,8 @@ def gunicorn(
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"),
+        "-c",
+        "python:dicomsvc.gunicorn_conf",
         app,
         "--bind",
         f"127.0.0.1:{port}",

@@ -48,6 +48,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import ROOT, Client, gunicorn, manage, percentiles, throwaway_database  # noqa: E402
+from tests.support.dicomgen import big_multiframe_file  # noqa: E402
 from tests.support.orthanc import orthanc_server  # noqa: E402
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -100,28 +101,6 @@ def ct_instance(*, patient: str, study: str, series: str, number: int, rng, rows
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
-
-
-def big_instance_file(path: Path, megabytes: int) -> int:
-    """A multi-frame 512 x 512 16-bit CT of about ``megabytes`` MB written to ``path`` frame by frame
-    (never whole in memory); returns its size."""
-    from pydicom import dcmread
-
-    frames = max(1, megabytes * 1024 * 1024 // (512 * 512 * 2))
-    header = ct_instance(patient="BIG", study=_uid(), series=_uid(), number=1, rng=np.random.default_rng(1))
-    ds = dcmread(io.BytesIO(header))
-    frame = ds.PixelData
-    del ds.PixelData
-    ds.NumberOfFrames = frames
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    with path.open("wb") as fileobj:
-        fileobj.write(out.getvalue())
-        # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length.
-        fileobj.write(b"\xe0\x7f\x10\x00OW\x00\x00" + (len(frame) * frames).to_bytes(4, "little"))
-        for _ in range(frames):
-            fileobj.write(frame)
-    return path.stat().st_size
 
 
 def _uid() -> str:
@@ -545,7 +524,7 @@ def main() -> int:  # noqa: C901 - a linear script
 
                 # -- upload memory -------------------------------------------------------------
                 big_path = workdir / "big.dcm"
-                big_size = big_instance_file(big_path, args.big_mb)
+                big_size = big_multiframe_file(big_path, args.big_mb)
                 workers = worker_pids(masters[0])
                 before = {pid: peak_rss_mb(pid) for pid in workers}
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)

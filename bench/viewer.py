@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 """Viewer benchmark: the built-in viewer in headless Chromium against gunicorn, beside Orthanc's renderer.
 
-    .venv/bin/python bench/viewer.py [--images 100] [--loads 5]
+    .venv/bin/python bench/viewer.py [--images 100] [--cold-runs 5] [--loads 5]
 
-Uploads a generated 100-slice CT series (256x256, 12-bit) through exams ingest into a throwaway
-Postgres database, serves the app with gunicorn, and measures in headless Chromium:
-- time to first image: navigation start -> first image drawn on the canvas (empty render cache, then
-  warm; the gunicorn workers have served a request each before);
+Uploads generated CT series (256x256, 12-bit, `--images` slices each) through exams ingest into a
+throwaway Postgres database, serves the app with gunicorn (2 workers x 4 threads, the project's
+gunicorn configuration, so each worker has warmed its rendering stack before it serves), and measures
+in headless Chromium (1280x800):
+- time to first image (navigation start -> first image drawn on the canvas), as medians with their
+  spread: cold = a series nothing of which was rendered yet (render cache empty), one fresh series per
+  run (`--cold-runs`); warm = the same series loaded again (`--loads`). Each gunicorn thread has
+  served a viewer session before, and the browser has started;
 - scrolling: images/s stepping through the series with the arrow key, one image drawn per animation
   frame at most (what a person sees), right after the first image (prefetch still running) and again
   once the series is in the page;
@@ -36,6 +40,24 @@ FIRST_SHOWN = """
 document.addEventListener('viewer:shown', () => {
   if (window.__firstShown === undefined) { window.__firstShown = performance.now(); }
 });
+"""
+
+# Where a load's time went, from the browser's Resource Timing: the page, its script, the session
+# exchange and the first image request (start -> response end, ms from navigation start).
+BREAKDOWN = """
+() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const resources = performance.getEntriesByType('resource');
+  const find = (part) => resources.find(r => r.name.includes(part));
+  const span = (r) => r ? [Math.round(r.startTime), Math.round(r.responseEnd)] : null;
+  return {
+    page: [0, Math.round(nav.responseEnd)],
+    script: span(find('viewer.js')),
+    session: span(find('/viewer/api/session')),
+    image: span(find('/rendered')),
+    shown: Math.round(window.__firstShown),
+  };
+}
 """
 
 # Steps through the series with ArrowDown (or ArrowUp), waiting for each image to be drawn and for the
@@ -75,7 +97,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=int, default=100, help="slices in the series (default 100)")
-    parser.add_argument("--loads", type=int, default=5, help="page loads for time to first image (default 5)")
+    parser.add_argument(
+        "--cold-runs", type=int, default=5, help="series loaded with an empty render cache (default 5)"
+    )
+    parser.add_argument("--loads", type=int, default=5, help="warm page loads of one series (default 5)")
     args = parser.parse_args()
 
     with (
@@ -108,13 +133,18 @@ def main() -> None:
         def token_for(study: str) -> str:
             return grant_encode(new_grant(study_uid=study, patient_id=PATIENT_ID, role="diagnostic"))
 
-        study_uid, series_uid = generate_uid(), generate_uid()
-        slices = [
-            ct_slice(i, args.images, study_uid=study_uid, series_uid=series_uid, patient_id=PATIENT_ID)
-            for i in range(args.images)
-        ]
-        for ds in slices:
-            ingest(ds)
+        # One series per cold run: each is loaded once with nothing of it rendered yet.
+        series = []
+        for _ in range(max(1, args.cold_runs)):
+            study_uid, series_uid = generate_uid(), generate_uid()
+            slices = [
+                ct_slice(i, args.images, study_uid=study_uid, series_uid=series_uid, patient_id=PATIENT_ID)
+                for i in range(args.images)
+            ]
+            for ds in slices:
+                ingest(ds)
+            series.append((study_uid, series_uid, slices))
+        study_uid, series_uid, slices = series[0]
         instance_uids = [ds.SOPInstanceUID for ds in slices]
 
         with orthanc_server(Path(tmp) / "orthanc") as pacs, gunicorn(env) as port:
@@ -135,24 +165,25 @@ def main() -> None:
 
             results = run_browser(
                 base,
-                lambda: token_for(study_uid),
+                token_for,
                 args,
                 pacs,
                 orthanc_ids,
-                study_uid,
-                series_uid,
+                [(study, series_) for study, series_, _ in series],
                 instance_uids,
             )
     report(results, args)
 
 
-def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, instance_uids) -> dict:
+def run_browser(base, token_for, args, pacs, orthanc_ids, series, instance_uids) -> dict:
     from playwright.sync_api import sync_playwright
 
-    results: dict = {"first": [], "scroll_cold": None, "scroll_prefetching": None, "scroll_cached": None}
+    results: dict = {"cold": [], "warm": [], "breakdown": [], "scroll_cold": None, "scroll_prefetching": None}
     steps = args.images - 1
+    study_uid, series_uid = series[0]
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
+        results["chromium"] = browser.version
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(FIRST_SHOWN)
         # The browser's own start-up (its first page and renderer process) is not the viewer's.
@@ -160,11 +191,12 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
         warm.goto(f"{base}/healthz")
         warm.close()
 
-        def load():
+        def load(study: str, into: list):
             page = context.new_page()
-            page.goto(f"{base}/viewer/#token={token()}")
+            page.goto(f"{base}/viewer/#token={token_for(study)}")
             page.wait_for_function("() => window.__firstShown !== undefined", timeout=30000)
-            results["first"].append(page.evaluate("window.__firstShown"))
+            into.append(page.evaluate("window.__firstShown"))
+            results["breakdown"].append((into is results["cold"], page.evaluate(BREAKDOWN)))
             return page
 
         def close(page):
@@ -172,20 +204,26 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
             page.wait_for_load_state("networkidle")
             page.close()
 
-        # Load 1: nothing rendered on the server yet; scroll at once, while prefetch is running.
-        page = load()
-        results["scroll_cold"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
-        close(page)
-        for index in range(1, args.loads):
-            page = load()
+        # Cold: each series once, nothing of it rendered yet. The first one is scrolled at once, while
+        # its prefetch is running.
+        for index, (study, _) in enumerate(series):
+            page = load(study, results["cold"])
+            if index == 0:
+                results["scroll_cold"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
+            close(page)
+        # Warm: the first series again (server cache warm, page cache empty).
+        for index in range(max(1, args.loads)):
+            page = load(study_uid, results["warm"])
             if index < args.loads - 1:
                 close(page)
-        # Last load: server cache warm, page cache empty: scroll at once, then back through the cached series.
+        # Last load: scroll at once, then back through the series now in the page.
         results["scroll_prefetching"] = steps / page.evaluate(SCROLL, [steps, "ArrowDown"])
         results["scroll_cached"] = steps / page.evaluate(SCROLL, [steps, "ArrowUp"])
 
         # Peer comparison: sequential fetch + decode of every rendered frame, ours (cache miss) vs Orthanc.
-        session = page.request.post(f"{base}/viewer/api/session", data={"token": token()}).json()["session"]
+        session = page.request.post(
+            f"{base}/viewer/api/session", data={"token": token_for(study_uid)}
+        ).json()["session"]
         ours = [
             f"{base}/viewer/api/studies/{study_uid}/series/{series_uid}/instances/{uid}/rendered"
             "?windowCenter=41&windowWidth=401&size=256"
@@ -211,16 +249,30 @@ def run_browser(base, token, args, pacs, orthanc_ids, study_uid, series_uid, ins
     return results
 
 
-def report(results: dict, args) -> None:
-    first = results["first"]
-    warm = first[1:] or first
-    print(f"viewer benchmark: {args.images}-image CT series (256x256), gunicorn 2x4, headless Chromium")
-    print("(shared 2-core machine: figures are noisy; run it again before reading much into small changes)")
-    print(f"time to first image, empty render cache: {first[0]:7.0f} ms   (target <= 500 ms)")
-    print(
-        f"time to first image, warm (median of {len(warm)}):  {statistics.median(warm):7.0f} ms   "
-        f"(min {min(warm):.0f}, max {max(warm):.0f})"
+def _spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):5.0f} ms (min {min(values):.0f}, max {max(values):.0f}, "
+        f"{len(values)} runs)"
     )
+
+
+def report(results: dict, args) -> None:
+    print(
+        f"viewer benchmark: {args.images}-image CT series (256x256, 12-bit), gunicorn 2 workers x 4 threads "
+        f"(dicomsvc.gunicorn_conf), Chromium {results['chromium']} headless 1280x800, "
+        f"{os.cpu_count()} CPUs, {args.cold_runs} cold runs, {args.loads} warm loads"
+    )
+    print(
+        "(shared machine: figures are noisy; compare medians, and run it again before reading much into them)"
+    )
+    print(f"time to first image, empty render cache: {_spread(results['cold'])}   (target <= 500 ms)")
+    print(f"time to first image, warm:               {_spread(results['warm'])}")
+    print("each load, ms from navigation start (start-end): page, viewer.js, session, first image request")
+    for cold, b in results["breakdown"]:
+        print(
+            f"  {'cold' if cold else 'warm'}: shown {b['shown']:4d}   page {b['page']}  "
+            f"script {b['script']}  session {b['session']}  image {b['image']}"
+        )
     print(f"scrolling, empty render cache, at once:   {results['scroll_cold']:7.1f} images/s (target >= 30)")
     print(f"scrolling, right after first image:      {results['scroll_prefetching']:7.1f} images/s")
     print(f"scrolling, series already in the page:   {results['scroll_cached']:7.1f} images/s")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import orjson
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,8 +19,10 @@ from callbacks.services import CallbackEventInvalid, deliveries_replay, new_exam
 from core import scopes
 from core.audit import Outcome, actor_of, audit_request
 from core.errors import ApiError
+from core.inputs import json_body
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403, ERROR_404
 from core.params import QueryParams
+from core.parsers import JSONParser
 
 SIGNATURE_HEADER = "X-Callback-Signature"
 
@@ -83,12 +83,7 @@ class NewExamCallback(APIView):
     def post(self, request):
         body = request.body
         _check_body_signature(request, body)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ApiError(
-                "The body is not valid JSON.", errors={"non_field_errors": ["must be a JSON object"]}
-            ) from None
+        payload = json_body(body)
         actor, _ = actor_of(request)
         try:
             # One commit for the event, its outbox rows and its audit row: commits are the cost here.
@@ -156,13 +151,9 @@ class CallbackEventCollection(APIView):
             study_date_from=study_from,
             study_date_to=study_to,
         )
-        limit = params.integer(
-            "limit",
-            settings.CALLBACK_EVENTS_PAGE_DEFAULT,
-            minimum=1,
-            maximum=settings.CALLBACK_EVENTS_PAGE_MAX,
+        limit, offset = params.page(
+            default_limit=settings.CALLBACK_EVENTS_PAGE_DEFAULT, max_limit=settings.CALLBACK_EVENTS_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         rows, total = event_list(flt, limit=limit, offset=offset)
         audit_request(
             request,
@@ -266,7 +257,9 @@ class DeliveryReplay(APIView):
             raise ApiError("eventId must be an id.", errors={"eventId": ["must be a whole number"]})
         states = data.get("states")
         if states is not None and (
-            not isinstance(states, list) or not set(states) <= set(DeliveryState.values) - {"sending"}
+            not isinstance(states, list)
+            or not all(isinstance(state, str) for state in states)
+            or not set(states) <= set(DeliveryState.values) - {"sending"}
         ):
             raise ApiError(
                 "states lists unknown states.",

@@ -182,6 +182,7 @@ class AuditEventList(APIView):
             request.query_params,
             ["patientID", "studyUID", "action", "actor", "since", "until", "limit", "offset"],
         )
+        limit, offset = params.page(default_limit=100, max_limit=1000)
         events = audit_events(
             patient_id=params.get("patientID"),
             study_uid=params.get("studyUID"),
@@ -189,8 +190,8 @@ class AuditEventList(APIView):
             actor=params.get("actor"),
             since=_datetime_param(params, "since"),
             until=_datetime_param(params, "until"),
-            limit=params.integer("limit", 100, minimum=1, maximum=1000),
-            offset=params.integer("offset", 0, minimum=0),
+            limit=limit,
+            offset=offset,
         )
         audit_request(
             request,

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger("dicomsvc.errors")
 
@@ -44,7 +45,27 @@ def _flatten(data, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+def request_limit_error(exc: Exception) -> ApiError | None:
+    """The JSON error for Django's request-size refusals (raised when a view reads the body):
+    413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, 400 for too many form fields or files."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return ApiError(
+            f"The request body is larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE).",
+            status_code=413,
+            errors={"body": [f"must be at most {limit} bytes"]},
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        kind = "fields" if isinstance(exc, TooManyFieldsSent) else "files"
+        return ApiError(f"The request has too many form {kind}.", errors={"body": [f"has too many {kind}"]})
+    return None
+
+
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the parser classes, which use ApiError.
+    from rest_framework.views import exception_handler
+
+    exc = request_limit_error(exc) or exc
     if isinstance(exc, ApiError):
         body = {"detail": str(exc.detail), "errors": exc.errors}
         return Response(body, status=exc.status_code)
@@ -91,6 +112,9 @@ def json_500(request):
 
 
 def json_400(request, exception=None):
+    limit = request_limit_error(exception) if exception is not None else None
+    if limit is not None:
+        return JsonResponse({"detail": str(limit.detail), "errors": limit.errors}, status=limit.status_code)
     return JsonResponse({"detail": "Bad request.", "errors": {}}, status=400)
 
 

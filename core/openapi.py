@@ -1,6 +1,7 @@
 """OpenAPI building blocks shared by every app: the error body and the standard error responses."""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.views import SpectacularJSONAPIView
 
 ERROR = {
     "type": "object",
@@ -43,3 +44,12 @@ DICOM_JSON_OBJECT = {
     },
 }
 DICOM_JSON_LIST = {"type": "array", "items": DICOM_JSON_OBJECT}
+
+
+class OpenApiJsonView(SpectacularJSONAPIView):
+    """``/openapi.json``: the document as JSON whatever the Accept header (tools and browsers that
+    ask for text/html or YAML still get what the name says)."""
+
+    def perform_content_negotiation(self, request, force=False):
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type

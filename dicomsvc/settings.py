@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestLogMiddleware",
+    "core.middleware.RequestRulesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +124,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# 24-hour dates and times to the second in the console (dicomsvc/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["dicomsvc.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -151,14 +154,17 @@ if API_AUTH_DISABLED:
     )
 AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0, maximum=300)
+# Deepest nesting of arrays/objects a JSON request body may have (core.inputs.json_body; orjson's own
+# limit is 1024).
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64, minimum=2, maximum=1000)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
+        "core.parsers.JSONParser",
+        "core.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
@@ -227,6 +233,8 @@ STORAGES["dicom-thumbnails"] = {
     "OPTIONS": {"location": env_str("EXAMS_THUMBNAIL_DIR", str(VAR_DIR / "thumbnails"))},
 }
 EXAMS_UPLOAD_MAX_BYTES = env_int("EXAMS_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+# Most parts one multipart POST /exams may have (each costs a check and an audit row even when empty).
+EXAMS_UPLOAD_MAX_PARTS = env_int("EXAMS_UPLOAD_MAX_PARTS", 1000, minimum=1)
 EXAMS_UPLOAD_MEMORY_BYTES = env_int("EXAMS_UPLOAD_MEMORY_BYTES", 4 * 1024**2, minimum=0)
 EXAMS_MAX_PIXELS = env_int("EXAMS_MAX_PIXELS", 1024**3, minimum=1)
 EXAMS_ALLOW_OVERWRITE = env_bool("EXAMS_ALLOW_OVERWRITE", False)
@@ -291,11 +299,17 @@ DICOM_VIEWER_URL = env_str("DICOM_VIEWER_URL", "")
 VIEWER_GET_TOKEN_ENDPOINT = env_str("VIEWER_GET_TOKEN_ENDPOINT", "")
 VIEWER_AUTHORIZATION_TOKEN = env_str("VIEWER_AUTHORIZATION_TOKEN", "")
 VIEWER_EXTERNAL_TIMEOUT = env_float("VIEWER_EXTERNAL_TIMEOUT", 10.0, minimum=0.1)
-# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema.
+# The viewer page's data endpoints take a viewer session bearer, not an API key: say so in the schema
+# (their operations name this scheme; it must be declared in components.securitySchemes).
 SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"] = [
     *SPECTACULAR_SETTINGS["AUTHENTICATION_WHITELIST"],
     "viewer.auth.ViewerSessionAuthentication",
 ]
+SPECTACULAR_SETTINGS["APPEND_COMPONENTS"]["securitySchemes"]["ViewerSession"] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "viewer session token from POST /viewer/api/session",
+}
 # (end viewer)
 
 # --- DIMSE (issue 7) ----------------------------------------------------------------------------
@@ -378,6 +392,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Beat writes its schedule file after every task it sends, so the file's age tells a health check
 # (manage.py healthcheck beat) that beat is ticking. The file is a few hundred bytes.
 CELERY_BEAT_SYNC_EVERY = 1
+
+# --- scale-out (issue 12) -------------------------------------------------------------------------
+# Behind PgBouncer in transaction pooling mode: Django's server-side cursors (QuerySet.iterator(),
+# used by export_worklist) are declared WITH HOLD outside a transaction, which a transaction pooler
+# cannot keep on one server connection; this makes iterator() fetch in chunks client-side instead.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
+# (end scale-out)
 
 # --- process -----------------------------------------------------------------------------------
 # glibc keeps blocks below this size on its heap and reuses freed ones (0 = glibc's defaults);

@@ -19,6 +19,7 @@ from exams.dicomjson import stow_response
 from exams.services import exams_upload
 from exams.uploads import check_request, iter_upload_parts
 
+MAX_LISTED_FAILURES = 20
 FILE_TYPES = {"application/dicom": None, "image/jpeg": "jpeg", "image/png": "png"}
 
 
@@ -74,7 +75,8 @@ class ExamUpload(ExamsView):
             'named `file` (the documented form), STOW-RS `multipart/related; type="application/dicom"`, '
             "or a bare `application/dicom` body. Each file is validated (File Meta with Transfer Syntax, "
             "valid SOP Class/Instance, Study and Series UIDs, declared lengths backed by bytes, pixel "
-            "size cap) and its 128-byte preamble is zeroed on store. Re-uploading identical bytes is a "
+            "size cap); its 128-byte preamble, whatever it holds, is zeroed on store and a wrong File "
+            "Meta Information Group Length corrected (PS3.10 7.1). Re-uploading identical bytes is a "
             "success (idempotent); different bytes under a stored SOP Instance UID fail that part with "
             "FailureReason 0x0111 unless EXAMS_ALLOW_OVERWRITE is on. When some parts fail, the 200 "
             "response lists them in 00081198 FailedSOPSequence (FailureReason 00081197 and the reason "
@@ -94,7 +96,11 @@ class ExamUpload(ExamsView):
             403: schema.ERROR_403,
             409: OpenApiResponse(schema.ERROR, description="Every part conflicts with a stored instance"),
             411: OpenApiResponse(schema.ERROR, description="No Content-Length header"),
-            413: OpenApiResponse(schema.ERROR, description="The body is larger than EXAMS_UPLOAD_MAX_BYTES"),
+            413: OpenApiResponse(
+                schema.ERROR,
+                description="The body is larger than EXAMS_UPLOAD_MAX_BYTES or has more than "
+                "EXAMS_UPLOAD_MAX_PARTS parts",
+            ),
             415: OpenApiResponse(schema.ERROR, description="Another Content-Type"),
             422: OpenApiResponse(
                 schema.ERROR, description="No part is a DICOM file we can store; `errors` says why"
@@ -122,11 +128,14 @@ def _store_upload(request, *, as_list: bool) -> Response:
     )
     if not any(outcome.ok for outcome in outcomes):
         conflict = all(outcome.failure_code == 0x0111 for outcome in outcomes)
-        raise ApiError(
-            "No instance was stored: " + (outcomes[0].reason or "failed") + ".",
-            status_code=409 if conflict else 422,
-            errors={f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(outcomes)},
-        )
+        # The first parts' reasons and a count: the error stays small whatever the number of parts.
+        listed = outcomes[:MAX_LISTED_FAILURES]
+        errors = {f"file[{i}]": [outcome.reason or "failed"] for i, outcome in enumerate(listed)}
+        detail = "No instance was stored: " + (outcomes[0].reason or "failed") + "."
+        if len(outcomes) > len(listed):
+            detail += f" {len(outcomes)} parts failed; the first {len(listed)} are listed."
+            errors["file"] = [f"{len(outcomes) - len(listed)} more parts failed"]
+        raise ApiError(detail, status_code=409 if conflict else 422, errors=errors)
     body = stow_response(outcomes, base_url=base_url(request))
     return Response([body] if as_list else body)
 
@@ -157,7 +166,11 @@ class StudyCollection(ExamsView):
             403: schema.ERROR_403,
             409: OpenApiResponse(schema.ERROR, description="Every part conflicts with a stored instance"),
             411: OpenApiResponse(schema.ERROR, description="No Content-Length header"),
-            413: OpenApiResponse(schema.ERROR, description="The body is larger than EXAMS_UPLOAD_MAX_BYTES"),
+            413: OpenApiResponse(
+                schema.ERROR,
+                description="The body is larger than EXAMS_UPLOAD_MAX_BYTES or has more than "
+                "EXAMS_UPLOAD_MAX_PARTS parts",
+            ),
             415: OpenApiResponse(schema.ERROR, description="Another Content-Type"),
             422: OpenApiResponse(schema.ERROR, description="No part is a DICOM file we can store"),
             **schema.PACS_ERRORS,
@@ -199,10 +212,9 @@ class StudyCollection(ExamsView):
             modality=params.get("ModalitiesInStudy") or params.get("modality"),
             accession_number=params.get("AccessionNumber"),
         )
-        limit = params.integer(
-            "limit", settings.EXAMS_PAGE_DEFAULT, minimum=1, maximum=settings.EXAMS_PAGE_MAX
+        limit, offset = params.page(
+            default_limit=settings.EXAMS_PAGE_DEFAULT, max_limit=settings.EXAMS_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         studies = selectors.studies_search(flt=flt, limit=limit, offset=offset, base_url=base_url(request))
         audit_request(request, action="exam.search", patient_id=patient_id, detail={"count": len(studies)})
         return Response(studies)
@@ -366,6 +378,9 @@ class InstanceRetrieve(ExamsView):
             fileobj, content_type="application/dicom", as_attachment=True, filename=f"{instance_uid}.dcm"
         )
         response["Content-Length"] = str(size)
+        # Django's 4 KiB blocks are a Python call each when the file cannot be sent with sendfile
+        # (object storage); a file on disk is sent whole by gunicorn's sendfile whatever this says.
+        response.block_size = 512 * 1024
         return response
 
     def _image(self, params, study_uid, series_uid, instance_uid, fmt, file_type):

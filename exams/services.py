@@ -1,8 +1,9 @@
 """Writes of the exams app: ingest of instances (REST, DIMSE) into the configured PACS backend.
 
 ``instance_ingest`` is the one path every instance takes: size cap, Part 10 validation
-(``dicomsvc.dicom.part10``), preamble zeroing, content hash, then ``backend.store``, then an
-audit record. ``exams_upload`` runs it over the parts of one ``POST /exams`` request.
+(``dicomsvc.dicom.part10``), preamble zeroing and File Meta group length correction, content
+hash, then ``backend.store``, then an audit record. ``exams_upload`` runs it over the parts of
+one ``POST /exams`` request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dicomsvc.dicom import status
 from dicomsvc.dicom.part10 import (
     Part10Invalid,
     inspect_part10,
-    zero_preamble,
+    normalize_for_store,
 )
 from exams.backends import get_backend
 from exams.backends.base import StoreBatch
@@ -154,7 +155,7 @@ def _ingest_all(
 
 
 def _check_and_add(fileobj: BinaryIO, batch: StoreBatch) -> IngestOutcome:
-    """Size cap, Part 10 validation, preamble zeroing and hash, then ``batch.add``: an "added"
+    """Size cap, Part 10 validation, ``normalize_for_store`` and hash, then ``batch.add``: an "added"
     outcome (the batch's result decides it) or a "failed" one."""
     size = _size(fileobj)
     if size > settings.EXAMS_UPLOAD_MAX_BYTES:
@@ -173,7 +174,7 @@ def _check_and_add(fileobj: BinaryIO, batch: StoreBatch) -> IngestOutcome:
     if not (writable and writable()):
         target = copy = _writable_copy(fileobj)
     try:
-        zero_preamble(target)
+        normalize_for_store(target, info)
         batch.add(fileobj=target, info=info, size=size, sha256=_sha256(target))
     finally:
         if copy is not None:

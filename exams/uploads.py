@@ -5,12 +5,16 @@
 - ``multipart/related; type="application/dicom"`` (STOW-RS, as storescu-like tools send),
 - a bare ``application/dicom`` body (one instance).
 
-Each part is spooled to a temporary file as it arrives; nothing holds a whole file in memory.
+Each part is spooled to a temporary file as it arrives; nothing holds a whole file in memory. A body
+of more than EXAMS_UPLOAD_MAX_PARTS parts (of any name) is refused with a 413 when the one past the
+limit begins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+
+from django.conf import settings
 
 from core.errors import ApiError
 from exams.multipart import CHUNK, MultipartError, SpoolWriter, header_params, iter_parts
@@ -77,8 +81,17 @@ def iter_upload_parts(media_type: str, params: dict, read: Callable[[int], bytes
             spool.close()
         return
     found = 0
+    max_parts = settings.EXAMS_UPLOAD_MAX_PARTS
     try:
-        for part in iter_parts(read, params["boundary"]):
+        for count, part in enumerate(iter_parts(read, params["boundary"]), start=1):
+            if count > max_parts:
+                # Refused whole, before reading further: the parts taken so far are not kept.
+                raise UploadRefused(
+                    f"The upload has more than {max_parts} parts (EXAMS_UPLOAD_MAX_PARTS); "
+                    "send the instances in several requests.",
+                    status_code=413,
+                    errors={"body": [f"must have at most {max_parts} parts"]},
+                )
             if media_type == "multipart/form-data":
                 disposition = header_params(part.headers.get("content-disposition", ""))
                 if disposition.get("name") != "file":

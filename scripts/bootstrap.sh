@@ -20,12 +20,13 @@ if [ ! -f "$stamp-${1:-run}" ] && [ ! -f "$stamp-dev" ]; then
     touch "$stamp-${1:-run}"
 fi
 if [ "${1:-}" = "dev" ]; then
-    # Real peers for the tests: Orthanc with DICOMweb, dcmtk, Chromium.
+    # Real peers for the tests: Orthanc with DICOMweb, dcmtk, Chromium, PgBouncer.
     need=()
     command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
     [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
     command -v findscu >/dev/null 2>&1 || need+=(dcmtk)
     [ -x /usr/bin/chromium ] || need+=(chromium)
+    [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)  # the scale-out test runs the nodes through it too
     if [ ${#need[@]} -gt 0 ]; then
         SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
         $SUDO apt-get update -qq

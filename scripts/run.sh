@@ -110,7 +110,7 @@ start dimse $PY manage.py run_dimse
 # event relay LISTENs on the database.
 start events .venv/bin/uvicorn ups.asgi:application --host "$HOST" --port "${WS_PORT:-8001}" --lifespan on \
     --no-access-log --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
-start web .venv/bin/gunicorn dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
+start web .venv/bin/gunicorn -c python:dicomsvc.gunicorn_conf dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
     --threads "$WEB_THREADS" --timeout "${WEB_TIMEOUT:-120}" --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
 echo "dicomsvc is running: http://$HOST:$PORT/docs (API), http://$HOST:$PORT/admin/ (console)," \
     "ws://$HOST:${WS_PORT:-8001}/dicomweb/subscribers/<AE> (UPS event channel)"

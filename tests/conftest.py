@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from core.scopes import ALL_SCOPES
 from core.services import api_key_create
+from tests.support.s3 import s3_server
 
 
 @pytest.fixture
@@ -55,3 +56,10 @@ def _fresh_key_cache():
     principal_cache.clear()
     yield
     principal_cache.clear()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server (one per test process; tests/support/s3.py)."""
+    with s3_server() as server:
+        yield server

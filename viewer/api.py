@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +12,7 @@ from core.audit import Actor, Outcome, audit_request
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403
 from core.params import QueryParams
+from core.parsers import FormParser, JSONParser
 from dicomsvc.dicom.uids import uid_problems
 from viewer import external
 from viewer.selectors import token_introspect

@@ -7,7 +7,6 @@ each URL names the study, which must be the granted one.
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from core.auth import ApiPrincipal
@@ -55,17 +54,3 @@ class GrantAllows(permissions.BasePermission):
             self.message = "Only a diagnostic viewer token allows this; this one has the patient role."
             return False
         return True
-
-
-class ViewerSessionScheme(OpenApiAuthenticationExtension):
-    """Documents the viewer session bearer in the OpenAPI schema."""
-
-    target_class = ViewerSessionAuthentication
-    name = "ViewerSession"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "viewer session token from POST /viewer/api/session",
-        }

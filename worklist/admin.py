@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html
 
 from core.audit import Actor
+from dicomsvc.dicom.vr import person_name_display
 from worklist.admin_import import WorkitemImportMixin
 from worklist.admin_mpps import PerformedProcedureStepInline
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
@@ -27,22 +29,62 @@ def _actor(request) -> Actor:
     return Actor.of_request(request, via="admin")
 
 
+class ScheduledFilter(admin.SimpleListFilter):
+    """The list opens at today: today's and later workitems (in schedule order) unless another choice is
+    made; a search covers every date."""
+
+    title = "scheduled"
+    parameter_name = "when"
+    DEFAULT = "upcoming"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("today", "Today"),
+            (self.DEFAULT, "Today and later"),
+            ("past", "Before today"),
+            ("all", "All dates"),
+        ]
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        # A search (a patient ID, an accession number) looks at every date unless a date is chosen.
+        self.default = "all" if request.GET.get("q") else self.DEFAULT
+
+    def value(self):
+        return super().value() or self.default
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:  # no "All" entry: "All dates" is one of them
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        return {
+            "today": queryset.filter(scheduled_date=today),
+            "upcoming": queryset.filter(scheduled_date__gte=today),
+            "past": queryset.filter(scheduled_date__lt=today),
+        }.get(self.value(), queryset)
+
+
 @admin.register(WorkItem)
 class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     form = WorkItemAdminForm
     list_display = [
-        "scheduled_date",
-        "scheduled_time",
-        "patient_name",
+        "scheduled",
+        "patient",
         "patient_id",
         "modality",
-        "scheduled_station_ae_title",
+        "station",
         "accession_number",
-        "scheduled_procedure_step_description",
-        "state",
+        "procedure",
+        "step_state",
     ]
-    list_display_links = ["scheduled_date", "scheduled_time", "patient_name"]
-    list_filter = ["state", "modality", "scheduled_station_ae_title", "scheduled_date"]
+    list_display_links = ["scheduled", "patient"]
+    list_filter = [ScheduledFilter, "state", "modality", "scheduled_station_ae_title"]
     search_fields = ["=patient_id", "patient_name", "=accession_number", "=study_instance_uid"]
     date_hierarchy = "scheduled_date"
     ordering = ["scheduled_date", "scheduled_time", "id"]
@@ -104,6 +146,35 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
         ("State", {"fields": ["state", "created_at", "updated_at", "created_by"]}),
         ("DICOM", {"fields": ["dicom_json"], "classes": ["collapse"]}),
     ]
+
+    class Media:
+        css = {"all": ["worklist/admin.css"]}
+
+    @admin.display(description="Scheduled", ordering="scheduled_date")
+    def scheduled(self, obj: WorkItem) -> str:
+        """One column, 24-hour time (DICOM's TM, never "8 a.m."): "2026-01-05 08:30"."""
+        time = (
+            obj.scheduled_time.strftime("%H:%M:%S" if obj.scheduled_time.second else "%H:%M")
+            if obj.scheduled_time
+            else ""
+        )
+        return f"{obj.scheduled_date:%Y-%m-%d} {time}".strip() if obj.scheduled_date else time
+
+    @admin.display(description="Patient", ordering="patient_name")
+    def patient(self, obj: WorkItem) -> str:
+        return person_name_display(obj.patient_name)
+
+    @admin.display(description="Station", ordering="scheduled_station_ae_title")
+    def station(self, obj: WorkItem) -> str:
+        return obj.scheduled_station_ae_title
+
+    @admin.display(description="Procedure", ordering="scheduled_procedure_step_description")
+    def procedure(self, obj: WorkItem) -> str:
+        return obj.scheduled_procedure_step_description
+
+    @admin.display(description="State", ordering="state")
+    def step_state(self, obj: WorkItem) -> str:
+        return obj.get_state_display()
 
     @admin.display(description="DICOM JSON (as GET /workitems answers)")
     def dicom_json(self, obj: WorkItem) -> str:

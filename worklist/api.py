@@ -57,10 +57,9 @@ class WorkitemCollection(APIView):
     def get(self, request):
         params = QueryParams(request.query_params, LIST_PARAMS)
         flt = _filter_from(params)
-        limit = params.integer(
-            "limit", settings.WORKLIST_PAGE_DEFAULT, minimum=1, maximum=settings.WORKLIST_PAGE_MAX
+        limit, offset = params.page(
+            default_limit=settings.WORKLIST_PAGE_DEFAULT, max_limit=settings.WORKLIST_PAGE_MAX
         )
-        offset = params.integer("offset", 0, minimum=0)
         rows, total = workitems_search(flt=flt, limit=limit, offset=offset, actor=Actor.of_request(request))
         return Response(workitems_to_dicom_json(rows), headers={"X-Total-Count": str(total)})
 

@@ -38,19 +38,10 @@ PREAMBLE_LENGTH = 128
 # images in practice).
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 
-# A preamble must be zeros or, for dual-personality TIFF files (PS3.10 7.5), a TIFF header. A
-# preamble that opens like an executable, an archive or a script is a polyglot (CVE-2019-11687):
-# no modality writes one, so it is refused rather than quietly neutralised.
-_POLYGLOT_SIGNATURES = {
-    b"MZ": "a Windows executable",
-    b"\x7fELF": "an ELF executable",
-    b"PK\x03\x04": "a ZIP archive",
-    b"%PDF": "a PDF document",
-    b"#!": "a script",
-    b"\xca\xfe\xba\xbe": "a Mach-O executable",
-    b"\xcf\xfa\xed\xfe": "a Mach-O executable",
-}
-_MARKUP = (b"<html", b"<!doctype", b"<script", b"<svg", b"<?xml")
+# (0002,0000) File Meta Information Group Length as the first File Meta element: explicit VR little
+# endian, UL, a 4-byte value (PS3.10 7.1).
+_GROUP_LENGTH = struct.Struct("<HH2sHI")
+_GROUP_LENGTH_VALUE_AT = PREAMBLE_LENGTH + 4 + 8
 
 
 class Part10Invalid(ValueError):
@@ -90,6 +81,8 @@ class Part10Info:
     columns: int | None = None
     number_of_frames: int | None = None
     has_pixel_data: bool = False
+    # The File Meta Information Group Length to write on store when the file declares a wrong one.
+    group_length_fix: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -231,18 +224,45 @@ class _Header:
             return None
 
 
-def _check_preamble(fileobj: BinaryIO) -> None:
+def _check_prefix(fileobj: BinaryIO) -> None:
+    """The 128-byte preamble and the "DICM" prefix must be there. What the preamble holds is not
+    looked at: PS3.10 7.1 leaves it to Application Profiles and says readers shall not rely on it,
+    and it is replaced by zeros before the file is stored (``normalize_for_store``), so a polyglot
+    preamble (CVE-2019-11687: an executable, an archive, a script, markup...) never reaches storage
+    or a client, whatever signature it has."""
     fileobj.seek(0)
     head = fileobj.read(PREAMBLE_LENGTH + 4)
     if len(head) < PREAMBLE_LENGTH + 4 or head[PREAMBLE_LENGTH:] != b"DICM":
         raise Part10Invalid("not a DICOM Part 10 file: the 128-byte preamble and 'DICM' prefix are missing")
-    preamble = head[:PREAMBLE_LENGTH]
-    for signature, kind in _POLYGLOT_SIGNATURES.items():
-        if preamble.startswith(signature):
-            raise Part10Invalid(f"the DICOM preamble carries {kind} header (a polyglot file is refused)")
-    lowered = preamble.lstrip(b" \t\r\n\x00").lower()
-    if lowered.startswith(_MARKUP):
-        raise Part10Invalid("the DICOM preamble carries markup (a polyglot file is refused)")
+
+
+def _group_length_fix(fileobj: BinaryIO, scanned: tuple[dict[int, bytes], int] | None) -> int | None:
+    """The true File Meta Information Group Length when the file declares another one, else None.
+
+    PS3.10 7.1: (0002,0000) is the number of bytes after its own value up to the end of the last
+    group 0002 element. The group is read element by element (by us and by pydicom), so a wrong
+    value costs the upload nothing, but readers that trust it (dcmtk does) would take the data set
+    for File Meta: the value is corrected on store rather than the image refused. A file without
+    the element is left as it is (adding one would shift every byte after it).
+    """
+    fileobj.seek(PREAMBLE_LENGTH + 4)
+    head = fileobj.read(_GROUP_LENGTH.size)
+    if len(head) < _GROUP_LENGTH.size:
+        return None
+    group, element, vr, length, declared = _GROUP_LENGTH.unpack(head)
+    if (group, element, vr, length) != (2, 0, b"UL", 4):
+        return None
+    if scanned is not None:
+        end = scanned[1]
+    else:
+        fileobj.seek(PREAMBLE_LENGTH + 4)
+        try:
+            _read_file_meta_info(fileobj)  # stops before the first element of another group
+        except Exception:  # noqa: BLE001 - the data set read reports a malformed group with its reason
+            return None
+        end = fileobj.tell()
+    actual = end - (_GROUP_LENGTH_VALUE_AT + 4)
+    return actual if actual != declared and actual >= 0 else None
 
 
 def _check_lengths(ds, size: int) -> None:
@@ -397,8 +417,9 @@ def _read(
 
 def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10Info:
     """Validate one uploaded file and return its header summary; raises ``Part10Invalid``."""
-    _check_preamble(fileobj)
+    _check_prefix(fileobj)
     scanned = _scan_meta(fileobj)  # read once, for the deflate-bomb check and the header read
+    group_length_fix = _group_length_fix(fileobj, scanned)
     _check_inflated_size(fileobj, scanned)
     try:
         ds, meta, little_endian = _read(fileobj, scanned)
@@ -443,6 +464,17 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
         )
     has_pixels = any(tag in ds._dict for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     values = header_values(header)
+    # PS3.5 6.2: NUL is only a padding character (of UI values), never part of a string value; one
+    # inside an indexed value (trailing padding is stripped when read) makes the header unusable.
+    with_nul = [
+        f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        for name, (tag, keyword, kind, _) in _HEADER_FIELDS.items()
+        if kind == "text" and "\0" in values[name]
+    ]
+    if "\0" in meta["SourceApplicationEntityTitle"]:
+        with_nul.append("SourceApplicationEntityTitle (0002,0016)")
+    if with_nul:
+        raise Part10Invalid(", ".join(with_nul) + " holds a NUL character inside its value (PS3.5 6.2)")
     if has_pixels:
         dimensions = header.plain_dimensions()
         if dimensions is None:
@@ -466,6 +498,7 @@ def inspect_part10(fileobj: BinaryIO, *, size: int, max_pixels: int) -> Part10In
         series_uid=uids["SeriesInstanceUID"],
         source_ae_title=meta["SourceApplicationEntityTitle"],
         has_pixel_data=has_pixels,
+        group_length_fix=group_length_fix,
         **values,
     )
 
@@ -516,8 +549,13 @@ def check_pixel_header(ds, *, max_pixels: int) -> None:
         raise Part10Invalid(f"the image header is invalid: {exc}") from None
 
 
-def zero_preamble(fileobj) -> None:
-    """Overwrite the 128-byte preamble with zeros (CVE-2019-11687): the stored file is inert."""
+def normalize_for_store(fileobj, info: Part10Info) -> None:
+    """What a stored file never keeps of its upload: the preamble, overwritten with zeros (PS3.10
+    7.1; CVE-2019-11687: the stored file is inert whatever the preamble held), and a wrong File
+    Meta Information Group Length, overwritten with the true one (same 4 bytes, nothing moves)."""
     fileobj.seek(0)
     fileobj.write(b"\x00" * PREAMBLE_LENGTH)
+    if info.group_length_fix is not None:
+        fileobj.seek(_GROUP_LENGTH_VALUE_AT)
+        fileobj.write(struct.pack("<I", info.group_length_fix))
     fileobj.flush()

@@ -74,6 +74,25 @@ def format_tm(value: dt.time | None) -> str:
     return text
 
 
+def person_name_display(value: str) -> str:
+    """A PN value as people write a name: ``Test^Patient0`` -> ``Patient0 Test``.
+
+    PS3.5 6.2.1.1: components family^given^middle^prefix^suffix, in up to three groups separated by
+    "=" (alphabetic, ideographic, phonetic). The alphabetic group reads "prefix given middle family,
+    suffix"; an ideographic group keeps its family-first order and follows in parentheses.
+    """
+    groups = [group.split("^") for group in (value or "").split("=")]
+    alphabetic = groups[0] + [""] * (5 - len(groups[0]))
+    family, given, middle, prefix, suffix = (part.strip() for part in alphabetic[:5])
+    text = " ".join(part for part in (prefix, given, middle, family) if part)
+    if suffix:
+        text = f"{text}, {suffix}" if text else suffix
+    ideographic = " ".join(part.strip() for part in groups[1][:3] if part.strip()) if len(groups) > 1 else ""
+    if ideographic:
+        text = f"{text} ({ideographic})" if text else ideographic
+    return text
+
+
 def _pydicom_reasons(vr: str, value) -> list[str]:
     try:
         validate_value(vr, value, pydicom_config.RAISE)

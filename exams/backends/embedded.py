@@ -9,11 +9,13 @@ the new-exam event; a file whose rows could not be written is deleted again.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 
+from django.core import checks
 from django.core.checks import Error
 from django.core.files import File
 from django.core.files.storage import storages
@@ -318,8 +320,12 @@ class EmbeddedBackend(PacsBackend):
         return _EmbeddedBatch(self)
 
     def _save(self, fileobj, info: Part10Info, sha256: str) -> str:
-        # UIDs are digits and dots (validated), so they are safe path components.
-        name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{sha256[:16]}.dcm"
+        # UIDs are digits and dots (validated), so they are safe path components. The random tail
+        # makes the name this save's own whatever the storage does with a name that is taken (S3
+        # overwrites it): deleting a file that was not indexed (a duplicate, a refusal, a rollback)
+        # then never deletes the file of an indexed instance with the same bytes.
+        unique = f"{sha256[:16]}-{secrets.token_hex(4)}"
+        name = f"{info.study_uid}/{info.series_uid}/{info.sop_instance_uid}-{unique}.dcm"
         fileobj.seek(0)
         return self.storage.save(name, _Upload(fileobj, name=name))
 
@@ -537,7 +543,8 @@ class EmbeddedBackend(PacsBackend):
             qs = qs.filter(accession_number=flt.accession_number)
         if flt.modality is not None:
             qs = qs.filter(series__modality=flt.modality).distinct()
-        qs = qs.order_by(F("study_date").desc(nulls_last=True), "-study_time", "id")
+        # Newest first; studies of the same date and time (or with none) newest received first.
+        qs = qs.order_by(F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id")
         return [study_row(v) for v in qs.values(*STUDY_VALUES)[offset : offset + limit]]
 
     def _study_pk(self, study_uid: str, patient_id: str | None) -> int | None:
@@ -636,12 +643,22 @@ class EmbeddedBackend(PacsBackend):
 
     def check(self) -> list:
         try:
-            storages[self.storage_alias]
+            storage = storages[self.storage_alias]
         except Exception as exc:  # noqa: BLE001 - report any misconfiguration as a check error
             return [
                 Error(
                     f"The embedded PACS storage STORAGES[{self.storage_alias!r}] cannot be built: {exc}",
                     id="exams.E002",
+                )
+            ]
+        if type(storage).__module__ == "storages.backends.s3":
+            return [
+                checks.Warning(
+                    "django-storages' S3Storage downloads a whole object into memory before the first "
+                    "byte of it can be read (every retrieval and thumbnail of a large instance).",
+                    hint="Set EXAMS_STORAGE_BACKEND=exams.s3storage.S3InstanceStorage (same options, "
+                    "ranged reads, bounded uploads).",
+                    id="exams.W001",
                 )
             ]
         return []

@@ -133,3 +133,67 @@ def test_bad_export_filters_are_command_errors(worklist):
         export("--scheduledDate", "2026-01-01")
     with pytest.raises(CommandError, match="status must be one of"):
         export("--status", "LOST")
+
+
+def test_export_reports_progress_on_standard_error_never_in_the_data(worklist, monkeypatch):
+    from worklist.management.commands import import_worklist
+
+    monkeypatch.setattr(import_worklist, "PLAIN_PROGRESS_SECONDS", 0.0)  # a line per chunk
+    out, err = io.StringIO(), io.StringIO()
+    call_command("export_worklist", "--format", "ndjson", "--chunk-size", "2", stdout=out, stderr=err)
+    assert len(out.getvalue().splitlines()) == 4
+    assert "rows written" not in out.getvalue()
+    lines = err.getvalue().splitlines()
+    assert lines[0].startswith("... 2 of 4 rows written (")
+    assert lines[-1].startswith("... 4 of 4 rows written (")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_on_a_terminal_shows_a_progress_bar(worklist, tmp_path):
+    """The command in a real subprocess whose standard error is a pseudo-terminal, as a user runs it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"])),
+    }
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    target = tmp_path / "out.csv"
+    try:
+        child = subprocess.run(
+            [sys.executable, "manage.py", "export_worklist", "--output", str(target), "--chunk-size", "1"],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stderr=follower,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is closed once everything is read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert child.returncode == 0, shown
+    assert b"/4 [" in shown and b" rows" in shown, shown  # tqdm's "  0%|   | 0/4 [00:00<?, ? rows/s]"
+    assert b"4 workitems written to" in shown

@@ -80,7 +80,11 @@ def test_update_imports_keep_the_writer_thread(tmp_path):
 
 
 def test_ctrl_c_on_the_command_keeps_the_committed_batches_and_every_index(tmp_path):
-    """A real SIGINT to a real import_worklist --initial-load once its first batches are in."""
+    """A real SIGINT to a real import_worklist --initial-load once its first batches are in.
+
+    The rows come through a pipe that stays open until the command has exited: the import cannot
+    finish before the signal however fast or slow the machine is (it used to read a file, and on a
+    busy machine sometimes finished first and exited 0)."""
     import os
     import signal
     import subprocess
@@ -93,8 +97,6 @@ def test_ctrl_c_on_the_command_keeps_the_committed_batches_and_every_index(tmp_p
 
     from worklist.bulk.initial_load import missing_indexes
 
-    path = tmp_path / "orders.csv"
-    path.write_text(csv_text(200_000))
     url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"))
     env = {
         **os.environ,
@@ -104,25 +106,45 @@ def test_ctrl_c_on_the_command_keeps_the_committed_batches_and_every_index(tmp_p
         sys.executable,
         "manage.py",
         "import_worklist",
-        str(path),
+        "-",
+        "--format",
+        "csv",
         "--initial-load",
         "--batch-size",
         "2000",
+        "--report",
+        str(tmp_path / "errors.csv"),
     ]
-    child = subprocess.Popen(
-        command,
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    while not WorkItem.objects.exists() and child.poll() is None:
-        time.sleep(0.02)
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=120)
-    assert child.returncode == 130, (out, err)
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        child = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        child.stdin.write(csv_text(10_000).encode())  # five batches; the pipe stays open
+        child.stdin.flush()
+        deadline = time.monotonic() + 300
+        while not WorkItem.objects.exists():
+            assert child.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, "no batch was committed"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        returncode = child.wait(timeout=300)
+    finally:
+        child.stdin.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    out, err = out_path.read_bytes(), err_path.read_bytes()
+    assert returncode == 130, (out, err)
     committed = WorkItem.objects.count()
-    assert 0 < committed < 200_000
+    assert 0 < committed <= 10_000
+    assert committed % 2000 == 0
     assert f"everything up to line {committed + 1} is committed".encode() in err, err
     assert f"{committed:,} created".encode() in out, out
     assert not missing_indexes()

@@ -92,7 +92,7 @@ def test_a_body_that_is_not_json_is_400(pacs):
     response = pacs.post("/new-exam-callback", data=b"{not json", content_type="application/json")
 
     assert response.status_code == 400
-    assert "non_field_errors" in response.json()["errors"]
+    assert "body" in response.json()["errors"]
 
 
 def test_posting_without_a_key_is_401_and_with_a_read_key_is_403(client, reader, pacs_event):
@@ -273,3 +273,10 @@ def test_a_bad_replay_request_is_refused_naming_the_field(reader, body, status, 
 
     assert response.status_code == status
     assert field in response.json()["errors"]
+
+
+def test_replay_states_that_are_not_strings_are_400(make_client):
+    reader = make_client("callbacks:read")
+    response = reader.post("/callback-deliveries/replay", {"states": [{}]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["states"]

@@ -165,3 +165,30 @@ def test_workitem_creation_body_is_described_field_by_field(db):
     body = schema["paths"]["/workitems"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "PatientID" in body["properties"]
     assert "AccessionNumber" in body["required"]
+
+
+def test_openapi_json_is_json_whatever_the_accept_header(db):
+    for accept in (
+        {},
+        {"HTTP_ACCEPT": "*/*"},
+        {"HTTP_ACCEPT": "text/html"},
+        {"HTTP_ACCEPT": "application/json"},
+    ):
+        response = APIClient().get("/openapi.json", **accept)
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("application/vnd.oai.openapi+json"), accept
+        assert response.json()["openapi"].startswith("3.")
+
+
+def test_every_security_scheme_an_operation_names_is_declared(db):
+    schema = APIClient().get("/openapi.json").json()
+    declared = set(schema["components"]["securitySchemes"])
+    named = {
+        name
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        for requirement in operation.get("security", [])
+        for name in requirement
+    }
+    assert "ViewerSession" in named
+    assert named <= declared

@@ -1,5 +1,6 @@
 """Exams fixtures: DICOM files built in code, and the ``pacs`` fixture that runs a contract test
-against each backend (the embedded store in a temporary directory, and a live Orthanc)."""
+against each backend (the embedded store in a temporary directory, the embedded store on S3 served
+by moto, and a live Orthanc)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from exams.backends import reset_backend
 from tests.support.orthanc import orthanc_server
+from tests.support.s3 import S3_STORAGE
 
 
 def make_dicom(
@@ -112,6 +114,28 @@ def embedded_pacs(settings, tmp_path):
     reset_backend()
 
 
+@pytest.fixture
+def s3_pacs(settings, tmp_path, s3):
+    """The embedded backend with its instance files in a fresh S3 bucket; yields the bucket name."""
+    options = s3.bucket()
+    settings.PACS_BACKEND = "embedded"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "dicom": {"BACKEND": S3_STORAGE, "OPTIONS": options},
+        "dicom-thumbnails": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "thumbnails"},
+        },
+    }
+    reset_backend()
+    yield options["bucket_name"]
+    reset_backend()
+    client = s3.client()  # moto keeps objects until it stops: empty the bucket
+    for key in s3.keys(options["bucket_name"]):
+        client.delete_object(Bucket=options["bucket_name"], Key=key)
+    client.delete_bucket(Bucket=options["bucket_name"])
+
+
 def use_dicomweb(settings, server, tmp_path, **overrides) -> None:
     settings.PACS_BACKEND = "dicomweb"
     settings.PACS_OPTIONS = {
@@ -136,11 +160,14 @@ def use_dicomweb(settings, server, tmp_path, **overrides) -> None:
 ORTHANC_MARKS = [pytest.mark.orthanc, pytest.mark.xdist_group("orthanc")]
 
 
-@pytest.fixture(params=["embedded", pytest.param("dicomweb", marks=ORTHANC_MARKS)])
+@pytest.fixture(params=["embedded", "embedded-s3", pytest.param("dicomweb", marks=ORTHANC_MARKS)])
 def pacs(request, settings, tmp_path):
-    """Run the test once per backend; yields the backend name."""
+    """Run the test once per backend (the embedded one on both storages); yields the backend name."""
     if request.param == "embedded":
         yield request.getfixturevalue("embedded_pacs")
+    elif request.param == "embedded-s3":
+        request.getfixturevalue("s3_pacs")
+        yield "embedded-s3"
     else:
         use_dicomweb(settings, request.getfixturevalue("orthanc"), tmp_path)
         yield "dicomweb"

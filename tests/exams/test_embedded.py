@@ -340,3 +340,106 @@ def test_an_indexed_series_of_another_patient_refuses_only_that_part(api):
     [stored] = body["00081199"]["Value"]
     assert stored["00081155"]["Value"] == [_dataset(own).SOPInstanceUID]
     assert Study.objects.get(study_uid=ds.StudyInstanceUID).number_of_instances == 2
+
+
+def test_a_dicom_upload_with_a_nul_inside_an_indexed_value_is_refused_and_not_stored(api):
+    data = make_dicom(patient_id="AB\x00CD" + new_patient())
+    response = upload(api, data)
+    assert response.status_code == 422, response.content
+    [reason] = response.json()["errors"]["file[0]"]
+    assert reason == "PatientID (0010,0020) holds a NUL character inside its value (PS3.5 6.2)"
+    assert not AuditEvent.objects.filter(action="exam.store", outcome="success").exists()
+
+
+def test_trailing_nul_padding_of_a_dicom_value_is_tolerated(api):
+    patient = new_patient()
+    data = make_dicom(patient_id=patient + "\x00")
+    response = upload(api, data)
+    assert response.status_code == 200, response.content
+    assert api.get("/exams/studies", {"PatientID": patient}).json()
+
+
+def _form(*parts: bytes, name: str = "file") -> tuple[bytes, str]:
+    boundary = "xyzb"
+    body = b"".join(
+        b'--xyzb\r\nContent-Disposition: form-data; name="'
+        + name.encode()
+        + b'"; filename="a"\r\n\r\n'
+        + part
+        + b"\r\n"
+        for part in parts
+    )
+    return body + b"--xyzb--\r\n", f"multipart/form-data; boundary={boundary}"
+
+
+def test_more_parts_than_the_limit_are_refused_whole_with_413_and_nothing_is_stored(api, settings):
+    settings.EXAMS_UPLOAD_MAX_PARTS = 5
+    patient = new_patient()
+    good = [make_dicom(patient_id=patient) for _ in range(5)]
+    body, content_type = _form(*good, b"")
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 413, response.content
+    assert response.json()["errors"] == {"body": ["must have at most 5 parts"]}
+    assert "EXAMS_UPLOAD_MAX_PARTS" in response.json()["detail"]
+    assert not Instance.objects.exists()
+    assert _stored_files(settings) == []
+
+
+def test_parts_with_other_names_count_toward_the_limit(api, settings):
+    settings.EXAMS_UPLOAD_MAX_PARTS = 3
+    body, content_type = _form(b"x", b"y", b"z", b"w", name="other")
+    assert api.generic("POST", "/exams", body, content_type=content_type).status_code == 413
+
+
+def test_the_default_limit_refuses_a_hundred_thousand_empty_parts_with_a_small_body(api):
+    body, content_type = _form(*[b""] * 100_000)
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 413
+    assert len(response.content) < 300
+    assert not AuditEvent.objects.filter(action="exam.store").exists()
+
+
+def test_when_every_part_fails_the_error_lists_the_first_twenty_and_counts_the_rest(api):
+    body, content_type = _form(*[b"not dicom"] * 500)
+    response = api.generic("POST", "/exams", body, content_type=content_type)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert len(errors) == 21
+    assert errors["file"] == ["480 more parts failed"]
+    assert "500 parts failed; the first 20 are listed" in response.json()["detail"]
+    assert len(response.content) < 4000
+
+
+@pytest.mark.dcmtk
+def test_dcmtk_reads_the_stored_file_after_a_wrong_group_length_was_corrected(api, settings):
+    import subprocess
+
+    data = bytearray(make_dicom(patient_id=new_patient()))
+    data[140:144] = (0xFFFFFFF0).to_bytes(4, "little")
+    assert upload(api, bytes(data)).status_code == 200
+    [stored] = _stored_files(settings)
+    dump = subprocess.run(["dcmdump", str(stored)], capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0
+    assert "Invalid Element" not in dump.stderr
+    assert "(0010,0020)" in dump.stdout
+
+
+def test_studies_of_one_date_list_the_newest_received_first_and_those_without_time_last(api):
+    import pydicom
+
+    patient = new_patient()
+    uids = []
+    for n in range(5):
+        data = make_dicom(patient_id=patient, study_date="20240301", instance_number=n)
+        uids.append(pydicom.dcmread(io.BytesIO(data)).StudyInstanceUID)
+        assert upload(api, data).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id=patient, study_date="20240301")))
+    del ds.StudyTime
+    out = io.BytesIO()
+    ds.save_as(out)
+    assert upload(api, out.getvalue()).status_code == 200
+
+    first_page = api.get("/exams/studies", {"PatientID": patient, "limit": 2}).json()
+    assert [s["0020000D"]["Value"][0] for s in first_page] == [uids[4], uids[3]]
+    everything = api.get("/exams/studies", {"PatientID": patient}).json()
+    assert [s["0020000D"]["Value"][0] for s in everything] == [*reversed(uids), ds.StudyInstanceUID]

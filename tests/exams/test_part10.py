@@ -67,10 +67,10 @@ def test_a_file_cut_inside_a_defined_length_element_is_truncated():
 
 
 def _part10_testdata() -> list[str]:
-    from pydicom.data import get_testdata_files
+    from tests.support.testdata import pydicom_files
 
     names = []
-    for path in get_testdata_files("*.dcm"):
+    for path in pydicom_files("*.dcm"):
         with open(path, "rb") as fileobj:
             if fileobj.read(132)[128:] == b"DICM":
                 names.append(path)
@@ -107,9 +107,9 @@ def test_a_second_transfer_syntax_element_is_read_as_pydicom_reads_it():
 
 def _every_pydicom_test_file() -> list[str]:
     """Every file pydicom ships that it reads as DICOM (a few are JSON, archives or broken on purpose)."""
-    from pydicom.data import get_testdata_files
+    from tests.support.testdata import pydicom_files
 
-    return sorted(path for path in get_testdata_files("*") if _read_header(path) is not None)
+    return sorted(path for path in pydicom_files("*") if _read_header(path) is not None)
 
 
 def _read_header(path: str):
@@ -192,9 +192,9 @@ def _inspected(data: bytes, max_pixels: int):
 
 
 def _every_shipped_file() -> list[str]:
-    from pydicom.data import get_testdata_files
+    from tests.support.testdata import pydicom_files
 
-    return sorted(path for path in get_testdata_files("*") if Path(path).is_file())
+    return sorted(path for path in pydicom_files("*") if Path(path).is_file())
 
 
 @pytest.mark.parametrize("path", _every_shipped_file(), ids=lambda p: Path(p).name)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.data import get_testdata_files
 
 from tests.exams.conftest import instance_path, upload
+from tests.support.testdata import pydicom_files
 
 # Image-bearing files that are refused on purpose, with the reason the API gives.
 REFUSED = {
@@ -28,12 +28,12 @@ REFUSED = {
 ORTHANC_REFUSED = {"SC_rgb_jpeg.dcm", "rtdose_rle.dcm", "rtdose_rle_1frame.dcm"}
 
 # Stored, but broken on purpose in their pixel data (see tests/render): the thumbnail is a 422.
-UNRENDERABLE = {"JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"}
+UNRENDERABLE = {"JPEG2000-embedded-sequence-delimiter.dcm"}
 
 
 def _image_files() -> list[Path]:
     files = []
-    for name in sorted(get_testdata_files()):
+    for name in sorted(pydicom_files()):
         path = Path(name)
         if not path.is_file():
             continue

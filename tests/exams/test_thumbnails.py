@@ -111,7 +111,9 @@ def test_a_thumbnail_is_served_from_the_cache_once_rendered(embedded_pacs, api, 
     assert Image.open(io.BytesIO(other_size.content)).size == (32, 32)
 
 
-def test_an_overwritten_instance_never_gets_a_stale_thumbnail(embedded_pacs, api, settings):
+@pytest.mark.parametrize("storage", ["embedded_pacs", "s3_pacs"])
+def test_an_overwritten_instance_never_gets_a_stale_thumbnail(storage, request, api, settings):
+    request.getfixturevalue(storage)
     settings.EXAMS_ALLOW_OVERWRITE = True
     patient = new_patient()
     dark = make_dicom(patient_id=patient, pixel_value=0)

@@ -115,3 +115,34 @@ def test_ybr_partial_is_converted_from_studio_swing():
     got = native(ds)[0]
 
     assert_close(got, np.array([(255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]), 2)
+
+
+def _dcmtk_rendering(path: str, frame: int, tmp_path) -> np.ndarray:
+    import subprocess
+
+    from PIL import Image
+
+    out = tmp_path / f"dcmtk-{frame}.png"
+    subprocess.run(
+        ["dcm2pnm", "--write-png", "--frame", str(frame + 1), path, str(out)], check=True, timeout=120
+    )
+    return np.asarray(Image.open(out).convert("RGB")).astype(int)
+
+
+@pytest.mark.dcmtk
+@pytest.mark.parametrize(
+    ("name", "frame"),
+    [("OBXXXX1A_expb.dcm", 0), ("OBXXXX1A_expb_2frame.dcm", 0), ("OBXXXX1A_expb_2frame.dcm", 1)],
+)
+def test_big_endian_palette_colour_renders_as_dcmtk_and_the_little_endian_file_do(name, frame, tmp_path):
+    """PS3.5 7.3: the OW palette tables of an Explicit VR Big Endian file are byte-swapped (they
+    rendered black); pydicom-data's copies of one image in three transfer syntaxes must agree."""
+    path = get_testdata_file(name)
+    ours = native(path, frame=frame).astype(int)
+    assert ours.shape == (600, 800, 3)
+    assert ours.mean() > 10  # not black
+    assert np.abs(ours - _dcmtk_rendering(path, frame, tmp_path)).max() <= 1
+    little = name.replace("_expb", "")
+    rle = name.replace("_expb", "_rle")
+    assert np.array_equal(ours, native(get_testdata_file(little), frame=frame))
+    assert np.array_equal(ours, native(get_testdata_file(rle), frame=frame))

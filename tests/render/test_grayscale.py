@@ -285,3 +285,32 @@ def test_float_pixel_data_with_nan_and_infinity_renders():
 
     assert got[0, :3].tolist() == [0, 255, 0]
     assert got[-1, -1] == 255
+
+
+@pytest.mark.dcmtk
+def test_12_bit_jpeg_extended_that_libjpeg_refuses_is_decoded_as_dcmtk_decodes_it(tmp_path):
+    """pydicom's JPEG-lossy.dcm: pylibjpeg and Pillow refuse its codestream, dcmtk decodes it; so
+    does our GDCM fallback, pixel for pixel, and the rendering matches dcmj2pnm's with one window."""
+    import subprocess
+
+    from PIL import Image
+
+    from dicomsvc.dicom.render.source import open_instance
+
+    path = get_testdata_file("JPEG-lossy.dcm")
+    decompressed = tmp_path / "dcmdjpeg.dcm"
+    subprocess.run(["dcmdjpeg", path, str(decompressed)], check=True, timeout=120, capture_output=True)
+    with open_instance(path) as instance:
+        ours, _ = instance.decode_frame(0)
+    assert np.array_equal(ours, pydicom.dcmread(decompressed).pixel_array)
+
+    rendered = tmp_path / "dcmj2pnm.png"
+    subprocess.run(
+        ["dcmj2pnm", "--write-png", "--set-window", "132", "264", path, str(rendered)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    theirs = np.asarray(Image.open(rendered).convert("L")).astype(int)
+    png = render_image(path, fmt="png", size=None, window_center=132, window_width=264)
+    assert np.abs(pixels(png).astype(int) - theirs).max() <= 1

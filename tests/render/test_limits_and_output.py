@@ -274,3 +274,11 @@ def test_an_unknown_transfer_syntax_is_a_render_error(tmp_path):
 
     with pytest.raises(RenderError, match="cannot be decoded"):
         render_image(path)
+
+
+def test_warm_up_renders_its_samples_without_a_warning(caplog):
+    from dicomsvc.dicom.render.warmup import _samples, warm_up
+
+    assert warm_up() > 0
+    assert not [r for r in caplog.records if r.name == "dicomsvc.render"]
+    assert len(_samples()) == 2  # native grayscale and JPEG colour: both decoders' first use

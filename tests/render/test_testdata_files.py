@@ -13,11 +13,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.data import get_testdata_files
 
 from dicomsvc.dicom.render import NoPixelData, RenderError, render_image
+from tests.support.testdata import PYDICOM_TEST_FILES, pydicom_files
 
-TEST_FILES = Path(get_testdata_files("CT_small.dcm")[0]).parent
+TEST_FILES = PYDICOM_TEST_FILES
 
 # Not DICOM at all (pydicom ships them beside its DICOM test files).
 NOT_DICOM = {
@@ -35,8 +35,6 @@ NOT_DICOM = {
 
 # Image files that are broken on purpose: rendering must fail cleanly with RenderError.
 BROKEN = {
-    "JPEG-lossy.dcm": "12-bit JPEG with invalid SOS parameters (pydicom's README; JPGExtended.dcm is "
-    "the fixed copy): libjpeg and Pillow both refuse it",
     "JPEG2000-embedded-sequence-delimiter.dcm": "4 bytes of the J2K codestream overwritten by a "
     "Sequence Delimiter (pydicom issue #1140): not a valid JPEG 2000 stream any more",
     "MR_truncated.dcm": "pixel data shorter than Rows x Columns x BitsAllocated",
@@ -57,7 +55,7 @@ def _has_pixel_data(path: str) -> bool:
     return any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
 
 
-ALL_FILES = sorted(_name(p) for p in get_testdata_files() if Path(p).is_file())
+ALL_FILES = sorted(_name(p) for p in pydicom_files() if Path(p).is_file())
 IMAGES = [n for n in ALL_FILES if n not in NOT_DICOM and n not in BROKEN and _has_pixel_data(TEST_FILES / n)]
 NO_IMAGE = [n for n in ALL_FILES if n not in NOT_DICOM and n not in BROKEN and n not in IMAGES]
 

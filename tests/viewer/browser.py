@@ -1,5 +1,8 @@
 """Headless Chromium as this machine runs it (Debian's /usr/bin/chromium; `playwright install` fails here)."""
 
+import contextlib
+import os
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -12,3 +15,23 @@ CHROMIUM_ARGS = [
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium for one test module. Playwright's sync API keeps an event loop in this thread;
+    the ORM calls the tests make themselves are ordinary blocking calls, not async code."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

@@ -6,14 +6,13 @@ Screenshots go to test-artifacts/ (desktop and phone sizes) for a person to look
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from tests.viewer.browser import launch_chromium
+from tests.viewer.browser import chromium
 from tests.viewer.dicomgen import upload_study
 from viewer.tokens import grant_encode, new_grant
 
@@ -26,23 +25,9 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls made by the tests
-    # themselves (uploads) are ordinary blocking calls, not async code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import orjson
@@ -43,11 +44,21 @@ def _object(values: tuple) -> dict[str, Any]:
     return out
 
 
-def export_workitems(flt: WorkitemFilter, *, fmt: str, out: BinaryIO, chunk_size: int = 2000) -> int:
-    """Write the matching workitems to ``out`` (binary); returns how many were written."""
+def export_workitems(
+    flt: WorkitemFilter,
+    *,
+    fmt: str,
+    out: BinaryIO,
+    chunk_size: int = 2000,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the matching workitems to ``out`` (binary); returns how many were written.
+    ``on_progress(rows written)`` is called after every ``chunk_size`` rows."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
     rows = workitem_queryset(flt).values_list(*COLUMNS).iterator(chunk_size=chunk_size)
+    if on_progress is not None:
+        rows = _reporting(rows, chunk_size, on_progress)
     count = 0
     if fmt == "csv":
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
@@ -72,3 +83,13 @@ def export_workitems(flt: WorkitemFilter, *, fmt: str, out: BinaryIO, chunk_size
         count += 1
     out.write(b"\n]\n")
     return count
+
+
+def _reporting(rows: Iterator[tuple], every: int, on_progress: Callable[[int], None]) -> Iterator[tuple]:
+    count = 0
+    for values in rows:
+        yield values
+        count += 1
+        if count % every == 0:
+            on_progress(count)
+    on_progress(count)

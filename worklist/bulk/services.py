@@ -5,6 +5,7 @@ Each run is one AuditEvent (who, which format, the counts), not one per row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
 from core.audit import Outcome, audit_record
@@ -53,9 +54,16 @@ def workitems_import(
 
 
 def workitems_export(
-    *, flt: WorkitemFilter, fmt: str, out: BinaryIO, actor: str, actor_type: str, chunk_size: int = 2000
+    *,
+    flt: WorkitemFilter,
+    fmt: str,
+    out: BinaryIO,
+    actor: str,
+    actor_type: str,
+    chunk_size: int = 2000,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    count = export_workitems(flt, fmt=fmt, out=out, chunk_size=chunk_size)
+    count = export_workitems(flt, fmt=fmt, out=out, chunk_size=chunk_size, on_progress=on_progress)
     audit_record(
         actor=actor,
         actor_type=actor_type,

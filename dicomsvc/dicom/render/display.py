@@ -385,11 +385,41 @@ def _ybr_partial_to_rgb(arr: np.ndarray) -> np.ndarray:
     return _round_to_byte(rgb)
 
 
+_PALETTE_DATA = tuple(f"{colour}PaletteColorLookupTableData" for colour in ("Red", "Green", "Blue", "Alpha"))
+_PALETTE_DESCRIPTORS = tuple(name.replace("Data", "Descriptor") for name in _PALETTE_DATA)
+
+
+def _palette_as_read_by_pydicom(header: Dataset) -> Dataset:
+    """The header, or a copy of its palette whose OW lookup table data is in little endian byte order.
+
+    PS3.5 7.3: OW values are byte-swapped in a big endian transfer syntax (Explicit VR Big Endian),
+    and pydicom keeps an OW value's bytes as stored; its ``apply_color_lut`` reads plain (not
+    segmented) table data in the machine's order, so a big endian file's palette came out with its
+    bytes swapped (0xFF00 read as 0x00FF: a black image).
+    """
+    _, little = getattr(header, "original_encoding", (None, None))
+    if little is not False or not any(name in header for name in _PALETTE_DATA):
+        return header
+    palette = Dataset()
+    palette.set_original_encoding(False, True)
+    for name in _PALETTE_DESCRIPTORS:
+        if name in header:
+            palette[name] = header[name]
+    for name in _PALETTE_DATA:
+        if name not in header:
+            continue
+        value = header[name].value
+        if isinstance(value, bytes) and len(value) % 2 == 0:
+            value = np.frombuffer(value, dtype=">u2").astype("<u2").tobytes()
+        setattr(palette, name, value)
+    return palette
+
+
 def _palette(arr: np.ndarray, header: Dataset) -> np.ndarray:
     if arr.ndim != 2:
         raise RenderError("a palette colour frame must have one sample per pixel")
     try:
-        rgb = apply_color_lut(arr, header)
+        rgb = apply_color_lut(arr, _palette_as_read_by_pydicom(header))
         bits = int(header.RedPaletteColorLookupTableDescriptor[2])
     except Exception as exc:
         raise RenderError("the palette colour lookup table cannot be applied") from exc

@@ -30,6 +30,7 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEGExtended12Bit,
 )
 
 from .codestream import CHECKED_TRANSFER_SYNTAXES, frame_dimensions
@@ -39,6 +40,12 @@ Source = str | PathLike[str] | BinaryIO | Dataset
 
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"UN"}
+
+# GDCM as the last resort for 12-bit JPEG Extended, after pydicom's own plugins (see gdcm_jpeg).
+if "dicomsvc-gdcm" not in get_decoder(JPEGExtended12Bit).available_plugins:
+    get_decoder(JPEGExtended12Bit).add_plugin(
+        "dicomsvc-gdcm", ("dicomsvc.dicom.render.gdcm_jpeg", "decode_frame")
+    )
 # Non-seekable streams are spooled; small ones stay in memory.
 _SPOOL_MEMORY = 16 * 1024 * 1024
 # Header values longer than this are left in the file (read only if used): a huge private element

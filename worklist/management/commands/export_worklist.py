@@ -4,14 +4,43 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from dicomsvc.dicom.vr import parse_date_range
 from worklist.bulk.exporter import EXPORT_FORMATS
 from worklist.bulk.services import workitems_export
+from worklist.management.commands import import_worklist
 from worklist.management.commands.import_worklist import os_user
-from worklist.selectors import STATES, WorkitemFilter
+from worklist.selectors import STATES, WorkitemFilter, workitem_queryset
+
+
+class ExportProgress:
+    """As import's progress: a tqdm bar (rows of the total) when standard error is a terminal, else a
+    plain line every few seconds. Always on standard error: standard output may carry the export."""
+
+    def __init__(self, command: BaseCommand, total: int):
+        self.command, self.total = command, total
+        self.started = time.monotonic()
+        self.next_line = self.started + import_worklist.PLAIN_PROGRESS_SECONDS
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=" rows", file=sys.stderr, leave=False)
+
+    def __call__(self, written: int) -> None:
+        if self.bar is not None:
+            self.bar.update(written - self.bar.n)
+        elif time.monotonic() >= self.next_line:
+            self.next_line = time.monotonic() + import_worklist.PLAIN_PROGRESS_SECONDS
+            rate = written / max(time.monotonic() - self.started, 1e-6)
+            self.command.stderr.write(f"... {written:,} of {self.total:,} rows written ({rate:,.0f} rows/s)")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Command(BaseCommand):
@@ -52,13 +81,21 @@ class Command(BaseCommand):
             date_to=date_to,
             state=state,
         )
+        progress = ExportProgress(self, workitem_queryset(flt).count())
         export = {
             "flt": flt,
             "fmt": options["format"],
             "actor": os_user(),
             "actor_type": "os user",
             "chunk_size": max(1, options["chunk_size"]),
+            "on_progress": progress,
         }
+        try:
+            self._export(options, export)
+        finally:
+            progress.close()
+
+    def _export(self, options: dict, export: dict) -> None:
         if options["output"] != "-":
             try:
                 with open(options["output"], "wb") as out:
