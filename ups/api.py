@@ -7,8 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +14,7 @@ from core import scopes
 from core.audit import Outcome, audit_request
 from core.errors import ApiError
 from core.openapi import DICOM_JSON_LIST, DICOM_JSON_OBJECT, ERROR, ERROR_400, ERROR_401, ERROR_403
+from core.parsers import JSONParser
 from dicomsvc.dicom import status
 from dicomsvc.dicom.matching import QueryInvalid
 from dicomsvc.dicom.uids import uid_problems
@@ -32,17 +31,10 @@ INCONSISTENT_UPS = "The submitted request is inconsistent with the state of the 
 NOT_CLAIMED = "The target URI did not reference a claimed Workitem."
 
 
-class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, with a body nested too deep for the JSON reader a 400 rather than a 500."""
+class DicomJsonParser(JSONParser):
+    """``core.parsers.JSONParser`` (bounded nesting, no NUL, a 400 naming the field) for the DICOM
+    JSON media type."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
-
-
-class DicomJsonParser(BoundedJSONParser):
     media_type = DICOM_JSON
 
 
@@ -128,7 +120,7 @@ TAGS = ["UPS-RS"]
 
 
 class Workitems(APIView):
-    parser_classes = [DicomJsonParser, BoundedJSONParser]
+    parser_classes = [DicomJsonParser, JSONParser]
     required_scopes = {"GET": scopes.WORKLIST_READ, "POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -235,7 +227,7 @@ class Workitems(APIView):
 
 
 class Workitem(APIView):
-    parser_classes = [DicomJsonParser, BoundedJSONParser]
+    parser_classes = [DicomJsonParser, JSONParser]
     required_scopes = {"GET": scopes.WORKLIST_READ, "POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -301,7 +293,7 @@ def _update_refused(exc: services.UpsRefused) -> Response:
 
 
 class WorkitemState(APIView):
-    parser_classes = [DicomJsonParser, BoundedJSONParser]
+    parser_classes = [DicomJsonParser, JSONParser]
     required_scopes = {"PUT": scopes.WORKLIST_WRITE}
 
     @extend_schema(
@@ -341,7 +333,7 @@ class WorkitemState(APIView):
 
 
 class WorkitemCancelRequest(APIView):
-    parser_classes = [DicomJsonParser, BoundedJSONParser]
+    parser_classes = [DicomJsonParser, JSONParser]
     required_scopes = {"POST": scopes.WORKLIST_WRITE}
 
     @extend_schema(
