@@ -28,6 +28,12 @@ from gunicorn import util
 # gunicorn's largest request line (a longer one is a 414 whatever this says); a DICOMweb QIDO URL
 # with many keys or UIDs needs more than the default 4094.
 limit_request_line = 8190
+# Seconds an idle keep-alive connection stays open (gunicorn's default is 2). A server closing an idle
+# connection races a client sending its next request on it: the request meets a reset (Connection
+# reset by peer), which clients such as requests do not retry. Two seconds made that race common for
+# any client that pauses between requests (a loaded machine, a viewer between scrolls); a load
+# balancer in front should keep its own idle timeout below this one.
+keepalive = 30
 limit_request_fields = 100
 limit_request_field_size = 8190
 

@@ -246,7 +246,8 @@ def start_redis(port: int | None = None) -> tuple[Proc, int]:
 def start_gunicorn(env: dict[str, str], *, workers: int = 2, threads: int = 1) -> tuple[Proc, str]:
     port = free_port()
     args = [
-        str(Path(PYTHON).parent / "gunicorn"), "dicomsvc.wsgi:application",
+        str(Path(PYTHON).parent / "gunicorn"), "-c", "python:dicomsvc.gunicorn_conf",
+        "dicomsvc.wsgi:application",
         "-b", f"127.0.0.1:{port}", "-w", str(workers), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     proc = Proc(args, env, _logfile("gunicorn")).start()
