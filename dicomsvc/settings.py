@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "exams",
     "callbacks",
     "viewer",
+    "ups",
     "dimse",
 ]
 
@@ -330,7 +331,32 @@ DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum
 # Procedure step states answered when the query does not match on ScheduledProcedureStepStatus.
 DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
 DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
+DIMSE_MPPS_ENABLED = env_bool("DIMSE_MPPS_ENABLED", True)  # Modality Performed Procedure Step SCP (issue 15)
 # (end dimse)
+
+# --- UPS-RS and its event channel (issue 15) -------------------------------------------------------
+# The DICOMweb root (issue 14 defines it for QIDO/WADO/STOW; the same setting): UPS-RS is served
+# at /<DICOMWEB_PATH>/workitems and its WebSocket event channel at /<DICOMWEB_PATH>/subscribers/<AE>.
+DICOMWEB_PATH = env_str("DICOMWEB_PATH", "dicomweb").strip("/")
+# The ASGI server (uvicorn) that serves the WebSocket event channel; gunicorn keeps serving HTTP.
+WS_PORT = env_int("WS_PORT", 8001, minimum=1, maximum=65535)
+# The event channel's public base URL, answered in a subscription's Content-Location, e.g.
+# wss://pacs-gw.example.org/dicomweb behind a reverse proxy; empty: ws://<request host>:WS_PORT/...
+UPS_EVENT_CHANNEL_URL = env_str("UPS_EVENT_CHANNEL_URL", "").rstrip("/")
+# Event reports are kept this long in the outbox (seconds), then pruned by the relay.
+UPS_EVENT_RETENTION = env_int("UPS_EVENT_RETENTION", 86400, minimum=60)
+# Channel layer between the event relay and the WebSocket consumers: Redis when REDIS_URL is set
+# (one relay for the deployment sends to every ASGI process), else in-process memory (each ASGI
+# process runs its own relay, fed by Postgres LISTEN/NOTIFY: no Redis needed on one node).
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [env_str("REDIS_URL", "")]}}
+        if env_str("REDIS_URL", "")
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+ASGI_APPLICATION = "ups.asgi.application"
+# (end ups)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")

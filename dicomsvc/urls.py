@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
@@ -19,6 +20,7 @@ urlpatterns = [
     path("", include("exams.urls")),
     path("", include("callbacks.urls")),
     path("", include("viewer.urls")),
+    path(f"{settings.DICOMWEB_PATH}/", include("ups.urls")),
 ]
 
 handler400 = "core.errors.json_400"

@@ -37,7 +37,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
 from dicomsvc.dicom import status
-from dimse import mwl, responses, store
+from dimse import mpps, mwl, responses, store
 from dimse.access import allowlist_from_settings
 from dimse.models import Association
 
@@ -354,6 +354,12 @@ class DimseService:
                 state.store_failures += 1
         return _failure(code, comment) if comment else code
 
+    def on_n_create(self, event):
+        return mpps.handle(event, creating=True, state=event.assoc.dicomsvc_state, workers=self.workers)
+
+    def on_n_set(self, event):
+        return mpps.handle(event, creating=False, state=event.assoc.dicomsvc_state, workers=self.workers)
+
     def handlers(self) -> list[tuple]:
         handlers = [
             (evt.EVT_CONN_OPEN, self.on_conn_open),
@@ -365,6 +371,11 @@ class DimseService:
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_FIND, self.on_find),
         ]
+        if settings.DIMSE_MPPS_ENABLED:
+            handlers += [
+                (evt.EVT_N_CREATE, self.on_n_create),
+                (evt.EVT_N_SET, self.on_n_set),
+            ]  # dimse/mpps.py
         if store.available():
             handlers.append((evt.EVT_C_STORE, self.on_store))
         return handlers
@@ -425,6 +436,8 @@ def build_ae(*, ae_title: str | None = None) -> AE:
         ModalityWorklistInformationFind,
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
     )
+    if settings.DIMSE_MPPS_ENABLED:
+        ae.add_supported_context(mpps.SOP_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     if store.available():
         for sop_class in store.STORAGE_SOP_CLASSES:
             ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
@@ -472,10 +485,11 @@ class DimseServer:
             raise
         server.contexts = PresentationContexts(server.contexts)
         logger.info(
-            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s)",
+            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s%s)",
             ae.ae_title,
             address[0],
             server.server_address[1],
+            ", MPPS" if settings.DIMSE_MPPS_ENABLED else "",
             ", C-STORE" if store.available() else "",
         )
         return cls(ae, server, workers)

@@ -106,9 +106,14 @@ start worker .venv/bin/celery -A dicomsvc worker --loglevel "${LOG_LEVEL:-INFO}"
 start beat .venv/bin/celery -A dicomsvc beat --loglevel "${LOG_LEVEL:-INFO}"
 # The DICOM listener (C-ECHO, MWL C-FIND, C-STORE) on DIMSE_PORT (default 11112).
 start dimse $PY manage.py run_dimse
+# The UPS-RS event channel (WebSocket) on WS_PORT (default 8001): uvicorn serving ups.asgi, whose
+# event relay LISTENs on the database.
+start events .venv/bin/uvicorn ups.asgi:application --host "$HOST" --port "${WS_PORT:-8001}" --lifespan on \
+    --no-access-log --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
 start web .venv/bin/gunicorn -c python:dicomsvc.gunicorn_conf dicomsvc.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_CONCURRENCY" \
     --threads "$WEB_THREADS" --timeout "${WEB_TIMEOUT:-120}" --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
-echo "dicomsvc is running: http://$HOST:$PORT/docs (API), http://$HOST:$PORT/admin/ (console)"
+echo "dicomsvc is running: http://$HOST:$PORT/docs (API), http://$HOST:$PORT/admin/ (console)," \
+    "ws://$HOST:${WS_PORT:-8001}/dicomweb/subscribers/<AE> (UPS event channel)"
 
 # Stop everything as soon as one process ends.
 ended=""

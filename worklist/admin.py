@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from core.audit import Actor
 from dicomsvc.dicom.vr import person_name_display
 from worklist.admin_import import WorkitemImportMixin
+from worklist.admin_mpps import PerformedProcedureStepInline
 from worklist.dicomjson import instance_to_row, workitem_to_dicom_json
 from worklist.forms import WorkItemAdminForm
 from worklist.models import ProcedureStepState, WorkItem
@@ -91,8 +92,9 @@ class WorkItemAdmin(WorkitemImportMixin, admin.ModelAdmin):
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
     readonly_fields = ["state", "created_at", "updated_at", "created_by", "dicom_json"]
     actions = ["mark_completed", "mark_canceled"]
-    # Apps on higher floors add theirs (callbacks/admin.py: the PACS events that moved this workitem).
-    inlines: list = []
+    # The modality's MPPS; apps on higher floors add theirs (callbacks/admin.py: the PACS events that
+    # moved this workitem).
+    inlines: list = [PerformedProcedureStepInline]
     fieldsets = [
         (
             "Patient",

@@ -13,8 +13,15 @@ from django.db import IntegrityError, transaction
 
 from core.audit import Actor, Outcome, audit_by
 from dicomsvc.dicom.uids import new_uid
-from worklist.models import ProcedureStepState, WorkItem
+from worklist import events
+from worklist.models import WorkItem
 from worklist.selectors import WorkitemFilter, workitem_list
+from worklist.state import (  # noqa: F401 - the state door is part of this module's interface
+    StateChange,
+    StateChangeRefused,
+    workitem_change_state,
+    workitem_set_state,
+)
 from worklist.validation import validate_workitem
 
 
@@ -26,20 +33,7 @@ class WorkitemNotFound(Exception):
     pass
 
 
-# Allowed moves of the procedure step state; nothing moves backwards.
-_FORWARD = {
-    ProcedureStepState.SCHEDULED: {
-        ProcedureStepState.IN_PROGRESS,
-        ProcedureStepState.COMPLETED,
-        ProcedureStepState.CANCELED,
-    },
-    ProcedureStepState.IN_PROGRESS: {ProcedureStepState.COMPLETED, ProcedureStepState.CANCELED},
-    ProcedureStepState.COMPLETED: set(),
-    ProcedureStepState.CANCELED: set(),
-}
-
-
-def workitem_create(*, data: dict[str, Any], actor: Actor) -> WorkItem:
+def workitem_create(*, data: dict[str, Any], actor: Actor, origin: str = "api") -> WorkItem:
     """Validate a DICOM-keyword payload and store it; a StudyInstanceUID is generated when absent.
 
     Raises ``WorkitemInvalid`` (bad fields) or ``WorkitemConflict`` (duplicate study UID; audited
@@ -52,6 +46,8 @@ def workitem_create(*, data: dict[str, Any], actor: Actor) -> WorkItem:
     try:
         with transaction.atomic():
             item.save(force_insert=True)
+            # PS3.4 CC.2.4.3: global subscribers hear of every new workitem.
+            events.events_emit(item, [events.state_report(item, item.state)], origin=origin)
     except IntegrityError:
         if WorkItem.objects.filter(study_instance_uid=cleaned["study_instance_uid"]).exists():
             audit_by(
@@ -132,31 +128,13 @@ def _audit(actor: Actor, action: str, item: WorkItem | None, **detail: Any) -> N
     )
 
 
-def workitem_set_state(*, study_instance_uid: str, state: str) -> bool:
-    """Move the procedure step state forward; a backward or repeated move changes nothing.
-
-    Race-safe: a conditional UPDATE whose row count says whether this call made the move.
-    """
-    allowed_from = [old for old, targets in _FORWARD.items() if state in targets]
-    if not allowed_from:
-        return False
-    updated = WorkItem.objects.filter(study_instance_uid=study_instance_uid, state__in=allowed_from).update(
-        state=state
-    )
-    return updated == 1
-
-
 def workitems_set_state(*, ids: list[int], state: str, actor: Actor) -> int:
-    """Admin bulk action: move each of these workitems forward to ``state`` where allowed; each
-    move is audited (``workitem.completed``, ``workitem.canceled``). The number moved."""
-    allowed_from = [old for old, targets in _FORWARD.items() if state in targets]
-    with transaction.atomic():
-        items = list(
-            WorkItem.objects.select_for_update()
-            .filter(pk__in=ids, state__in=allowed_from)
-            .only("pk", "patient_id", "study_instance_uid")
-        )
-        WorkItem.objects.filter(pk__in=[item.pk for item in items]).update(state=state)
-        for item in items:
+    """Admin bulk action: move each of these workitems forward to ``state`` where allowed, each
+    through the state door (``worklist.state``: race-safe, with its UPS event report); each move is
+    audited (``workitem.completed``, ``workitem.canceled``). The number moved."""
+    moved = 0
+    for item in WorkItem.objects.filter(pk__in=ids).only("pk", "patient_id", "study_instance_uid"):
+        if workitem_change_state(item=item, state=state, origin="admin").changed:
+            moved += 1
             _audit(actor, f"workitem.{str(state).lower().replace(' ', '_')}", item)
-    return len(items)
+    return moved

@@ -58,7 +58,17 @@ def columns():
             *[
                 f.name
                 for f in WorkItem._meta.concrete_fields
-                if f.name not in ("id", "created_at", "updated_at", "state", "created_by")
+                # the state and the UPS bookkeeping that follows it are not workitem fields
+                if f.name
+                not in (
+                    "id",
+                    "created_at",
+                    "updated_at",
+                    "state",
+                    "created_by",
+                    "transaction_uid",
+                    "ups_attributes",
+                )
             ]
         )
     )

@@ -167,6 +167,20 @@ def _still_same(process: psutil.Process) -> bool:
         return False
 
 
+def _event_channel(run_script, key: str):
+    """The WebSocket event channel of the running script, once uvicorn accepts it."""
+    import websocket
+
+    url = f"ws://127.0.0.1:{run_script.env['WS_PORT']}/dicomweb/subscribers/SMOKE"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return websocket.create_connection(url, header=[f"Authorization: Bearer {key}"], timeout=10)
+        except (OSError, websocket.WebSocketException):
+            assert time.monotonic() < deadline, f"no event channel:\n{run_script.tail()}"
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def run_script(var_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "PG"))}
@@ -174,6 +188,7 @@ def run_script(var_dir, tmp_path):
         DICOMSVC_VAR_DIR=str(var_dir),
         PORT=str(free_port()),
         DIMSE_PORT=str(free_port()),
+        WS_PORT=str(free_port()),
         # echoscu's own calling AE title, and the health check's from this host only.
         DIMSE_ALLOWED_AES="ECHOSCU,HEALTHCHECK@127.0.0.1",
         WEB_CONCURRENCY="1",
@@ -193,10 +208,21 @@ def test_run_sh_serves_the_readme_examples_on_the_embedded_database_and_leaves_n
         auth = {"Authorization": f"Bearer {key}"}
         base = run_script.base
 
+        # The UPS event channel (uvicorn on WS_PORT): a global subscriber hears of the new workitem.
+        channel = _event_channel(run_script, key)
+        subscribed = requests.post(
+            f"{base}/dicomweb/workitems/1.2.840.10008.5.1.4.34.5/subscribers/SMOKE", headers=auth, timeout=60
+        )
+        assert subscribed.status_code == 201, subscribed.text
+
         # Worklist: create, then list by patient.
         created = requests.post(f"{base}/workitems", json=WORKITEM, headers=auth, timeout=60)
         assert created.status_code == 200, created.text
         study_uid = created.json()["0020000D"]["Value"][0]
+        channel.settimeout(120)
+        report = json.loads(channel.recv())
+        assert report["00001000"]["Value"] == [study_uid] and report["00741000"]["Value"] == ["SCHEDULED"]
+        channel.close()
         by_patient = {"patientID": "SMOKE0001"}
         listed = requests.get(f"{base}/workitems", params=by_patient, headers=auth, timeout=60)
         assert listed.status_code == 200

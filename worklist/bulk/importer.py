@@ -240,7 +240,9 @@ class Importer:
             self._invalid(record.number, {"order": ["no workitem found to cancel"]}, {})
             return
         with transaction.atomic():
-            moved = workitem_set_state(study_instance_uid=uid, state=ProcedureStepState.CANCELED)
+            moved = workitem_set_state(
+                study_instance_uid=uid, state=ProcedureStepState.CANCELED, origin="import"
+            )
         if moved:
             self.report.canceled += 1
         else:

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class UpsConfig(AppConfig):
+    name = "ups"
+    verbose_name = "UPS-RS (Unified Procedure Step over DICOMweb)"

@@ -1,0 +1,184 @@
+"""The event relay: from the worklist's event outbox to the subscribers' WebSocket channels.
+
+It LISTENs on Postgres (``worklist.events.NOTIFY_CHANNEL``): each notification names the id range
+a committed transaction wrote; the relay reads those rows, works out who hears each event
+(``ups.selectors.event_recipients``) and sends the Event Report message (PS3.18 11.13) to each
+subscriber's channel-layer group, which the consumers of that AE title (``ups.consumers``) are in.
+
+Where relays run follows the channel layer: with the in-memory layer (no Redis) every ASGI process
+runs one and serves its own sockets; with the Redis layer a group reaches the sockets of every
+process, so one relay in the whole deployment sends (the one holding a Postgres advisory lock; if
+it dies, its connection drops the lock and another takes over).
+
+A relay that was disconnected catches up from the last id it saw (at most ``CATCH_UP`` events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+
+import orjson
+import psycopg
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from ups.selectors import event_recipients
+from worklist.events import NOTIFY_CHANNEL, event_message
+from worklist.models import WorkitemEvent
+
+logger = logging.getLogger("dicomsvc.ups")
+
+ADVISORY_LOCK_KEY = 0x75707372  # "upsr"
+CATCH_UP = 10_000
+PRUNE_EVERY = 600.0  # seconds
+SEEN = 100_000  # ids remembered, so that a range read twice sends nothing twice
+
+
+def group_name(ae_title: str) -> str:
+    """The channel-layer group of a subscriber AE title (any characters: hex-encoded)."""
+    return "ups." + ae_title.encode("utf-8").hex()
+
+
+def _conninfo() -> str:
+    db = settings.DATABASES["default"]
+    params = {
+        "dbname": db["NAME"],
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": str(db.get("PORT") or "") or None,
+        "application_name": "dicomsvc-ups-relay",
+    }
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+_checked = threading.local()
+
+
+def _recipients(row: tuple) -> set[str]:
+    # Let Django replace a broken or aged connection now and then, not before every event: after
+    # close_old_connections its health check costs a round trip on the event's path.
+    now = time.monotonic()
+    if now - getattr(_checked, "at", float("-inf")) > 30.0:
+        close_old_connections()
+        _checked.at = now
+    event_id, workitem_id, workitem_uid, event_type, payload, ae_title = row
+    event = WorkitemEvent(id=event_id, workitem_id=workitem_id, event_type=event_type, ae_title=ae_title)
+    try:
+        return event_recipients(event)
+    except Exception:
+        _checked.at = float("-inf")  # a failed query: check (and replace) the connection next time
+        close_old_connections()
+        raise
+
+
+class EventRelay:
+    def __init__(self) -> None:
+        self.task: asyncio.Task | None = None
+        self.last_id: int | None = None
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._pruned_at = 0.0
+        self.sent = 0
+
+    def start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.run(), name="ups-event-relay")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping, whatever its state
+                await self.task
+            self.task = None
+
+    async def run(self) -> None:
+        layer = get_channel_layer()
+        single_node = isinstance(layer, InMemoryChannelLayer)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True) as conn:
+                    if not single_node and not await self._lead(conn):
+                        await asyncio.sleep(5.0)
+                        continue
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    await self._catch_up(conn, layer)
+                    logger.info("UPS event relay listening (%s)", "this process" if single_node else "leader")
+                    while True:
+                        # The generator holds the connection until it ends: read first, query after.
+                        ranges = [
+                            notify.payload async for notify in conn.notifies(timeout=60.0, stop_after=1)
+                        ]
+                        for payload in ranges:
+                            low, _, high = payload.partition("-")
+                            await self._send_range(conn, layer, int(low), int(high or low))
+                        await self._prune(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("UPS event relay: %s; reconnecting", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    @staticmethod
+    async def _lead(conn) -> bool:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        return bool((await cursor.fetchone())[0])
+
+    async def _catch_up(self, conn, layer) -> None:
+        if self.last_id is None:
+            cursor = await conn.execute("SELECT coalesce(max(id), 0) FROM worklist_workitemevent")
+            self.last_id = (await cursor.fetchone())[0]
+            return
+        cursor = await conn.execute(
+            "SELECT id, workitem_id, workitem_uid, event_type, payload, ae_title FROM worklist_workitemevent "
+            "WHERE id > %s ORDER BY id LIMIT %s",
+            [self.last_id, CATCH_UP],
+        )
+        await self._send(layer, await cursor.fetchall())
+
+    async def _send_range(self, conn, layer, low: int, high: int) -> None:
+        cursor = await conn.execute(
+            "SELECT id, workitem_id, workitem_uid, event_type, payload, ae_title FROM worklist_workitemevent "
+            "WHERE id BETWEEN %s AND %s ORDER BY id",
+            [low, high],
+        )
+        await self._send(layer, await cursor.fetchall())
+
+    async def _send(self, layer, rows: list[tuple]) -> None:
+        for row in rows:
+            event_id, _, workitem_uid, event_type, payload, _ = row
+            if event_id in self._seen:
+                continue
+            # An error here (the database gone) reconnects and catches up from the last event sent.
+            recipients = await sync_to_async(_recipients, thread_sensitive=False)(row)
+            if recipients:
+                message = event_message(
+                    event_id=event_id, workitem_uid=workitem_uid, event_type=event_type, info=payload
+                )
+                text = orjson.dumps(message).decode()
+                for ae_title in sorted(recipients):
+                    await layer.group_send(group_name(ae_title), {"type": "ups.event", "text": text})
+                    self.sent += 1
+            self._seen[event_id] = None
+            if len(self._seen) > SEEN:
+                self._seen.popitem(last=False)
+            self.last_id = max(self.last_id or 0, event_id)
+
+    async def _prune(self, conn) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        await conn.execute(
+            "DELETE FROM worklist_workitemevent WHERE created_at < now() - make_interval(secs => %s)",
+            [settings.UPS_EVENT_RETENTION],
+        )
+
+
+relay = EventRelay()
