@@ -1,11 +1,11 @@
 """UPS event reports (PS3.4 CC.2.4) written to the outbox in the caller's transaction.
 
 The worklist services call ``events_emit`` wherever a workitem changes in a way a UPS subscriber is
-told about. One statement writes the events and a Postgres NOTIFY naming their id range: both take
-effect when the transaction commits (a rolled-back change announces nothing; notifications arrive
-in commit order, so no event is skipped the way a reader polling ids can skip an id whose
-transaction commits late), and the event relay (``ups.relay``), which LISTENs on the channel, pushes
-them to the subscribers' WebSockets.
+told about. One statement writes the events (each row records its transaction, ``txid``) and a
+Postgres NOTIFY: both take effect when the transaction commits (a rolled-back change announces
+nothing). The event relay (``ups.relay``), woken by the NOTIFY, reads the rows by transaction
+snapshot (never "id > last seen", which skips an id whose transaction commits late) and pushes them
+to the subscribers' WebSockets.
 Events are written only when some subscription could want them (a workitem subscription on this
 workitem, or any worklist or filtered subscription), so the hot paths of a deployment without UPS
 subscribers pay one index probe.
