@@ -11,6 +11,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from callbacks.models import CallbackEvent
 from dicomsvc.dicom.uids import new_uid, uid_problems
+from dimse.mpps import CREATE_REQUIRED
 from tests.dimse.conftest import AE_TITLE, make_item
 from worklist.models import PerformedProcedureStep, WorkItem
 
@@ -51,6 +52,14 @@ def in_progress(item: WorkItem | None = None, **overrides) -> Dataset:
     for keyword, value in overrides.items():
         setattr(ds, keyword, value)
     return ds
+
+
+def started(assoc) -> tuple[WorkItem, str]:
+    """A workitem and the UID of an MPPS N-CREATEd (IN PROGRESS) for it."""
+    item = make_item()
+    uid = new_uid()
+    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    return item, uid
 
 
 def completed(status: str = "COMPLETED", series: int = 1, instances: int = 3) -> Dataset:
@@ -101,9 +110,7 @@ def test_n_create_then_n_set_completed_moves_the_workitem_and_stores_the_series(
 
 
 def test_discontinued_cancels_the_workitem(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     assert assoc.send_n_set(completed("DISCONTINUED", 0), ModalityPerformedProcedureStep, uid)[0].Status == 0
     item.refresh_from_db()
     assert item.state == "CANCELED"
@@ -119,9 +126,7 @@ def test_the_workitem_is_found_by_accession_number_when_the_study_uid_differs(as
 
 
 def test_n_create_of_an_existing_instance_is_0111(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     status, _ = assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0111
 
@@ -135,9 +140,7 @@ def test_n_set_of_an_unknown_instance_is_0112(assoc):
 @pytest.mark.parametrize("then", ["IN PROGRESS", "COMPLETED", "DISCONTINUED"])
 def test_n_set_after_the_end_is_refused_with_0110(assoc, final, then):
     # PS3.4 F.7.2.2.3: N-SET only while IN PROGRESS; else 0110 with the specific error comment.
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     assert assoc.send_n_set(completed(final), ModalityPerformedProcedureStep, uid)[0].Status == 0
     status, _ = assoc.send_n_set(completed(then, 0), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0110, status
@@ -156,23 +159,13 @@ def test_n_create_not_in_progress_is_0106(assoc, value):
 
 
 def test_an_unknown_status_in_n_set_is_0106(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     status, _ = assoc.send_n_set(completed("FINISHED", 0), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0106
     assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).status == "IN PROGRESS"
 
 
-TYPE_1 = [
-    "PerformedProcedureStepID",
-    "PerformedStationAETitle",
-    "PerformedProcedureStepStartDate",
-    "PerformedProcedureStepStartTime",
-    "PerformedProcedureStepStatus",
-    "Modality",
-    "ScheduledStepAttributesSequence",
-]
+TYPE_1 = list(CREATE_REQUIRED)  # PS3.4 Table F.7.2-1, N-CREATE 1/1
 
 
 @pytest.mark.parametrize("keyword", TYPE_1)
@@ -232,9 +225,7 @@ def test_n_create_with_a_malformed_affected_sop_instance_uid_is_0106(assoc):
 
 
 def test_a_malformed_series_uid_in_n_set_is_0106_and_changes_nothing(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     ds = completed()
     ds.PerformedSeriesSequence[0].SeriesInstanceUID = "1.2.3.04"
     status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
@@ -246,9 +237,7 @@ def test_a_malformed_series_uid_in_n_set_is_0106_and_changes_nothing(assoc):
 
 
 def test_a_malformed_end_time_in_n_set_is_0106(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     ds = completed()
     ds.PerformedProcedureStepEndTime = "250000"
     status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
