@@ -119,12 +119,17 @@ def test_claiming_without_a_transaction_uid_is_400_missing(ups_server, scheduled
     assert response.headers["Warning"] == "299 dicomsvc: The Transaction UID is missing."
 
 
-def test_claiming_a_claimed_workitem_is_409(ups_server, claimed):
-    uid, _ = claimed
+def test_claiming_a_claimed_workitem_is_c301_for_another_and_c302_for_the_owner(ups_server, claimed):
+    # PS3.4 Table CC.1.1-2 and CC.2.1.2 Note 2: the second performer's UID is incorrect.
+    uid, owner = claimed
     response = ups_server.state(uid, "IN PROGRESS", new_uid())
-    assert response.status_code == 409
-    assert response.headers["Warning"] == INCONSISTENT
-    assert response.json()["status"] == "0xC302"
+    assert response.status_code == 400
+    assert response.headers["Warning"] == "299 dicomsvc: The Transaction UID is incorrect."
+    assert response.json()["status"] == "0xC301"
+    again = ups_server.state(uid, "IN PROGRESS", owner)
+    assert again.status_code == 409
+    assert again.headers["Warning"] == INCONSISTENT
+    assert again.json()["status"] == "0xC302"
 
 
 @pytest.mark.parametrize("target", ["COMPLETED", "CANCELED"])
