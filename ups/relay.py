@@ -1,9 +1,10 @@
 """The event relay: from the worklist's event outbox to the subscribers' WebSocket channels.
 
 It LISTENs on Postgres (``worklist.events.NOTIFY_CHANNEL``): a notification only wakes it. It then
-reads the outbox rows by transaction snapshot, not by id: each read runs in one REPEATABLE READ
-transaction that takes ``pg_current_snapshot()`` and selects the rows whose writing transaction
-(``txid``, an ``xid8``) was not visible in the snapshot of the previous read but is now committed.
+reads the outbox rows by transaction snapshot, not by id: each read is one statement that takes
+``pg_current_snapshot()`` (the snapshot that statement reads under) and selects the rows whose
+writing transaction (``txid``, an ``xid8``) was not visible in the snapshot of the previous read but
+is now committed.
 An id is handed out at INSERT, not at COMMIT, so "id > last seen" skips the rows of a transaction
 that took a lower id and committed later; a snapshot read cannot (rows with ``txid`` below the old
 snapshot's ``pg_snapshot_xmin`` were all visible then, and the index on ``txid`` bounds the scan).
@@ -86,10 +87,13 @@ def _recipients(row: tuple) -> set[str]:
         raise
 
 
+# One statement, so one snapshot: pg_current_snapshot() returns the active snapshot, the one this
+# statement reads the rows under (READ COMMITTED takes one per statement).
 _READ = (
-    "SELECT id, workitem_id, workitem_uid, event_type, payload, ae_title FROM worklist_workitemevent "
-    "WHERE txid >= pg_snapshot_xmin(%(last)s::pg_snapshot) "
-    "AND NOT pg_visible_in_snapshot(txid, %(last)s::pg_snapshot) ORDER BY id"
+    "SELECT pg_current_snapshot()::text, e.id, e.workitem_id, e.workitem_uid, e.event_type, e.payload, "
+    "e.ae_title FROM (SELECT 1) AS one LEFT JOIN worklist_workitemevent e "
+    "ON e.txid >= pg_snapshot_xmin(%(last)s::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(e.txid, %(last)s::pg_snapshot) ORDER BY e.id"
 )
 
 
@@ -144,15 +148,13 @@ class EventRelay:
 
     async def read(self, conn) -> tuple[str, list[tuple]]:
         """The outbox rows committed since the last read's snapshot, and the snapshot of this read
-        (both under one REPEATABLE READ snapshot). Without a last snapshot: no rows."""
-        async with conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        (one statement: one round trip, one snapshot). Without a last snapshot: no rows."""
+        if self.snapshot is None:
             cursor = await conn.execute("SELECT pg_current_snapshot()::text")
-            snapshot = (await cursor.fetchone())[0]
-            if self.snapshot is None:
-                return snapshot, []
-            cursor = await conn.execute(_READ, {"last": self.snapshot})
-            return snapshot, await cursor.fetchall()
+            return (await cursor.fetchone())[0], []
+        cursor = await conn.execute(_READ, {"last": self.snapshot})
+        rows = await cursor.fetchall()
+        return rows[0][0], [row[1:] for row in rows if row[1] is not None]
 
     async def poll(self, conn, layer) -> None:
         """Send what was committed since the last read, then move the snapshot on (only once all
