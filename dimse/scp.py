@@ -402,7 +402,14 @@ class DimseService:
             yield failure, None
             return
         contexts = qr.storage_contexts(rows)  # none when nothing matches: no association is made
-        yield target.host, target.port, {"ae_title": target.ae_title, "contexts": contexts}
+        # Our socket options (no Nagle, quick ACKs) on the association to the destination too: each
+        # C-STORE waited ~40 ms for a delayed ACK without them.
+        handlers = [(evt.EVT_CONN_OPEN, self.on_conn_open)]
+        yield (
+            target.host,
+            target.port,
+            {"ae_title": target.ae_title, "contexts": contexts, "evt_handlers": handlers},
+        )
         yield len(rows)
         yield from self._sub_operations(event, state, rows, "dimse.qr_move", {"destination": title})
 
