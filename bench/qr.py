@@ -35,7 +35,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import ROOT, manage, percentiles, throwaway_database
-from bench.dimse import BENCH_AE, time_findscu_repeat, write_ct_files
+from bench.dimse import BENCH_AE, storescu_rate, time_findscu_repeat, write_ct_files
 from tests.support.net import free_port, wait_for_port
 from tests.support.orthanc import orthanc_server
 
@@ -153,31 +153,6 @@ def orthanc_rest_load(orthanc, directory: Path, clients: int = 4) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(post, sorted(directory.iterdir())))
-    return time.perf_counter() - started
-
-
-def storescu(port: int, called_ae: str, directory: Path) -> float:
-    """Send every file of ``directory`` on one association; seconds taken."""
-    started = time.perf_counter()
-    result = subprocess.run(
-        [
-            "storescu",
-            "-aet",
-            BENCH_AE,
-            "-aec",
-            called_ae,
-            "+sd",
-            "-R",
-            "127.0.0.1",
-            str(port),
-            str(directory),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=7200,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu to {called_ae} failed: {result.stderr[-500:]}")
     return time.perf_counter() - started
 
 
@@ -378,8 +353,8 @@ def qr_retrieve(args) -> None:
                 with dicomsvc_listener(env) as port:
                     peers = [("dicomsvc", port, "DICOMSVC"), ("Orthanc", orthanc.dicom_port, orthanc.aet)]
                     for name, peer_port, aet in peers:
-                        seconds = storescu(peer_port, aet, files)
-                        print(f"  {name}: {args.instances} CT instances stored in {seconds:.1f}s", flush=True)
+                        rate = storescu_rate(peer_port, aet, files, args.instances)
+                        print(f"  {name}: {args.instances} CT instances stored ({rate:.0f}/s)", flush=True)
                     rates: dict[tuple[str, str], list[float]] = {}
                     key = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}"]
                     for _round in range(args.rounds):
