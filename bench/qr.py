@@ -6,8 +6,8 @@ instances per second, each beside Orthanc (tests/support/orthanc.py) on the same
   them); the first ``--orthanc-studies`` of them (all by default) are loaded into Orthanc as one small
   instance each through its REST API (4 clients; ~160 instances/s here, so 100,000 take ~10 min;
   its C-STORE took ~90 ms per instance); fewer is said in the output. Four typical study-level
-  queries (Study Root, findscu -S): a patient's studies, an accession number, a day's CT studies
-  (StudyDate + ModalitiesInStudy), a patient name prefix
+  queries (Study Root, findscu -S): a patient's studies, an accession number, a day's studies of
+  one modality (StudyDate + ModalitiesInStudy), a patient name prefix
   (``FAMILY12*``), each with the keys a viewer asks for; the values are taken among the studies
   both peers hold. Timed with dcmtk's findscu ``--repeat`` on one association: request to final
   response from findscu's own microsecond log (the server's part, no process start).
@@ -171,7 +171,7 @@ def _query_files(work: Path, shared: int, patients: int, per_kind: int) -> dict[
         "NumberOfStudyRelatedSeries",
         "NumberOfStudyRelatedInstances",
     ]
-    kinds: dict[str, list[Path]] = {"patient": [], "accession": [], "day + CT": [], "name prefix": []}
+    kinds: dict[str, list[Path]] = {"patient": [], "accession": [], "day + modality": [], "name prefix": []}
     for n in range(per_kind):
         s = _study(rng.randrange(shared), patients)
         name = s["patient_name"].split("^")[0]  # FAMILY + the patient's number
@@ -180,7 +180,7 @@ def _query_files(work: Path, shared: int, patients: int, per_kind: int) -> dict[
         values = {
             "patient": {"PatientID": s["patient_id"]},
             "accession": {"AccessionNumber": s["accession"]},
-            "day + CT": {"StudyDate": s["date"].strftime("%Y%m%d"), "ModalitiesInStudy": "CT"},
+            "day + modality": {"StudyDate": s["date"].strftime("%Y%m%d"), "ModalitiesInStudy": s["modality"]},
             "name prefix": {"PatientName": f"{family}{digits[: max(1, len(digits) - 1)]}*"},
         }
         for kind, keys in values.items():
@@ -302,7 +302,7 @@ def qr_find(args) -> None:
                 p = percentiles(results[name][kind])
                 count = len(results[name][kind])
                 print(
-                    f"  {kind:<12} {name:<9} p50 {p['p50']:7.1f} ms  p95 {p['p95']:7.1f} ms  "
+                    f"  {kind:<14} {name:<9} p50 {p['p50']:7.1f} ms  p95 {p['p95']:7.1f} ms  "
                     f"({count} queries; first one: {answers[name][kind]} answers)"
                 )
         overall = {name: percentiles([s for v in results[name].values() for s in v]) for name in results}

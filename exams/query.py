@@ -36,7 +36,7 @@ from dicomsvc.dicom.matching import QueryInvalid, combined_date_time, is_univers
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.models import Instance, Patient, Series, Study
 
-__all__ = ["ATTRIBUTES", "LEVELS", "QueryInvalid", "UnsupportedKey", "attribute", "search"]
+__all__ = ["ATTRIBUTES", "LEVELS", "QueryInvalid", "UnsupportedKey", "attribute", "queryset", "search"]
 
 PATIENT, STUDY, SERIES, IMAGE = "PATIENT", "STUDY", "SERIES", "IMAGE"
 LEVELS = (PATIENT, STUDY, SERIES, IMAGE)
@@ -208,7 +208,7 @@ def _plain(attr: Attribute, value: Any) -> Any:
     return "" if value is None else value
 
 
-def search(
+def queryset(
     level: str,
     match: Mapping[str, str | Sequence[str] | None] | None = None,
     *,
@@ -217,13 +217,8 @@ def search(
     combined_datetime: bool = False,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Entities at ``level`` matching every key of ``match`` (keyword -> value(s); empty or ``*``:
-    universal), each a dict keyword -> plain value of ``fields`` the index keeps and of the unique
-    keys. Ordered by index insertion (stable across pages of ``limit``/``offset``).
-
-    Raises QueryInvalid (UnsupportedKey for keys the index does not keep), naming the attribute.
-    """
+):
+    """(the values_list queryset of ``search``, the keywords of its columns in order)."""
     match = match or {}
     if offset < 0 or (limit is not None and limit < 0):
         raise QueryInvalid("limit/offset: must not be negative")
@@ -251,7 +246,35 @@ def search(
         qs = qs.annotate(**annotations)
     qs = qs.order_by("pk").values_list(*columns.values())
     qs = qs[offset : offset + limit] if limit is not None else qs[offset:]
-    by_keyword = [ATTRIBUTES[k] for k in columns]
+    return qs, list(columns)
+
+
+def search(
+    level: str,
+    match: Mapping[str, str | Sequence[str] | None] | None = None,
+    *,
+    fields: Iterable[str] = (),
+    fuzzy: bool = False,
+    combined_datetime: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Entities at ``level`` matching every key of ``match`` (keyword -> value(s); empty or ``*``:
+    universal), each a dict keyword -> plain value of ``fields`` the index keeps and of the unique
+    keys. Ordered by index insertion (stable across pages of ``limit``/``offset``).
+
+    Raises QueryInvalid (UnsupportedKey for keys the index does not keep), naming the attribute.
+    """
+    qs, keywords = queryset(
+        level,
+        match,
+        fields=fields,
+        fuzzy=fuzzy,
+        combined_datetime=combined_datetime,
+        limit=limit,
+        offset=offset,
+    )
+    by_keyword = [ATTRIBUTES[k] for k in keywords]
     return [
         {attr.keyword: _plain(attr, value) for attr, value in zip(by_keyword, row, strict=True)} for row in qs
     ]

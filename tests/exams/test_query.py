@@ -239,3 +239,51 @@ def test_one_sql_query_per_search(index):
             "STUDY", {"ModalitiesInStudy": "CT", "StudyDate": "20240101-"}, fields=list(query.ATTRIBUTES)[:17]
         )
     assert len(ctx.captured_queries) == 2
+
+
+def a_busy_index(count: int = 6000) -> None:
+    """Enough varied rows for the planner to choose by statistics."""
+    patients = Patient.objects.bulk_create(
+        Patient(patient_id=f"PAT{n:05d}", patient_name=f"NAME{n}^GIVEN") for n in range(count // 3)
+    )
+    studies = Study.objects.bulk_create(
+        Study(
+            study_uid=f"1.2.826.0.1.3680043.10.543.8.{n}",
+            patient=patients[n % len(patients)],
+            study_date=dt.date(2024, 1, 1) + dt.timedelta(days=n % 700),
+            study_time=dt.time(8 + n % 10),
+            accession_number=f"ACC{n:07d}",
+            modalities=["CT", "MR", "US"][n % 3],
+        )
+        for n in range(count)
+    )
+    Series.objects.bulk_create(
+        Series(series_uid=f"{s.study_uid}.1", study=s, modality=s.modalities) for s in studies
+    )
+    with connection.cursor() as cursor:
+        for table in ("exams_patient", "exams_study", "exams_series"):
+            cursor.execute(f"ANALYZE {table}")
+
+
+def explain(level, keys, **kwargs) -> str:
+    qs, _ = query.queryset(level, keys, **kwargs)
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_typical_study_queries_are_served_by_an_index():
+    a_busy_index()
+    cases = [
+        ({"PatientID": "PAT00017"}, {}, "exams_patient_patient_id"),
+        ({"AccessionNumber": "ACC0000017"}, {}, "exams_study_accession"),
+        ({"PatientName": "NAME1999*"}, {}, "exams_patient_name"),
+        ({"PatientName": "name1999*"}, {"fuzzy": True}, "exams_patient_name_up"),
+        ({"StudyDate": "20240105", "ModalitiesInStudy": "CT"}, {}, "exams_study_date_time"),
+        ({"StudyInstanceUID": "1.2.826.0.1.3680043.10.543.8.17"}, {}, "exams_study_study_uid"),
+    ]
+    for keys, options, index in cases:
+        plan = explain("STUDY", keys, **options)
+        assert index in plan, plan
+        assert "Seq Scan" not in plan, plan
