@@ -429,12 +429,7 @@ def test_movescu_bad_level_is_refused_with_a900(scp, archive, storescp):
 
 
 def test_movescu_cancel_stops_the_sub_operations(scp, archive, storescp):
-    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ct.StudyInstanceUID, ct.SeriesInstanceUID = generate_uid(), generate_uid()
-    for number in range(40):
-        ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ct.InstanceNumber = number + 1
-        _ingest(ct)
+    ct = _study_of(40)
     stderr = movescu(
         scp,
         "-S",
@@ -446,3 +441,57 @@ def test_movescu_cancel_stops_the_sub_operations(scp, archive, storescp):
     assert 1 <= len(list(storescp.iterdir())) < 40
     event = wait_for(AuditEvent.objects.filter(action="dimse.qr_move", detail__cancelled=True))
     assert 1 <= event.detail["instances"] < 40
+
+
+def _study_of(count: int) -> pydicom.Dataset:
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ct.StudyInstanceUID, ct.SeriesInstanceUID = generate_uid(), generate_uid()
+    for number in range(count):
+        ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ct.InstanceNumber = number + 1
+        _ingest(ct)
+    return ct
+
+
+def test_c_get_cancel_from_a_pynetdicom_scu(scp, archive):
+    """getscu cannot cancel; pynetdicom's SCU sends C-CANCEL after the first pending response."""
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
+
+    ct = _study_of(40)
+    received = []
+
+    def on_store(event):
+        received.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    ae = AE(ae_title="PYSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title=AE_TITLE,
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    assert assoc.is_established
+    try:
+        identifier = pydicom.Dataset()
+        identifier.QueryRetrieveLevel = "STUDY"
+        identifier.StudyInstanceUID = ct.StudyInstanceUID
+        responses = assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)
+        status, _ = next(responses)
+        assert status.Status == 0xFF00
+        context_id = next(
+            cx.context_id
+            for cx in assoc.accepted_contexts
+            if cx.abstract_syntax == StudyRootQueryRetrieveInformationModelGet
+        )
+        assoc.send_c_cancel(1, context_id)
+        final = [status for status, _ in responses][-1]
+        assert final.Status == 0xFE00
+        assert final.NumberOfCompletedSuboperations == len(received) < 40
+        assert final.NumberOfRemainingSuboperations == 40 - len(received)
+    finally:
+        assoc.release()
