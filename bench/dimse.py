@@ -246,14 +246,18 @@ log4cplus.appender.console.layout.ConversionPattern = %D{%s.%Q} %m%n
 """
 
 
-def time_findscu_repeat(port: int, called_ae: str, count: int, workdir: Path) -> list[float]:
-    """ms from sending each C-FIND-RQ to its final response, findscu -W --repeat on one association
-    (dcmtk logs each step with a microsecond timestamp): the C++ client without its start-up."""
+def time_findscu_repeat(
+    port: int, called_ae: str, count: int, workdir: Path, *, query: Path | None = None, model: str = "-W"
+) -> list[float]:
+    """ms from sending each C-FIND-RQ to its final response, findscu --repeat on one association
+    (dcmtk logs each step with a microsecond timestamp): the C++ client without its start-up.
+    ``model``: findscu's information model option (-W worklist, -P / -S Query/Retrieve)."""
     config = workdir / "findscu-log.cfg"
     config.write_text(FINDSCU_LOG_CONFIG)
+    query = query or workdir / "query-CT1.dcm"
     result = subprocess.run(
-        ["findscu", "-W", "-lc", str(config), "--repeat", str(count), "-aet", BENCH_AE, "-aec", called_ae]
-        + ["127.0.0.1", str(port), str(workdir / "query-CT1.dcm")],
+        ["findscu", model, "-lc", str(config), "--repeat", str(count), "-aet", BENCH_AE, "-aec", called_ae]
+        + ["127.0.0.1", str(port), str(query)],
         capture_output=True,
         timeout=900,
     )

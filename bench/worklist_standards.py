@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Worklist standards benchmark (UPS-RS, MPPS; the Q/R measures live beside these when merged).
+"""Worklist standards benchmark (UPS-RS, MPPS, Query/Retrieve).
 
-    .venv/bin/python bench/worklist_standards.py [--only ups_search,mpps_latency] [--rounds 3]
+    .venv/bin/python bench/worklist_standards.py [--quick] [--rounds 3]
+        [--only ups_search,mpps_latency,qr_find,qr_retrieve]
 
 - ``ups_search``: UPS-RS search p95 at 1,000,000 workitems (bulk-loaded with COPY, as
   bench/worklist.py does) under gunicorn, for three queries (a patient, a day of one station's
@@ -13,7 +14,12 @@
   UPS State Report on a WebSocket subscriber (uvicorn, websocket-client) and to the webhook on a
   local HTTP receiver (CALLBACK_URLS, a Celery worker on Redis). Target: p95 <= 100 ms for both.
 
-Each measure runs ``--rounds`` times; every round is printed, then the median and the spread.
+- ``qr_find`` and ``qr_retrieve`` (bench/qr.py): study-level C-FIND p95 at 100,000 studies beside
+  Orthanc's C-FIND, and C-GET / C-MOVE instances/s for a 500-instance study beside Orthanc.
+
+``--quick`` shrinks every measure (100,000 workitems, 10,000 studies with 2,000 in Orthanc, a
+100-instance study, one round). Each measure runs ``--rounds`` times; every round is printed, then
+the median and the spread.
 Needs REDIS_URL (a real Redis) for the webhook half.
 """
 
@@ -31,6 +37,7 @@ import time
 import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import qr  # noqa: E402
 from bench.common import ROOT, gunicorn, manage, percentiles, throwaway_database, timed_requests  # noqa: E402
 from bench.worklist import load_rows  # noqa: E402
 
@@ -297,7 +304,12 @@ def _one_completion(session, base, assoc, subscriber, receiver, suffix: str) -> 
     return (subscriber.arrived[study] - sent) * 1000, (hook_at - sent) * 1000, (answered - sent) * 1000
 
 
-MEASURES = {"ups_search": ups_search, "mpps_latency": mpps_latency}
+MEASURES = {
+    "ups_search": ups_search,
+    "mpps_latency": mpps_latency,
+    "qr_find": qr.qr_find,
+    "qr_retrieve": qr.qr_retrieve,
+}
 
 
 def main() -> int:
@@ -310,7 +322,19 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=500, help="search requests per query per round")
     parser.add_argument("--events", type=int, default=100, help="MPPS completions per round")
+    parser.add_argument("--studies", type=int, default=100_000, help="qr_find: studies in the exams index")
+    parser.add_argument(
+        "--orthanc-studies", type=int, default=10_000, help="qr_find: of those, stored in Orthanc"
+    )
+    parser.add_argument("--find-values", type=int, default=5, help="qr_find: query values per kind")
+    parser.add_argument("--find-repeat", type=int, default=10, help="qr_find: findscu --repeat per value")
+    parser.add_argument("--instances", type=int, default=500, help="qr_retrieve: instances in the study")
+    parser.add_argument("--quick", action="store_true", help="a short run of every measure")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.patients, args.requests, args.events, args.rounds = 100_000, 20_000, 100, 30, 1
+        args.studies, args.orthanc_studies, args.find_values, args.find_repeat = 10_000, 2_000, 3, 5
+        args.instances = 100
     for name in args.only.split(","):
         if name.strip() not in MEASURES:
             parser.error(f"unknown measure {name!r}")

@@ -332,6 +332,11 @@ DIMSE_MWL_MAX_RESULTS = env_int("DIMSE_MWL_MAX_RESULTS", 500, minimum=1, maximum
 DIMSE_MWL_STATES = env_list("DIMSE_MWL_STATES", ["SCHEDULED"])
 DIMSE_STORE_ENABLED = env_bool("DIMSE_STORE_ENABLED", True)
 DIMSE_MPPS_ENABLED = env_bool("DIMSE_MPPS_ENABLED", True)  # Modality Performed Procedure Step SCP (issue 15)
+# Query/Retrieve SCP over the exams index (dimse/qr.py): Patient Root and Study Root C-FIND, C-GET, C-MOVE.
+DIMSE_QR_ENABLED = env_bool("DIMSE_QR_ENABLED", True)
+DIMSE_QR_MAX_RESULTS = env_int("DIMSE_QR_MAX_RESULTS", 1000, minimum=1, maximum=100000)
+# C-MOVE destinations, "AETITLE@host:port" each; a Move Destination not listed is refused (0xA801).
+DIMSE_MOVE_DESTINATIONS = env_list("DIMSE_MOVE_DESTINATIONS", [])
 # (end dimse)
 
 # --- UPS-RS and its event channel (issue 15) -------------------------------------------------------

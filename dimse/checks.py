@@ -9,6 +9,7 @@ from worklist.models import ProcedureStepState
 @register("dimse")
 def dimse_settings_check(app_configs=None, **kwargs):
     from dimse.access import parse_allowlist
+    from dimse.qr import parse_destinations
 
     problems = []
     try:
@@ -26,4 +27,8 @@ def dimse_settings_check(app_configs=None, **kwargs):
                 id="dimse.E003",
             )
         )
+    try:
+        parse_destinations(settings.DIMSE_MOVE_DESTINATIONS)
+    except ValueError as exc:
+        problems.append(Error(f"DIMSE_MOVE_DESTINATIONS: {exc}", id="dimse.E004"))
     return problems

@@ -1,4 +1,5 @@
-"""The DIMSE listener: one pynetdicom Application Entity serving C-ECHO, Modality Worklist C-FIND and C-STORE.
+"""The DIMSE listener: one pynetdicom Application Entity serving C-ECHO, Modality Worklist C-FIND, C-STORE,
+MPPS and Query/Retrieve (C-FIND, C-GET, C-MOVE: ``dimse.qr``).
 
 pynetdicom runs each association in its own thread. Database work is handed to a small pool of
 long-lived worker threads (``DbWorkers``) so that associations reuse open database connections
@@ -13,16 +14,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import queue
 import socket
-import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connections
 from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -37,8 +33,9 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from core.audit import audit_record
 from dicomsvc.dicom import status
-from dimse import mpps, mwl, responses, store
+from dimse import mpps, mwl, qr, responses, store
 from dimse.access import allowlist_from_settings
+from dimse.association import AssociationState, DbWorkers
 from dimse.models import Association
 
 logger = logging.getLogger("dicomsvc.dimse")
@@ -54,98 +51,6 @@ REJECT_REASONS = {
     (0x03, 0x02): "too many associations",
     (0x03, 0x01): "temporary congestion",
 }
-
-
-class DbWorkers:
-    """A fixed set of threads that run database calls, each keeping its own Django connection.
-
-    Before a job, a worker lets Django drop a connection that is broken or past CONN_MAX_AGE
-    (``close_old_connections``, after which Django's health check costs a ``SELECT 1`` round trip)
-    unless its previous job succeeded less than ``FRESH`` seconds ago: a worklist query is a few
-    jobs in a row (association row, query, audit), and each extra round trip was on the answer's
-    path. A failed job always brings the check back; ``RECHECK`` bounds how long a busy worker
-    goes without one (so CONN_MAX_AGE still rotates connections).
-    """
-
-    FRESH = 1.0  # seconds
-    RECHECK = 30.0  # seconds
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._queue: queue.Queue = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"dimse-db-{n}", daemon=True) for n in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def call(self, fn, /, *args, **kwargs):
-        """Run ``fn`` on a worker and return its result (or raise its exception)."""
-        future: Future = Future()
-        self._queue.put((future, fn, args, kwargs))
-        return future.result()
-
-    def post(self, fn, /, *args, **kwargs) -> None:
-        """Run ``fn`` on a worker without waiting (audit and log writes off the answer's path).
-        Jobs run in order of posting; ``shutdown`` lets every posted job finish."""
-        future: Future = Future()
-        future.add_done_callback(_log_failed_job)
-        self._queue.put((future, fn, args, kwargs))
-
-    def _run(self) -> None:
-        succeeded_at = checked_at = float("-inf")
-        while True:
-            job = self._queue.get()
-            if job is None:
-                connections.close_all()
-                return
-            future, fn, args, kwargs = job
-            now = time.monotonic()
-            if now - succeeded_at > self.FRESH or now - checked_at > self.RECHECK:
-                close_old_connections()  # drop a connection past CONN_MAX_AGE or broken
-                checked_at = now
-            try:
-                future.set_result(fn(*args, **kwargs))
-                succeeded_at = time.monotonic()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                succeeded_at = float("-inf")
-                future.set_exception(exc)
-
-    def shutdown(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-
-def _log_failed_job(future: Future) -> None:
-    exc = future.exception()
-    if exc is not None:
-        logger.error("DIMSE audit/log write failed: %s", type(exc).__name__)
-
-
-@dataclass
-class AssociationState:
-    """What one association did, kept on the pynetdicom Association and written to its log row at the end."""
-
-    row_id: int | None
-    calling_ae: str
-    address: str | None
-    echoes: int = 0
-    queries: int = 0
-    matches: int = 0
-    stored: int = 0
-    store_failures: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def counters(self) -> dict[str, int]:
-        return {
-            "echoes": self.echoes,
-            "queries": self.queries,
-            "matches": self.matches,
-            "stored": self.stored,
-            "store_failures": self.store_failures,
-        }
 
 
 def _ae_title(value: Any) -> str:
@@ -264,6 +169,9 @@ class DimseService:
         return status.SUCCESS
 
     def on_find(self, event):
+        if str(event.request.AffectedSOPClassUID) in qr.ROOTS:
+            yield from self.on_qr_find(event)
+            return
         started = time.perf_counter()
         state: AssociationState = event.assoc.dicomsvc_state
         with state.lock:
@@ -296,27 +204,12 @@ class DimseService:
         pending = status.PENDING_WARNING if query.unsupported_keys else status.PENDING
         implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
         encoder = mwl.ResponseEncoder(query, implicit_vr=implicit_vr)
-        answers = responses.PendingResponses(event, status=pending)
-        stop = None
+        if truncated:
+            logger.warning("C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit)
+        outcome: dict = {}
         try:
-            for row in rows:
-                answers.add(encoder.encode(row))
-                stop = self._interruption(event, answers)
-                if stop:
-                    break
-            if stop == "cancelled":
-                yield status.CANCEL, None
-                return
-            if stop:
-                return  # aborted, or a release requested: nothing more to say
-            if truncated:
-                logger.warning(
-                    "C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit
-                )
-            yield status.SUCCESS, None
+            yield from self._answer(event, state, rows, encoder.encode, pending, outcome)
         finally:
-            with state.lock:
-                state.matches += answers.sent
             self.workers.post(
                 _audit,
                 state,
@@ -325,13 +218,200 @@ class DimseService:
                 detail={
                     "matching_keys": query.matched_keywords,
                     "unsupported_keys": query.unsupported_keys,
-                    "matches": answers.sent,
+                    "matches": outcome.get("sent", 0),
                     "truncated": truncated,
-                    "cancelled": stop == "cancelled",
+                    "cancelled": outcome.get("cancelled", False),
                     # request received -> last answer handed to the network layer
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+
+    def _answer(self, event, state: AssociationState, rows, encode, pending: int, outcome: dict):
+        """Send each row as a pending C-FIND response, then yield the final status: Success, or
+        Cancel when a C-CANCEL came (PS3.4 C.4.1.2.3); nothing when the peer aborted or released.
+        ``outcome`` receives how many answers went out and whether the query was cancelled."""
+        answers = responses.PendingResponses(event, status=pending)
+        stop = None
+        try:
+            for row in rows:
+                answers.add(encode(row))
+                stop = self._interruption(event, answers)
+                if stop:
+                    break
+            if stop == "cancelled":
+                yield status.CANCEL, None
+            elif not stop:
+                yield status.SUCCESS, None
+        finally:
+            outcome.update(sent=answers.sent, cancelled=stop == "cancelled")
+            with state.lock:
+                state.matches += answers.sent
+
+    def on_qr_find(self, event):
+        """Query/Retrieve C-FIND, Patient Root or Study Root (dimse/qr.py; PS3.4 C.4.1)."""
+        started = time.perf_counter()
+        state: AssociationState = event.assoc.dicomsvc_state
+        with state.lock:
+            state.queries += 1
+        root = qr.ROOTS[str(event.request.AffectedSOPClassUID)]
+        try:
+            query = qr.parse_find(event.identifier, root=root, ae_title=event.assoc.ae.ae_title)
+        except qr.QueryInvalid as exc:
+            self.workers.post(
+                _audit, state, action="dimse.qr_find", outcome="failure", detail={"reason": str(exc)}
+            )
+            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
+            return
+        except Exception as exc:  # an undecodable identifier: pydicom raises many types
+            logger.warning(
+                "Q/R C-FIND from %r: identifier not understood (%s)", state.calling_ae, type(exc).__name__
+            )
+            yield _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
+            return
+        limit = settings.DIMSE_QR_MAX_RESULTS
+        try:
+            rows = self.workers.call(qr.find_rows, query, limit=limit + 1)
+        except qr.QueryInvalid as exc:  # a value the matcher refuses (a bad date range...)
+            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
+            return
+        except Exception as exc:
+            logger.error("Q/R C-FIND from %r failed: %s", state.calling_ae, type(exc).__name__)
+            yield _failure(status.UNABLE_TO_PROCESS, "the index cannot be read"), None
+            return
+        truncated = len(rows) > limit
+        rows = rows[:limit]
+        pending = status.PENDING_WARNING if query.unsupported_keys else status.PENDING
+        encoder = qr.ResponseEncoder(query, implicit_vr=UID(event.context.transfer_syntax).is_implicit_VR)
+        if truncated:
+            logger.warning(
+                "Q/R C-FIND from %r: answer cut at DIMSE_QR_MAX_RESULTS=%d", state.calling_ae, limit
+            )
+        outcome: dict = {}
+        try:
+            yield from self._answer(event, state, rows, encoder.encode, pending, outcome)
+        finally:
+            sent = outcome.get("sent", 0)
+            patients = sorted({row["PatientID"] for row in rows[:sent]})
+            self.workers.post(
+                _audit,
+                state,
+                action="dimse.qr_find",
+                patient_id=query.patient_id or (patients[0] if len(patients) == 1 else ""),
+                detail={
+                    "model": root,
+                    "level": query.level,
+                    "matching_keys": query.matched_keywords,
+                    "unsupported_keys": query.unsupported_keys,
+                    "matches": sent,
+                    "patient_ids": patients[:100],
+                    "truncated": truncated,
+                    "cancelled": outcome.get("cancelled", False),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    def _retrieve_plan(self, event, state: AssociationState, action: str):
+        """(rows, failure): the instances a C-GET / C-MOVE identifier names, or the failure status."""
+        root = qr.ROOTS[str(event.request.AffectedSOPClassUID)]
+        try:
+            level, match = qr.parse_retrieve(event.identifier, root=root)
+            rows = self.workers.call(qr.retrieve_rows, level, match)
+        except qr.QueryInvalid as exc:
+            self.workers.post(_audit, state, action=action, outcome="failure", detail={"reason": str(exc)})
+            return None, _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc))
+        except Exception as exc:
+            logger.error("%s from %r failed: %s", action, state.calling_ae, type(exc).__name__)
+            return None, _failure(status.UNABLE_TO_PROCESS, "the identifier cannot be processed")
+        if len(rows) > qr.MAX_SUBOPERATIONS:
+            return None, _failure(status.OUT_OF_RESOURCES_SUBOPERATIONS, "more than 65535 instances match")
+        return rows, None
+
+    def _sub_operations(self, event, state: AssociationState, rows, action: str, extra: dict, accepted=None):
+        """Yield each instance as a pending C-STORE sub-operation; C-CANCEL ends with 0xFE00. The
+        audit records, per patient, the studies and instance count sent (who read what)."""
+        offered: list[dict] = []  # handed to pynetdicom as a C-STORE sub-operation
+        cancelled = False
+        try:
+            for row in rows:
+                if event.is_cancelled:
+                    cancelled = True
+                    yield status.CANCEL, None
+                    return
+                try:
+                    dataset = self.workers.call(qr.load_instance, row, accepted=accepted)
+                except Exception as exc:  # noqa: BLE001 - a missing or unreadable file fails this one
+                    logger.error("%s: instance file unreadable (%s)", action, type(exc).__name__)
+                    yield status.PENDING, qr.unavailable(row)
+                    continue
+                offered.append(row)
+                yield status.PENDING, dataset
+        finally:
+            by_patient: dict[str, set[str]] = {}
+            for row in offered:
+                by_patient.setdefault(row["PatientID"], set()).add(row["StudyInstanceUID"])
+            for patient_id, studies in sorted(by_patient.items()):
+                self.workers.post(
+                    _audit,
+                    state,
+                    action=action,
+                    patient_id=patient_id,
+                    study_uid=next(iter(studies)) if len(studies) == 1 else "",
+                    detail={
+                        **extra,
+                        "studies": sorted(studies)[:100],
+                        "instances": sum(1 for r in offered if r["PatientID"] == patient_id),
+                        "cancelled": cancelled,
+                    },
+                )
+
+    def on_get(self, event):
+        """C-GET (PS3.4 C.4.3): C-STORE sub-operations on the requesting association."""
+        state: AssociationState = event.assoc.dicomsvc_state
+        rows, failure = self._retrieve_plan(event, state, "dimse.qr_get")
+        if failure is not None:
+            yield 1  # pynetdicom takes a status only after a count
+            yield failure, None
+            return
+        yield len(rows)
+        accepted = qr.accepted_for_storage(event.assoc)
+        yield from self._sub_operations(event, state, rows, "dimse.qr_get", {}, accepted)
+
+    def on_move(self, event):
+        """C-MOVE (PS3.4 C.4.2): C-STORE sub-operations on a new association to the Move Destination,
+        which must be configured (DIMSE_MOVE_DESTINATIONS); an unknown one is refused with 0xA801."""
+        state: AssociationState = event.assoc.dicomsvc_state
+        title = _ae_title(event.move_destination)
+        target = qr.destination(title)
+        if target is None:
+            logger.warning("C-MOVE from %r: unknown Move Destination %r", state.calling_ae, title)
+            self.workers.post(
+                _audit,
+                state,
+                action="dimse.qr_move",
+                outcome="failure",
+                detail={"reason": "unknown move destination", "destination": title},
+            )
+            yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
+            return
+        rows, failure = self._retrieve_plan(event, state, "dimse.qr_move")
+        if failure is not None:
+            # pynetdicom sends a status only once associated with the destination: with no
+            # instance to offer, it proposes Verification.
+            yield target.host, target.port, {"ae_title": target.ae_title, "contexts": [qr.VERIFICATION]}
+            yield 1
+            yield failure, None
+            return
+        contexts = qr.storage_contexts(rows)  # none when nothing matches: no association is made
+        # Our socket options (no Nagle, quick ACKs) on the association to the destination too: each
+        # C-STORE waited ~40 ms for a delayed ACK without them.
+        handlers = [(evt.EVT_CONN_OPEN, self.on_conn_open)]
+        yield (
+            target.host,
+            target.port,
+            {"ae_title": target.ae_title, "contexts": contexts, "evt_handlers": handlers},
+        )
+        yield len(rows)
+        yield from self._sub_operations(event, state, rows, "dimse.qr_move", {"destination": title})
 
     @staticmethod
     def _interruption(event, answers: responses.PendingResponses) -> str | None:
@@ -346,6 +426,8 @@ class DimseService:
 
     def on_store(self, event) -> int | Dataset:
         state: AssociationState = event.assoc.dicomsvc_state
+        if not store.available():  # storage contexts offered for C-GET only
+            return _failure(status.SOP_CLASS_NOT_SUPPORTED, "C-STORE is disabled")
         code, comment = store.store_instance(event, state=state, workers=self.workers)
         with state.lock:
             if code == status.SUCCESS:
@@ -376,8 +458,10 @@ class DimseService:
                 (evt.EVT_N_CREATE, self.on_n_create),
                 (evt.EVT_N_SET, self.on_n_set),
             ]  # dimse/mpps.py
-        if store.available():
+        if store.available() or settings.DIMSE_QR_ENABLED:
             handlers.append((evt.EVT_C_STORE, self.on_store))
+        if settings.DIMSE_QR_ENABLED:
+            handlers += [(evt.EVT_C_GET, self.on_get), (evt.EVT_C_MOVE, self.on_move)]  # dimse/qr.py
         return handlers
 
 
@@ -438,9 +522,14 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     )
     if settings.DIMSE_MPPS_ENABLED:
         ae.add_supported_context(mpps.SOP_CLASS, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-    if store.available():
+    if settings.DIMSE_QR_ENABLED:
+        for sop_class in qr.FIND_CLASSES + qr.GET_CLASSES + qr.MOVE_CLASSES:
+            ae.add_supported_context(sop_class, qr.TRANSFER_SYNTAXES)
+    if store.available() or settings.DIMSE_QR_ENABLED:
+        # C-GET sends its sub-operations on the requestor's storage contexts, where the requestor
+        # takes the SCP role (SCP/SCU Role Selection, PS3.7 D.3.3.4): accept either role.
         for sop_class in store.STORAGE_SOP_CLASSES:
-            ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES)
+            ae.add_supported_context(sop_class, store.TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     return ae
 
 
@@ -485,12 +574,13 @@ class DimseServer:
             raise
         server.contexts = PresentationContexts(server.contexts)
         logger.info(
-            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s%s)",
+            "DIMSE listener %r on %s:%d (C-ECHO, MWL C-FIND%s%s%s)",
             ae.ae_title,
             address[0],
             server.server_address[1],
             ", MPPS" if settings.DIMSE_MPPS_ENABLED else "",
             ", C-STORE" if store.available() else "",
+            ", Q/R C-FIND/C-GET/C-MOVE" if settings.DIMSE_QR_ENABLED else "",
         )
         return cls(ae, server, workers)
 

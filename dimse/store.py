@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from typing import TYPE_CHECKING
 
 import pydicom
 from django.conf import settings
@@ -27,9 +26,7 @@ from pydicom.uid import (
 from pynetdicom.presentation import StoragePresentationContexts
 
 from dicomsvc.dicom import status
-
-if TYPE_CHECKING:
-    from dimse.scp import AssociationState, DbWorkers
+from dimse.association import AssociationState, DbWorkers
 
 logger = logging.getLogger("dicomsvc.dimse")
 

@@ -45,6 +45,12 @@ DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000  # Storage and C-FIND: Error, cannot understand
 UNABLE_TO_PROCESS = 0xC001  # C-FIND: Failed, unable to process
 
+# C-MOVE / C-GET (PS3.4 C.4.2.1.5, C.4.3.1.4).
+OUT_OF_RESOURCES_MATCHES = 0xA701  # Refused: out of resources, unable to calculate number of matches
+OUT_OF_RESOURCES_SUBOPERATIONS = 0xA702  # Refused: out of resources, unable to perform sub-operations
+MOVE_DESTINATION_UNKNOWN = 0xA801
+SUBOPERATIONS_WARNING = 0xB000  # sub-operations complete, one or more failures or warnings
+
 # The failure codes a C-STORE response may carry as they are; any other becomes CANNOT_UNDERSTAND.
 STORE_FAILURES = frozenset(
     {

@@ -22,11 +22,13 @@ def test_the_admin_lists_recent_associations(admin_client):
 def test_the_admin_shows_the_dimse_settings_and_allowlist(admin_client, settings):
     settings.DIMSE_AE_TITLE = "OURPACS"
     settings.DIMSE_ALLOWED_AES = ["CT1@10.0.4.21", "MR1"]
+    settings.DIMSE_MOVE_DESTINATIONS = ["WS7@10.0.4.77:104"]
     response = admin_client.get(reverse("admin:dimse_association_settings"))
     assert response.status_code == 200
     text = response.content.decode()
     assert "OURPACS" in text
     assert "DIMSE_MWL_MAX_RESULTS" in text
+    assert "WS7@10.0.4.77:104" in text  # the C-MOVE destinations
     assert "10.0.4.21/32" in text
     assert "any address" in text
 
