@@ -39,6 +39,8 @@ urlpatterns = [
     path(I + "/rendered", _retrieve("rendered"), name="dicomweb-instance-rendered"),
     path(I + "/thumbnail", _retrieve("thumbnail"), name="dicomweb-instance-thumbnail"),
     path(I + "/bulkdata/<str:tag>", _retrieve("bulkdata"), name="dicomweb-bulkdata"),
+    # The BulkDataURI form of a DICOMweb peer (Orthanc) that the dicomweb backend passes through.
+    path(I + "/bulk/<str:tag>", _retrieve("bulkdata"), name="dicomweb-bulk"),
     path(F, _retrieve("frames"), name="dicomweb-frames"),
     path(F + "/rendered", _retrieve("rendered"), name="dicomweb-frames-rendered"),
     path(F + "/thumbnail", _retrieve("thumbnail"), name="dicomweb-frames-thumbnail"),

@@ -20,7 +20,7 @@ from dicomweb import media, qido, stow, wado
 from dicomweb.auth import DicomwebAccess, DicomwebAuthentication, viewer_grant
 from dicomweb.metadata import MetadataError
 from exams import selectors
-from exams.backends import PacsError
+from exams.backends import PacsError, PacsUnavailable
 
 
 def dicomweb_root(request) -> str:
@@ -82,13 +82,27 @@ class DicomwebView(APIView):
             )
             raise NotFound("No such study.")
 
-    def passthrough(self, request, *, json_body: bool, extra_query=()) -> HttpResponse | None:
-        """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through)."""
+    def passthrough(
+        self, request, *, json_body: bool, extra_query=(), fallback: bool = False
+    ) -> HttpResponse | None:
+        """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through).
+
+        ``fallback``: when the peer cannot serve it (a frame of a big-endian or deflated instance,
+        a transcoding it lacks), None, and the view serves it natively from the instance as stored.
+        """
         path = "/" + request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
         query = [(k, v) for k, values in request.query_params.lists() for v in values] + list(extra_query)
         accept = request.META.get("HTTP_ACCEPT") or "*/*"
-        proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
+        try:
+            proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
+        except PacsUnavailable:
+            if fallback:
+                return None
+            raise
         if proxied is None:
+            return None
+        if fallback and proxied.status_code >= 400 and proxied.status_code not in (401, 403):
+            proxied.close()
             return None
         if json_body:
             try:
@@ -156,6 +170,12 @@ def _cacheable(request, response, etag: str | None) -> HttpResponse:
     return response
 
 
+def _warning(text: str) -> str:
+    """A Warning header value (RFC 7234 5.5, PS3.18 8.3.4): printable ASCII only, quotes escaped."""
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    return f'299 dicomsvc "{safe}"'
+
+
 class Search(DicomwebView):
     """QIDO-RS (PS3.18 10.6): ``level`` is study, series or instance."""
 
@@ -178,19 +198,18 @@ class Search(DicomwebView):
             scoped = {"study": study_uid} if study_uid else {}
             if series_uid:
                 scoped["series"] = series_uid
-            if grant is not None and study_uid is None:
-                scoped["study"] = grant.study_uid
             rows, warnings = qido.search(
                 self.level,
                 query,
                 scoped=scoped,
                 root=dicomweb_root(request),
-                default_limit=settings.EXAMS_PAGE_DEFAULT,
+                default_limit=settings.EXAMS_PAGE_MAX,
                 max_limit=settings.EXAMS_PAGE_MAX,
+                only_study=grant.study_uid if grant is not None else None,
             )
             response = HttpResponse(wado.json_bytes(rows), content_type=media.DICOM_JSON)
-            for warning in warnings:
-                response["Warning"] = f'299 dicomsvc "{warning}"'
+            if warnings:
+                response["Warning"] = ", ".join(_warning(text) for text in warnings)
             count = len(rows)
         else:
             count = None
@@ -219,7 +238,11 @@ class Retrieve(DicomwebView):
         if self.resource in ("rendered", "thumbnail"):
             image_type = media.choose(ranges, ["image/jpeg", "image/png"])
             params = wado.RenderParams.parse(request.query_params, thumbnail=self.resource == "thumbnail")
-        response = self.passthrough(request, json_body=self.resource == "metadata")
+        response = self.passthrough(
+            request,
+            json_body=self.resource == "metadata",
+            fallback=self.resource != "metadata",
+        )
         if response is not None:
             self.audit_read(request, study_uid=study_uid, detail={"resource": self.resource})
             return response
