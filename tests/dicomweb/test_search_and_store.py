@@ -154,6 +154,7 @@ def test_metadata_at_every_level_has_bulk_data_uris_that_resolve(backend, client
     assert uri.startswith(client.base_url)
     pixels = client.retrieve_bulkdata(uri)
     assert pixels == [ds.PixelData]
+    assert list(client.iter_bulkdata(uri)) == [ds.PixelData]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -188,6 +189,11 @@ def test_study_and_series_retrieval_stream_every_instance(backend, client):
     study = datasets[0].StudyInstanceUID
     got = client.retrieve_study(study, media_types=(("application/dicom", "*"),))
     assert sorted(ds.SOPInstanceUID for ds in got) == sorted(ds.SOPInstanceUID for ds in datasets)
+    assert len(list(client.iter_study(study))) == 4  # the default: Explicit VR Little Endian
     series = list(client.iter_series(study, datasets[0].SeriesInstanceUID))
     assert len(series) == 2
+    assert len(client.retrieve_series(study, datasets[0].SeriesInstanceUID)) == 2
+    ds = datasets[0]
+    uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert list(client.iter_instance_frames(*uids, frame_numbers=[1])) == [ds.PixelData]
     assert json.loads(json.dumps(series[0].to_json_dict()))["00100020"]["Value"] == [patient]
