@@ -131,7 +131,8 @@ def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded
     assert (
         writer.generic("POST", f"{ROOT}/studies", data, content_type="application/dicom").status_code == 200
     )
-    path = f"{ROOT}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
+    series = f"{ROOT}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+    path = f"{series}/instances/{ds.SOPInstanceUID}/frames/1"
     ohif = "multipart/related; type=application/octet-stream; transfer-syntax=*"
     response = writer.get(path, HTTP_ACCEPT=ohif)
     assert response.status_code == 200
