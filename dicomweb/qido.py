@@ -20,7 +20,7 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from dicomsvc.dicom.dicomjson import character_set_element, pn_to_json
 from exams import query
-from exams.query import IMAGE, PATIENT, SERIES, STUDY, QueryInvalid, UnsupportedKey
+from exams.query import IMAGE, PATIENT, SERIES, STUDY, QueryInvalid
 
 LEVELS = {"study": STUDY, "series": SERIES, "instance": IMAGE}
 # PS3.18 Table 10.6.3-3..5: what every answer holds at each level (more with includefield).
@@ -136,7 +136,7 @@ def parse_search(
                 continue
             try:
                 attribute = query.attribute(level, keyword)
-            except UnsupportedKey:
+            except QueryInvalid:  # not in the index, or of a level below this search's
                 ignored.append(keyword)
                 continue
             if not attribute.matchable or keyword.startswith("NumberOf"):
