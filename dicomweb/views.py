@@ -4,6 +4,7 @@ the exams ingest path. Errors are JSON (``core.errors``) whatever the Accept hea
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -83,7 +84,7 @@ class DicomwebView(APIView):
             raise NotFound("No such study.")
 
     def passthrough(
-        self, request, *, json_body: bool, extra_query=(), fallback: bool = False
+        self, request, *, json_body: bool, query: list[tuple[str, str]] | None = None, fallback: bool = False
     ) -> HttpResponse | None:
         """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through).
 
@@ -91,7 +92,8 @@ class DicomwebView(APIView):
         a transcoding it lacks), None, and the view serves it natively from the instance as stored.
         """
         path = "/" + request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
-        query = [(k, v) for k, values in request.query_params.lists() for v in values] + list(extra_query)
+        if query is None:
+            query = _query_pairs(request)
         accept = request.META.get("HTTP_ACCEPT") or "*/*"
         try:
             proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
@@ -170,6 +172,10 @@ def _cacheable(request, response, etag: str | None) -> HttpResponse:
     return response
 
 
+def _query_pairs(request) -> list[tuple[str, str]]:
+    return [(k, v) for k, values in request.query_params.lists() for v in values]
+
+
 def _warning(text: str) -> str:
     """A Warning header value (RFC 7234 5.5, PS3.18 8.3.4): printable ASCII only, quotes escaped."""
     safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
@@ -189,12 +195,20 @@ class Search(DicomwebView):
             media.parse_accept(request.META.get("HTTP_ACCEPT")), [media.DICOM_JSON, "application/json"]
         )
         grant = viewer_grant(request)
-        extra = []
+        query = _query_pairs(request)
+        remote_query = query
         if grant is not None and study_uid is None:
-            extra = [("StudyInstanceUID", grant.study_uid)]
-        response = self.passthrough(request, json_body=True, extra_query=extra)
+            # The peer sees one StudyInstanceUID key, the token's: a second one the client sent could
+            # otherwise be the one a PACS matches on.
+            remote_query = [(k, v) for k, v in query if k.lower() not in ("studyinstanceuid", "0020000d")]
+            remote_query.append(("StudyInstanceUID", grant.study_uid))
+            asked = [v for k, v in query if k.lower() in ("studyinstanceuid", "0020000d")]
+            if asked and not any(grant.study_uid in re.split(r"[,\\]", v) for v in asked):
+                remote_query = None
+        response = None
+        if remote_query is not None:
+            response = self.passthrough(request, json_body=True, query=remote_query)
         if response is None:
-            query = [(k, v) for k, values in request.query_params.lists() for v in values]
             scoped = {"study": study_uid} if study_uid else {}
             if series_uid:
                 scoped["series"] = series_uid

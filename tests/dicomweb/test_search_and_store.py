@@ -197,3 +197,22 @@ def test_study_and_series_retrieval_stream_every_instance(backend, client):
     uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     assert list(client.iter_instance_frames(*uids, frame_numbers=[1])) == [ds.PixelData]
     assert json.loads(json.dumps(series[0].to_json_dict()))["00100020"]["Value"] == [patient]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_token_sees_only_its_study_on_both_backends(backend, client, make_client):
+    patient = new_patient()
+    mine, other = _study(patient, series=1, per_series=1), _study(patient, series=1, per_series=1)
+    client.store_instances(mine + other)
+    study, series = mine[0].StudyInstanceUID, mine[0].SeriesInstanceUID
+    issuer = make_client("viewer:token")
+    token = issuer.get("/token", {"studyUID": study, "role": "diagnostic"}).json()["token"]
+    viewer = {"Authorization": f"Bearer {token}"}
+
+    def get(path, **params):
+        return requests.get(client.base_url + path, headers=viewer, params=params, timeout=60)
+
+    assert _uids(get("/studies", PatientID=patient).json(), "0020000D") == [study]
+    assert get("/studies", StudyInstanceUID=other[0].StudyInstanceUID).json() == []
+    assert get(f"/studies/{study}/series/{series}/metadata").status_code == 200
+    assert get(f"/studies/{other[0].StudyInstanceUID}/series").status_code == 404
