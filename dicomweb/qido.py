@@ -5,7 +5,7 @@ the answers as DICOM JSON (PS3.18 F.2).
 - Match keys by keyword or tag (PS3.18 8.3.4.1); a UID key takes a comma-separated list.
 - ``includefield`` (tags, keywords, ``all``), ``limit``/``offset`` (8.3.4.4), ``fuzzymatching``
   (8.3.4.1: here, PN matching ignores case).
-- A key the index does not keep is ignored and named in a ``Warning: 299`` header (8.3.4.x), not
+- A key the index does not keep is ignored and named in a ``Warning: 299`` header (PS3.18 8.3.4), not
   refused; a malformed value is a 400 naming the attribute.
 - Counts and ModalitiesInStudy come from the index (``exams.query``), never from files.
 """
@@ -231,7 +231,7 @@ def search(
         parsed.match,
         fields=parsed.fields,
         fuzzy=parsed.fuzzy,
-        combined_datetime=True,  # PS3.18 8.3.4.x: QIDO-RS always matches date and time together
+        combined_datetime=True,  # PS3.18 8.3.4: QIDO-RS always matches date and time together
         limit=parsed.limit,
         offset=parsed.offset,
     )
