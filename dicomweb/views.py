@@ -35,9 +35,6 @@ class NotFound(ApiError):
 
 
 class DicomwebView(APIView):
-    # PS3.18 defines these resources; docs/conformance-dicomweb.md states what we support. They stay
-    # out of /openapi.json, whose shapes (JSON bodies, one media type per answer) they do not fit.
-    schema = None
     authentication_classes = [DicomwebAuthentication]
     permission_classes = [DicomwebAccess]
     required_scopes = {"GET": scopes.EXAMS_READ, "HEAD": scopes.EXAMS_READ, "POST": scopes.EXAMS_WRITE}

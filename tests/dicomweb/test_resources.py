@@ -114,6 +114,12 @@ def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
     )
     assert raw == [stored]
 
+    meta = client.retrieve_instance_metadata(*uids)
+    assert meta["00080018"]["Value"] == [original.SOPInstanceUID]
+    assert f"/instances/{original.SOPInstanceUID}/bulk" in meta["7FE00010"]["BulkDataURI"]
+    if backend == "embedded":  # Orthanc's metadata has no AvailableTransferSyntaxUID
+        assert meta["00083002"]["Value"] == [original.file_meta.TransferSyntaxUID]
+
     count = int(original.get("NumberOfFrames") or 1)
     numbers = list(range(1, count + 1))
     frames = client.retrieve_instance_frames(
