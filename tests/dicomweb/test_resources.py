@@ -116,8 +116,8 @@ def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
 
     meta = client.retrieve_instance_metadata(*uids)
     assert meta["00080018"]["Value"] == [original.SOPInstanceUID]
-    assert f"/instances/{original.SOPInstanceUID}/bulk" in meta["7FE00010"]["BulkDataURI"]
-    if backend == "embedded":  # Orthanc's metadata has no AvailableTransferSyntaxUID
+    if backend == "embedded":  # Orthanc's metadata may leave these out: its own choice, passed through
+        assert f"/instances/{original.SOPInstanceUID}/bulkdata/" in meta["7FE00010"]["BulkDataURI"]
         assert meta["00083002"]["Value"] == [original.file_meta.TransferSyntaxUID]
 
     count = int(original.get("NumberOfFrames") or 1)
