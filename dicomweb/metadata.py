@@ -64,10 +64,8 @@ def _pixel_element(instance, prefix: str) -> tuple[str, dict] | None:
     """The pixel data element as a BulkDataURI (PS3.18 F.2.6), from where the header read stopped."""
     if not instance.has_pixel_data:
         return None
-    located = instance._pixel
-    keyword = located[1] if located and located[1] else "PixelData"
+    _source, keyword, vr = instance.pixel_value()
     tag = {v: k for k, v in PIXEL_TAGS.items()}[keyword]
-    vr = located[2] if located and located[2] else None
     if vr is None:
         compressed = str(instance.transfer_syntax) not in NATIVE
         vr = "OB" if compressed or int(instance.header.get("BitsAllocated") or 8) <= 8 else "OW"
