@@ -1,7 +1,8 @@
 """Who may use the DICOMweb root: API keys with ``exams:read`` / ``exams:write``, and viewer tokens.
 
 A viewer token (``GET /token``'s link token, or a viewer page's session token) works as a Bearer for
-reads of its own study only: any other study is answered 404, as if it did not exist (so a link
+reads of its own study only (a patient-role token: searches and rendered images; a diagnostic one:
+everything a viewer such as OHIF needs): any other study is answered 404, as if it did not exist (so a link
 never reveals that another study is there), and searches only ever see that study.
 """
 
@@ -12,6 +13,10 @@ from rest_framework import authentication, permissions
 from core import scopes
 from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope
 from viewer.tokens import Grant, TokenInvalid, grant_decode, session_decode
+
+
+# What a patient-role viewer token may not read (the viewer's InstanceTagsView / InstanceFileView rule).
+DIAGNOSTIC_RESOURCES = frozenset({"instances", "metadata", "frames", "bulkdata"})
 
 
 def _viewer_grant(token: str) -> Grant | None:
@@ -63,6 +68,10 @@ class DicomwebAccess(permissions.BasePermission):
         if isinstance(request.auth, Grant):
             if request.method not in ("GET", "HEAD"):
                 self.message = "A viewer token only allows reading its study."
+                return False
+            if not request.auth.diagnostic and getattr(view, "resource", "") in DIAGNOSTIC_RESOURCES:
+                # As in the built-in viewer: the patient role sees images, not tags or files.
+                self.message = "Only a diagnostic viewer token allows this; this one has the patient role."
                 return False
             return True
         allowed = HasScope().has_permission(request, view)

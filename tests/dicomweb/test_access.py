@@ -36,9 +36,9 @@ def stored(embedded_pacs, make_client):
     return out
 
 
-def _viewer(make_client, study_uid: str) -> APIClient:
+def _viewer(make_client, study_uid: str, role: str = "diagnostic") -> APIClient:
     issuer = make_client("viewer:token")
-    token = issuer.get("/token", {"studyUID": study_uid, "role": "diagnostic"}).json()["token"]
+    token = issuer.get("/token", {"studyUID": study_uid, "role": role}).json()["token"]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
@@ -64,6 +64,16 @@ def test_a_viewer_token_reads_its_study_and_nothing_else(stored, make_client):
     data = make_dicom(patient_id=new_patient(), study_uid=study)
     refused = viewer.generic("POST", f"{ROOT}/studies", data, content_type="application/dicom")
     assert refused.status_code == 403
+
+
+def test_a_patient_role_token_sees_images_but_not_tags_or_files(stored, make_client):
+    study, series, sop = stored[0]
+    patient = _viewer(make_client, study, role="patient")
+    instance = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}"
+    assert patient.get(f"{ROOT}/studies").status_code == 200
+    assert patient.get(f"{instance}/rendered", HTTP_ACCEPT="image/jpeg").status_code == 200
+    for path in (instance, f"{instance}/metadata", f"{instance}/frames/1", f"{instance}/bulkdata/7FE00010"):
+        assert patient.get(path).status_code == 403
 
 
 def test_api_keys_need_the_exams_scopes(stored, make_client):
