@@ -14,7 +14,6 @@ from core import scopes
 from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope
 from viewer.tokens import Grant, TokenInvalid, grant_decode, session_decode
 
-
 # What a patient-role viewer token may not read (the viewer's InstanceTagsView / InstanceFileView rule).
 DIAGNOSTIC_RESOURCES = frozenset({"instances", "metadata", "frames", "bulkdata"})
 
