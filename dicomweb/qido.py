@@ -113,6 +113,14 @@ def parse_search(
     if PATIENT not in answer_levels:
         patient = {kw for kw, a in query.ATTRIBUTES.items() if a.level == PATIENT}
         search.fields = [kw for kw in search.fields if kw not in patient]
+    # The UIDs above the level, even when the URL fixes them: clients (OHIF) key answers by them.
+    for keyword in {
+        STUDY: [],
+        SERIES: ["StudyInstanceUID"],
+        IMAGE: ["StudyInstanceUID", "SeriesInstanceUID"],
+    }[level]:
+        if keyword not in search.fields:
+            search.fields.append(keyword)
     ignored: list[str] = []
     includes: list[str] = []
     for name, value in params:
