@@ -646,8 +646,17 @@ class EmbeddedBackend(PacsBackend):
     def instance_versions(self, *, study_uid: str, series_uid: str) -> dict[str, str]:
         rows = Instance.objects.filter(
             series__series_uid=series_uid, series__study__study_uid=study_uid
-        ).values_list("sop_instance_uid", "sha256")
-        return {uid: sha256[:16] for uid, sha256 in rows}
+        ).values_list("sop_instance_uid", "sha256", "series__study__patient__patient_id", "storage_name")
+        versions = {}
+        with self._versions_lock:
+            for uid, sha256, patient_id, storage_name in rows:
+                versions[uid] = sha256[:16]
+                if not self.allow_overwrite:
+                    # Remembered as _identity would: opening each instance next costs no query.
+                    self._versions[(study_uid, series_uid, uid)] = (sha256[:16], patient_id, storage_name)
+            while len(self._versions) > VERSION_CACHE_SIZE:
+                self._versions.popitem(last=False)
+        return versions
 
     def check(self) -> list:
         try:
