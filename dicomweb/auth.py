@@ -8,7 +8,7 @@ never reveals that another study is there), and searches only ever see that stud
 
 from __future__ import annotations
 
-from rest_framework import authentication, permissions
+from rest_framework import authentication, exceptions, permissions
 
 from core import scopes
 from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope
@@ -42,6 +42,11 @@ class DicomwebAuthentication(ApiKeyAuthentication):
         # Signed viewer tokens hold a ':' separator; API keys never do.
         if keyword.lower() == "bearer" and ":" in token:
             grant = _viewer_grant(token)
+            if grant is None:
+                raise exceptions.AuthenticationFailed(
+                    "This viewer token is not valid here: expired, altered, or single-use (a single-use "
+                    "link opens the viewer page once; ask for a reusable token to use it as a Bearer)."
+                )
             if grant is not None:
                 principal = ApiPrincipal(
                     name=f"viewer {grant.user or '-'} ({grant.token_id[:8]})",

@@ -86,6 +86,10 @@ def test_api_keys_need_the_exams_scopes(stored, make_client):
     )
     assert response.status_code == 403
     assert APIClient().get(f"{ROOT}/studies").status_code in (401, 403)
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION="Bearer eyJzIjoiMS4yIn0:1abc:forged")
+    response = forged.get(f"{ROOT}/studies/{study}/metadata")
+    assert response.status_code == 401 and "viewer token" in response.json()["detail"]
 
 
 def test_every_read_of_patient_data_is_audited(stored, make_client):
