@@ -47,13 +47,12 @@ class DicomwebAuthentication(ApiKeyAuthentication):
                     "This viewer token is not valid here: expired, altered, or single-use (a single-use "
                     "link opens the viewer page once; ask for a reusable token to use it as a Bearer)."
                 )
-            if grant is not None:
-                principal = ApiPrincipal(
-                    name=f"viewer {grant.user or '-'} ({grant.token_id[:8]})",
-                    kind="viewer_token",
-                    key_id=grant.token_id,
-                )
-                return principal, grant
+            principal = ApiPrincipal(
+                name=f"viewer {grant.user or '-'} ({grant.token_id[:8]})",
+                kind="viewer_token",
+                key_id=grant.token_id,
+            )
+            return principal, grant
         return super().authenticate(request)
 
 
