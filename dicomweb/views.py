@@ -172,6 +172,12 @@ def _cacheable(request, response, etag: str | None) -> HttpResponse:
     return response
 
 
+def _bulk_location(request) -> str:
+    """The BulkDataURI this request answers (as our metadata names it)."""
+    path = request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
+    return f"{dicomweb_root(request)}/{path}"
+
+
 def _query_pairs(request) -> list[tuple[str, str]]:
     return [(k, v) for k, values in request.query_params.lists() for v in values]
 
@@ -286,7 +292,9 @@ class Retrieve(DicomwebView):
                 refs[0], study_uid=study_uid, numbers=frame_numbers, ranges=ranges
             )
         elif self.resource == "bulkdata":
-            content_type, chunks, etag = wado.bulkdata(refs[0], study_uid=study_uid, tag=tag, ranges=ranges)
+            content_type, chunks, etag = wado.bulkdata(
+                refs[0], study_uid=study_uid, tag=tag, ranges=ranges, location=_bulk_location(request)
+            )
         else:
             content_type, chunks, etag = wado.instances(refs, study_uid=study_uid, ranges=ranges)
         self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)

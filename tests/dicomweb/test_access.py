@@ -153,5 +153,7 @@ def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded
     assert 'type="image/jp2"' in response["Content-Type"]
     body = b"".join(response.streaming_content)
     assert b"Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in body
+    bulk = writer.get(path.replace("/frames/1", "/bulkdata/7FE00010"), HTTP_ACCEPT=ohif)
+    assert b"Content-Location: http://testserver/dicomweb/studies/" in b"".join(bulk.streaming_content)
     again = writer.get(path, HTTP_ACCEPT=ohif, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
