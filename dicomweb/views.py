@@ -58,8 +58,12 @@ class DicomwebView(APIView):
         elif isinstance(exc, NoPixelData):
             exc = NotFound(f"This instance has no image: {exc}.")
         elif isinstance(exc, FrameError | RenderError | MetadataError):
+            # Messages are safe to return (they name no patient data); the field says what to fix.
+            field, status = {FrameError: ("frames", 400), MetadataError: ("instance", 422)}.get(
+                type(exc), ("rendering", 400)
+            )
             exc = ApiError(
-                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=400, errors={"frames": [str(exc)]}
+                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=status, errors={field: [str(exc)]}
             )
         return super().handle_exception(exc)
 
@@ -103,9 +107,16 @@ class DicomwebView(APIView):
             raise
         if proxied is None:
             return None
-        if fallback and proxied.status_code >= 400 and proxied.status_code not in (401, 403):
+        if proxied.status_code >= 400:
             proxied.close()
-            return None
+            if fallback and proxied.status_code not in (401, 403):
+                return None
+            # The peer's own error page is not ours to forward: the same JSON errors as natively.
+            if proxied.status_code == 404:
+                raise NotFound("No such resource.")
+            raise ApiError(
+                f"The PACS refused the request (HTTP {proxied.status_code}).", status_code=proxied.status_code
+            )
         if json_body:
             try:
                 body = b"".join(proxied.chunks)
@@ -128,16 +139,6 @@ class DicomwebView(APIView):
         for name, value in proxied.headers.items():
             if name != "Content-Length" or not json_body:
                 response[name] = value
-        if proxied.status_code >= 400 and proxied.status_code != 406:
-            # The peer's own error page is not ours to forward: the same JSON errors as natively.
-            raise (
-                NotFound("No such resource.")
-                if proxied.status_code == 404
-                else ApiError(
-                    f"The PACS refused the request (HTTP {proxied.status_code}).",
-                    status_code=proxied.status_code,
-                )
-            )
         return response
 
     def audit_read(self, request, *, study_uid: str, detail: dict, refs=None) -> None:
