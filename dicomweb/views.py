@@ -157,19 +157,22 @@ class DicomwebView(APIView):
         )
 
 
-def _cacheable(request, response, etag: str | None) -> HttpResponse:
-    """ETag and Cache-Control of a resource whose bytes only change with an overwrite."""
+def _cacheable(request, response, etag: str | None, *, instance_level: bool) -> HttpResponse:
+    """ETag and Cache-Control. An instance's resources only change with an overwrite: kept an hour
+    (immutable without overwrite). A study's or series' change as instances arrive: revalidated with
+    the ETag on every use. Private either way: patient data (PS3.18 leaves caching to HTTP)."""
+    if instance_level:
+        cache_control = "private, max-age=3600" + ("" if settings.EXAMS_ALLOW_OVERWRITE else ", immutable")
+    else:
+        cache_control = "private, no-cache"
     if etag:
         response["ETag"] = f'"{etag}"'
         if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == f'"{etag}"':
             not_modified = HttpResponse(status=304)
             not_modified["ETag"] = response["ETag"]
-            not_modified["Cache-Control"] = "private, max-age=3600"
+            not_modified["Cache-Control"] = cache_control
             return not_modified
-    # Patient data: private caches only (PS3.18 8.10 leaves caching to HTTP).
-    response["Cache-Control"] = "private, max-age=3600" + (
-        "" if settings.EXAMS_ALLOW_OVERWRITE else ", immutable"
-    )
+    response["Cache-Control"] = cache_control
     return response
 
 
@@ -280,14 +283,16 @@ class Retrieve(DicomwebView):
             media.choose(ranges, [media.DICOM_JSON, "application/json"])
             body, etag = wado.metadata(refs, study_uid=study_uid, root=dicomweb_root(request))
             self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
-            return _cacheable(request, HttpResponse(body, content_type=media.DICOM_JSON), etag)
+            response = HttpResponse(body, content_type=media.DICOM_JSON)
+            return _cacheable(request, response, etag, instance_level=instance_uid is not None)
         if self.resource in ("rendered", "thumbnail"):
             image = wado.rendered(
                 refs, study_uid=study_uid, frames=frame_numbers, params=params, fmt=image_type
             )
             self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
             response = HttpResponse(image, content_type=image_type)
-            return _cacheable(request, response, hashlib.blake2b(image, digest_size=12).hexdigest())
+            etag = hashlib.blake2b(image, digest_size=12).hexdigest()
+            return _cacheable(request, response, etag, instance_level=instance_uid is not None)
         if self.resource == "frames":
             content_type, chunks, etag = wado.frames(
                 refs[0], study_uid=study_uid, numbers=frame_numbers, ranges=ranges
@@ -299,7 +304,8 @@ class Retrieve(DicomwebView):
         else:
             content_type, chunks, etag = wado.instances(refs, study_uid=study_uid, ranges=ranges)
         self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
-        return _cacheable(request, StreamingHttpResponse(chunks, content_type=content_type), etag)
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        return _cacheable(request, response, etag, instance_level=instance_uid is not None)
 
 
 class Store(DicomwebView):

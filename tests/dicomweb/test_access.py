@@ -157,3 +157,7 @@ def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded
     assert b"Content-Location: http://testserver/dicomweb/studies/" in b"".join(bulk.streaming_content)
     again = writer.get(path, HTTP_ACCEPT=ohif, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
+    assert "max-age=3600" in response["Cache-Control"]
+    series_meta = writer.get(f"{series}/metadata")
+    assert series_meta["Cache-Control"] == "private, no-cache"  # a series grows: revalidate each time
+    assert writer.get(f"{series}/metadata", HTTP_IF_NONE_MATCH=series_meta["ETag"]).status_code == 304
