@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("callbacks.urls")),
     path("", include("viewer.urls")),
     path(f"{settings.DICOMWEB_PATH}/", include("ups.urls")),
+    path(f"{settings.DICOMWEB_PATH}/", include("dicomweb.urls")),
 ]
 
 handler400 = "core.errors.json_400"

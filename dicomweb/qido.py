@@ -1,0 +1,250 @@
+"""QIDO-RS (PS3.18 10.6) over the embedded store's index, through ``exams.query`` (the one index
+query layer, shared with C-FIND): this module only maps the query string to keywords and encodes
+the answers as DICOM JSON (PS3.18 F.2).
+
+- Match keys by keyword or tag (PS3.18 8.3.4.1); a UID key takes a comma-separated list.
+- ``includefield`` (tags, keywords, ``all``), ``limit``/``offset`` (8.3.4.4), ``fuzzymatching``
+  (8.3.4.1: here, PN matching ignores case).
+- A key the index does not keep is ignored and named in a ``Warning: 299`` header (PS3.18 8.3.4), not
+  refused; a malformed value is a 400 naming the attribute.
+- Counts and ModalitiesInStudy come from the index (``exams.query``), never from files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+
+from dicomsvc.dicom.dicomjson import character_set_element, pn_to_json
+from exams import query
+from exams.query import IMAGE, PATIENT, SERIES, STUDY, QueryInvalid
+
+LEVELS = {"study": STUDY, "series": SERIES, "instance": IMAGE}
+# PS3.18 Table 10.6.3-3..5: what every answer holds at each level (more with includefield).
+DEFAULT_FIELDS = {
+    STUDY: [
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ModalitiesInStudy",
+        "ReferringPhysicianName",
+        "StudyDescription",
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyInstanceUID",
+        "StudyID",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+    ],
+    SERIES: [
+        "Modality",
+        "SeriesDescription",
+        "SeriesInstanceUID",
+        "SeriesNumber",
+        "NumberOfSeriesRelatedInstances",
+    ],
+    IMAGE: ["SOPClassUID", "SOPInstanceUID", "InstanceNumber", "NumberOfFrames", "Rows", "Columns"],
+}
+_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+
+
+@dataclass
+class Search:
+    """A parsed QIDO-RS request."""
+
+    level: str
+    match: dict[str, list[str]] = field(default_factory=dict)
+    fields: list[str] = field(default_factory=list)
+    fuzzy: bool = False
+    limit: int = 100
+    offset: int = 0
+    warnings: list[str] = field(default_factory=list)
+    empty: bool = False  # a viewer token's search for another study: nothing, without a query
+
+
+def _keyword(name: str) -> str | None:
+    if _TAG.fullmatch(name):
+        return keyword_for_tag(int(name, 16)) or None
+    return name if tag_for_keyword(name) is not None else None
+
+
+def _whole(value: str, name: str) -> int:
+    if not value.strip().isdigit() or len(value.strip()) > 10:
+        raise QueryInvalid(f"{name}: must be a whole number up to 2147483647")
+    number = int(value.strip())
+    if number > 2**31 - 1:
+        raise QueryInvalid(f"{name}: must be a whole number up to 2147483647")
+    return number
+
+
+def _answer_levels(level: str, scoped: dict[str, str]) -> list[str]:
+    """PS3.18 10.6.3.3: /series and /instances answers carry their parents' attributes, except those
+    the URL already fixes."""
+    chain = {
+        STUDY: [PATIENT, STUDY],
+        SERIES: [PATIENT, STUDY, SERIES],
+        IMAGE: [PATIENT, STUDY, SERIES, IMAGE],
+    }[level]
+    fixed = {PATIENT, STUDY} if "study" in scoped else set()
+    fixed |= {SERIES} if "series" in scoped else set()
+    return [lv for lv in chain if lv == level or lv not in fixed]
+
+
+def parse_search(
+    level_name: str,
+    params: list[tuple[str, str]],
+    *,
+    scoped: dict[str, str],
+    default_limit: int,
+    max_limit: int,
+    only_study: str | None = None,
+) -> Search:
+    """The search a QIDO-RS query string asks for (``scoped``: the UIDs of the URL). Raises
+    QueryInvalid for a value that cannot be matched."""
+    level = LEVELS[level_name]
+    search = Search(level=level, limit=default_limit)
+    answer_levels = _answer_levels(level, scoped)
+    search.fields = [kw for lv in answer_levels if lv != PATIENT for kw in DEFAULT_FIELDS[lv]]
+    if PATIENT not in answer_levels:
+        patient = {kw for kw, a in query.ATTRIBUTES.items() if a.level == PATIENT}
+        search.fields = [kw for kw in search.fields if kw not in patient]
+    # The UIDs above the level, even when the URL fixes them: clients (OHIF) key answers by them.
+    for keyword in {
+        STUDY: [],
+        SERIES: ["StudyInstanceUID"],
+        IMAGE: ["StudyInstanceUID", "SeriesInstanceUID"],
+    }[level]:
+        if keyword not in search.fields:
+            search.fields.append(keyword)
+    ignored: list[str] = []
+    includes: list[str] = []
+    for name, value in params:
+        lowered = name.lower()
+        if lowered == "limit":
+            search.limit = _whole(value, "limit")
+            if search.limit == 0:
+                raise QueryInvalid("limit: must be at least 1")
+        elif lowered == "offset":
+            search.offset = _whole(value, "offset")
+        elif lowered == "fuzzymatching":
+            if value.strip().lower() not in ("true", "false"):
+                raise QueryInvalid("fuzzymatching: must be true or false")
+            search.fuzzy = value.strip().lower() == "true"
+        elif lowered == "includefield":
+            includes += [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            keyword = _keyword(name)
+            if keyword is None:
+                ignored.append(name[:64])
+                continue
+            try:
+                attribute = query.attribute(level, keyword)
+            except QueryInvalid:  # not in the index, or of a level below this search's
+                ignored.append(keyword)
+                continue
+            if not attribute.matchable or keyword.startswith("NumberOf"):
+                ignored.append(keyword)
+                continue
+            values = [value]
+            if attribute.vr == "UI":
+                values = [v.strip() for v in re.split(r"[,\\]", value) if v.strip()]  # PS3.18 8.3.4.1
+            search.match.setdefault(keyword, []).extend(values)
+            if keyword not in search.fields:
+                search.fields.append(keyword)  # PS3.18 10.6.3.3: match keys are returned
+    for item in includes:
+        if item.lower() == "all":
+            for keyword, attribute in query.ATTRIBUTES.items():
+                if attribute.level in answer_levels and keyword not in search.fields:
+                    search.fields.append(keyword)
+            continue
+        keyword = _keyword(item)
+        attribute = query.ATTRIBUTES.get(keyword or "")
+        if attribute is None or attribute.level not in query.PREFIX[level]:
+            ignored.append(item[:64])
+        elif keyword not in search.fields:
+            search.fields.append(keyword)
+    for key, keyword in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID")):
+        if key in scoped:
+            search.match[keyword] = [scoped[key]]
+    if only_study is not None:
+        asked = search.match.get("StudyInstanceUID")
+        if asked and only_study not in asked:
+            search.empty = True
+        search.match["StudyInstanceUID"] = [only_study]
+    if search.limit > max_limit:
+        search.warnings.append(
+            f"The limit was lowered to {max_limit}, the most this server returns per request"
+        )
+        search.limit = max_limit
+    if ignored:
+        search.warnings.append(
+            "These attributes are not supported and were ignored: " + ", ".join(dict.fromkeys(ignored))
+        )
+    return search
+
+
+def _element(vr: str, value: Any) -> dict[str, Any]:
+    if value is None or value == "" or value == []:
+        return {"vr": vr}
+    if vr == "PN":
+        return {"vr": vr, "Value": [pn_to_json(value)]}
+    if isinstance(value, list):
+        return {"vr": vr, "Value": value}
+    return {"vr": vr, "Value": [value]}
+
+
+def to_dicom_json(row: dict[str, Any], *, fields: list[str], root: str, level: str) -> dict[str, Any]:
+    """One answer data set (PS3.18 F.2) with its RetrieveURL (PS3.18 10.6.3.3.1)."""
+    out: dict[str, Any] = dict([character_set_element()])
+    # PS3.18 Tables 10.6.3-3..5 InstanceAvailability, "present if known": the embedded store holds
+    # every instance it indexes on line.
+    out["00080056"] = {"vr": "CS", "Value": ["ONLINE"]}
+    for keyword in fields:
+        if keyword in row:
+            out[f"{tag_for_keyword(keyword):08X}"] = _element(query.ATTRIBUTES[keyword].vr, row[keyword])
+    url = f"{root}/studies/{row['StudyInstanceUID']}"
+    if level in (SERIES, IMAGE):
+        url += f"/series/{row['SeriesInstanceUID']}"
+    if level == IMAGE:
+        url += f"/instances/{row['SOPInstanceUID']}"
+    out["00081190"] = {"vr": "UR", "Value": [url]}
+    return dict(sorted(out.items()))
+
+
+def search(
+    level_name: str,
+    params: list[tuple[str, str]],
+    *,
+    scoped: dict[str, str],
+    root: str,
+    default_limit: int,
+    max_limit: int,
+    only_study: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The DICOM JSON answers of one QIDO-RS request and its warnings (PS3.18 10.6.3)."""
+    parsed = parse_search(
+        level_name,
+        params,
+        scoped=scoped,
+        default_limit=default_limit,
+        max_limit=max_limit,
+        only_study=only_study,
+    )
+    if parsed.empty:
+        return [], parsed.warnings
+    rows = query.search(
+        parsed.level,
+        parsed.match,
+        fields=parsed.fields,
+        fuzzy=parsed.fuzzy,
+        combined_datetime=True,  # PS3.18 8.3.4: QIDO-RS always matches date and time together
+        limit=parsed.limit,
+        offset=parsed.offset,
+    )
+    answers = [to_dicom_json(row, fields=parsed.fields, root=root, level=parsed.level) for row in rows]
+    return answers, parsed.warnings
