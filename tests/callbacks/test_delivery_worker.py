@@ -13,11 +13,6 @@ from tests.callbacks.harness import Receiver, always, sequence, start_worker
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def pacs(make_client):
-    return make_client("callbacks:write", name="PACS")
-
-
 def post_event(client, event):
     response = client.post("/new-exam-callback", data=json.dumps(event), content_type="application/json")
     assert response.status_code == 204

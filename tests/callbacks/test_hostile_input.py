@@ -12,16 +12,6 @@ from callbacks.models import CallbackEvent
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def pacs(make_client):
-    return make_client("callbacks:write", name="PACS")
-
-
-@pytest.fixture
-def reader(make_client):
-    return make_client("callbacks:read", name="RIS")
-
-
 def post_raw(client, body: str):
     return client.post("/new-exam-callback", data=body, content_type="application/json")
 
