@@ -6,6 +6,7 @@ Sending is in ``callbacks.delivery``; Celery entry points are in ``callbacks.tas
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -13,10 +14,11 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from callbacks import tasks
 from callbacks.conf import targets
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink, new_webhook_id
 from callbacks.validation import CallbackEventInvalid, validate_event
@@ -57,24 +59,11 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     ``CallbackEventInvalid`` with the reasons per field.
     """
     event = _event_new(payload, origin=origin, actor=actor)
-    fingerprint = event.fingerprint
-    if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_with_deliveries([event])
-        if created:
-            _link_workitems([event])
-            _wake_on_commit(delivery_ids)
-            return event, True
-        return _redelivered(fingerprint), False
-    try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-            deliveries = _fan_out([event])
-            _link_workitems([event])
-    except IntegrityError:
-        if not CallbackEvent.objects.filter(fingerprint=fingerprint).exists():
-            raise
-        return _redelivered(fingerprint), False
-    _wake_on_commit([delivery.pk for delivery in deliveries])
+    created, delivery_ids = _insert_with_deliveries([event])
+    if not created:
+        return _redelivered(event.fingerprint), False
+    _link_workitems([event])
+    _wake_on_commit(delivery_ids)
     return event, True
 
 
@@ -90,10 +79,10 @@ def _count_redeliveries(fingerprints: Iterable[str]) -> None:
     )
 
 
-# Postgres: events and their outbox rows in one statement, an event stored before (same
-# fingerprint, a redelivery) being no row rather than an error, so that no savepoint is needed. On
-# the accept path of every PACS callback (one event) and of every embedded upload (one per study),
-# where round trips and the ORM's statement building were most of the cost.
+# Events and their outbox rows in one statement, an event stored before (same fingerprint, a
+# redelivery) being no row rather than an error, so that no savepoint is needed. On the accept path
+# of every PACS callback (one event) and of every embedded upload (one per study), where round trips
+# and the ORM's statement building were most of the cost.
 _INSERT_EVENTS_SQL = """
 WITH event AS (
   INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
@@ -175,30 +164,12 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
         events.setdefault(event.fingerprint, event)
     if not events:
         return []
-    if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_with_deliveries(list(events.values()))
-        if len(created) < len(events):
-            _count_redeliveries(set(events) - {event.fingerprint for event in created})
-        _link_workitems(created)
-        _wake_on_commit(delivery_ids)
-        return created
-    stored = {row[0] for row in _select_in(CallbackEvent, ("fingerprint",), "fingerprint", list(events))}
-    if stored:
-        _count_redeliveries(stored)
-    new = [event for fingerprint, event in events.items() if fingerprint not in stored]
-    if not new:
-        return []
-    try:
-        with transaction.atomic():
-            CallbackEvent.objects.bulk_create(new)
-            deliveries = _fan_out(new)
-            _link_workitems(new)
-    except IntegrityError:
-        # A twin stored concurrently since the check above: decide one event at a time.
-        recorded = (new_exam_event_record(payload=e.payload, origin=origin, actor=actor) for e in new)
-        return [event for event, created in recorded if created]
-    _wake_on_commit([delivery.pk for delivery in deliveries])
-    return new
+    created, delivery_ids = _insert_with_deliveries(list(events.values()))
+    if len(created) < len(events):
+        _count_redeliveries(set(events) - {event.fingerprint for event in created})
+    _link_workitems(created)
+    _wake_on_commit(delivery_ids)
+    return created
 
 
 def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
@@ -215,30 +186,6 @@ def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
         study_date=valid.study_date,
         payload=valid.payload,
         fingerprint=event_fingerprint(valid.payload),
-    )
-
-
-def _retry_until(event: CallbackEvent) -> dt.datetime:
-    """No retry of the event's deliveries is scheduled after this (CALLBACK_RETRY_HORIZON)."""
-    return event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON)
-
-
-def _fan_out(events: list[CallbackEvent]) -> list[CallbackDelivery]:
-    if not settings.CALLBACK_URLS:
-        return []
-    return CallbackDelivery.objects.bulk_create(
-        [
-            CallbackDelivery(
-                event=event,
-                url=target.url,
-                next_attempt_at=event.received_at,
-                retry_until=_retry_until(event),
-                enqueued_at=event.received_at,
-                created_at=event.received_at,
-            )
-            for event in events
-            for target in targets()
-        ]
     )
 
 
@@ -292,10 +239,9 @@ def _select_in(model, columns: tuple[str, ...], key: str, values: list) -> list[
 
 
 def _wake_on_commit(ids: list[int]) -> None:
-    from callbacks.tasks import deliveries_send
-
-    for start in range(0, len(ids), 100):  # a large replay: several modest messages
-        deliveries_send.delay_on_commit(ids[start : start + 100])
+    """Wake these deliveries once the transaction commits (a large replay: several messages)."""
+    if ids:
+        transaction.on_commit(functools.partial(tasks.wake_many, ids))
 
 
 def deliveries_replay(

@@ -269,9 +269,10 @@ if CALLBACK_CLAIM_TIMEOUT <= CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT:
     raise ImproperlyConfigured(
         "CALLBACK_CLAIM_TIMEOUT must be longer than CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT"
     )
-CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 30.0, minimum=0.1)
+# The sweeper wakes due retries and rescues lost wake-ups: short, so a worker crash costs seconds.
+CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 2.0, minimum=0.1)
 # A due delivery whose wake-up message has not run after this long is enqueued again (lost message).
-CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 120.0, minimum=0.1)
+CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 10.0, minimum=0.1)
 CALLBACK_TASK_QUEUE = env_str("CALLBACK_TASK_QUEUE", "")  # empty: CELERY_TASK_DEFAULT_QUEUE
 CALLBACK_EVENTS_PAGE_DEFAULT = env_int("CALLBACK_EVENTS_PAGE_DEFAULT", 100, minimum=1)
 CALLBACK_EVENTS_PAGE_MAX = env_int("CALLBACK_EVENTS_PAGE_MAX", 1000, minimum=1)

@@ -158,3 +158,37 @@ def test_a_worker_killed_mid_delivery_does_not_lose_it(delivery_env, pacs, pacs_
     assert delivery.state == DeliveryState.DELIVERED
     assert outcomes(delivery) == ["interrupted", "delivered"]
     assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"] == delivery.webhook_id
+
+
+def test_a_retry_pending_when_the_worker_is_killed_is_sent_by_the_next_worker_without_a_requeue(
+    delivery_env, pacs, pacs_event, settings
+):
+    """The rescue of lost messages is off (an hour): the retry is sent again only because it never
+    depended on a message the killed worker held; the sweeper wakes it when it is due."""
+    env = {
+        **delivery_env,
+        "CALLBACK_RETRY_BASE_DELAY": "2",
+        "CALLBACK_RETRY_MAX_DELAY": "2",
+        "CALLBACK_REQUEUE_AFTER": "3600",
+    }
+    with Receiver(sequence((503, {}, 0.0), (204, {}, 0.0))) as receiver:
+        settings.CALLBACK_URLS = [receiver.url]
+        doomed = start_worker(env, name="doomed")
+        try:
+            post_event(pacs, pacs_event)
+            wait_until(
+                lambda: CallbackDelivery.objects.filter(state="pending", attempts=1).exists(),
+                message="first attempt recorded",
+            )
+            doomed.kill()
+        finally:
+            doomed.stop()
+        heir = start_worker(env, name="heir")
+        try:
+            delivery = wait_until(settled(), message="delivery settled after restart")
+        finally:
+            heir.stop()
+
+    assert delivery.state == DeliveryState.DELIVERED
+    assert outcomes(delivery) == ["retry", "delivered"]
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
