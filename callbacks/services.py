@@ -1,4 +1,6 @@
-"""Writes for callbacks: storing new-exam events, their outbox rows and worklist links; replays.
+"""Writes for callbacks: storing new-exam events, their outbox rows and worklist links; replays;
+and the audit of every access on someone's behalf (the API, the admin and the command call these,
+they do not audit by themselves).
 
 Sending is in ``callbacks.delivery``; Celery entry points are in ``callbacks.tasks``.
 """
@@ -21,15 +23,21 @@ from django.utils import timezone
 from callbacks import tasks
 from callbacks.conf import targets
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink, new_webhook_id
+from callbacks.selectors import EventFilter, event_get, event_list
 from callbacks.validation import CallbackEventInvalid, validate_event
+from core.audit import Actor, Outcome, audit_by
 from core.sql import execute_batch
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
 
 __all__ = [
     "CallbackEventInvalid",
+    "callback_event_access_record",
+    "callback_event_read",
+    "callback_events_search",
     "deliveries_replay",
     "event_fingerprint",
+    "new_exam_event_receive",
     "new_exam_event_record",
     "new_exam_events_record",
 ]
@@ -65,6 +73,73 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     _link_workitems([event])
     _wake_on_commit(delivery_ids)
     return event, True
+
+
+def new_exam_event_receive(*, payload: Any, actor: Actor) -> tuple[CallbackEvent, bool]:
+    """A PACS callback: ``new_exam_event_record`` and its audit row in one commit (commits are the
+    cost on this path). An invalid event is audited as a failure, then ``CallbackEventInvalid``
+    is raised."""
+    try:
+        with transaction.atomic():
+            event, created = new_exam_event_record(
+                payload=payload, origin=CallbackEvent.Origin.PACS, actor=actor.name
+            )
+            audit_by(
+                actor,
+                action="callback.receive",
+                patient_id=event.patient_id,
+                study_uid=event.study_instance_uid,
+                detail={"event_id": event.pk, "redelivery": not created},
+            )
+    except CallbackEventInvalid as exc:
+        audit_by(
+            actor,
+            action="callback.receive",
+            outcome=Outcome.FAILURE,
+            detail={"reason": "invalid", "fields": sorted(exc.errors)},
+        )
+        raise
+    return event, created
+
+
+def callback_events_search(
+    *, flt: EventFilter, limit: int, offset: int, actor: Actor
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of events (``selectors.event_list``) read on someone's behalf: audited."""
+    rows, total = event_list(flt, limit=limit, offset=offset)
+    audit_by(
+        actor,
+        action="callback_event.list",
+        patient_id=flt.patient_id or "",
+        study_uid=flt.study_uid or "",
+        detail={"count": len(rows), "filters": sorted(k for k, v in vars(flt).items() if v is not None)},
+    )
+    return rows, total
+
+
+def callback_event_read(*, event_id: int, actor: Actor) -> dict[str, Any] | None:
+    """One event (``selectors.event_get``) read on someone's behalf: audited; None if unknown."""
+    row = event_get(event_id)
+    if row is not None:
+        audit_by(
+            actor,
+            action="callback_event.get",
+            patient_id=row["patientID"],
+            study_uid=row["studyInstanceUID"],
+            detail={"event_id": event_id},
+        )
+    return row
+
+
+def callback_event_access_record(*, actor: Actor, event: CallbackEvent) -> None:
+    """Record a read of one event through a screen that queries by itself (the admin's page)."""
+    audit_by(
+        actor,
+        action="callback_event.get",
+        patient_id=event.patient_id,
+        study_uid=event.study_instance_uid,
+        detail={"event_id": event.pk},
+    )
 
 
 def _redelivered(fingerprint: str) -> CallbackEvent:
@@ -246,6 +321,7 @@ def _wake_on_commit(ids: list[int]) -> None:
 
 def deliveries_replay(
     *,
+    actor: Actor,
     delivery_ids: Iterable[int] | None = None,
     event_id: int | None = None,
     states: Iterable[str] | None = None,
@@ -255,6 +331,7 @@ def deliveries_replay(
 
     Filters combine; with no ``delivery_ids`` the default is the dead and failed ones. A delivery
     being sent right now is left alone. The webhook-id stays the same, as Standard Webhooks asks.
+    Audited as done by ``actor``.
     """
     qs = CallbackDelivery.objects.exclude(state=DeliveryState.SENDING)
     if delivery_ids is not None:
@@ -278,6 +355,11 @@ def deliveries_replay(
             claim_token=None,
             enqueued_at=now,
             delivered_at=None,
+        )
+        audit_by(
+            actor,
+            action="callback_delivery.replay",
+            detail={"deliveries": ids[:100], "count": len(ids), "event_id": event_id},
         )
         _wake_on_commit(ids)
     return ids
