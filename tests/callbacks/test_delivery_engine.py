@@ -381,3 +381,19 @@ def test_a_retry_due_sooner_than_the_next_sweep_asks_for_a_wake_up(make_delivery
 
     delivery.refresh_from_db()
     assert attempted.wake == {delivery.pk: delivery.next_attempt_at}
+
+
+@pytest.mark.django_db
+def test_with_the_default_settings_no_retry_waits_on_a_message_a_worker_could_take_down_with_it(
+    make_delivery, settings
+):
+    """The crash-recovery budget (issue 13: p95 <= 15 s after a worker kill -9): a retry is the
+    sweeper's, never a countdown message held by a worker; a lost first wake-up costs at most
+    CALLBACK_REQUEUE_AFTER plus one sweep."""
+    with Receiver(always(503)) as receiver:
+        delivery = make_delivery(receiver.url)
+
+        attempted = engine.deliveries_attempt([delivery.pk])
+
+    assert attempted.wake == {}
+    assert settings.CALLBACK_REQUEUE_AFTER + settings.CALLBACK_SWEEP_INTERVAL <= 15
