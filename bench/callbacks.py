@@ -397,6 +397,9 @@ def latency_run(port: int, key: str, db_url: str, receivers, supervisor, prefix:
     )
     peer.start()
     sent = paced_posts(port, key, prefix, args.steady_events, 50.0)
+    # Deliveries still waiting when the last event was posted: a backlog means the worker could not
+    # keep up on this machine at this moment, and the latency is then mostly time in the queue.
+    backlog = 3 * args.steady_events - delivery_states(db_url, prefix)["delivered"]
     peer.join()
     states = wait_delivered(db_url, prefix, 3 * args.steady_events, timeout=120)
     worker_cpu = _cpu_seconds(worker_pids) - worker_cpu
@@ -413,6 +416,7 @@ def latency_run(port: int, key: str, db_url: str, receivers, supervisor, prefix:
         "p95": lat["p95"],
         "peer_p95": percentiles(peer_samples)["p95"],
         "worker_ms": worker_cpu * 1000 / max(1, len(latencies)),
+        "backlog": backlog,
         "states": dict(states),
         "load": os.getloadavg()[0],
     }
@@ -642,8 +646,8 @@ def report_latency(runs: list[dict], args) -> None:
     for number, r in enumerate(runs, 1):
         print(
             f"  run {number}: POST -> receiver p50 {r['p50']:7.1f} ms p95 {r['p95']:7.1f} ms; direct POST "
-            f"p95 {r['peer_p95']:5.1f} ms; worker CPU {r['worker_ms']:.2f} ms/delivery; {r['states']}; "
-            f"load {r['load']:.2f}"
+            f"p95 {r['peer_p95']:5.1f} ms; worker CPU {r['worker_ms']:.2f} ms/delivery; backlog at the "
+            f"last POST {r['backlog']}; {r['states']}; load {r['load']:.2f}"
         )
     print(f"  p50                      {summary([r['p50'] for r in runs], 'ms')}")
     print(f"  p95                      {summary([r['p95'] for r in runs], 'ms')}  (target <= 1000 ms)")

@@ -384,6 +384,12 @@ CELERY_TASK_ACKS_LATE = True
 # Celery 6 makes this the default; say it now (and silence the start-up warning).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set: a new Postgres connection per task (a backend forked, authenticated), which was most of a
+# webhook delivery's cost. Connections are reused instead, for this many tasks per worker process,
+# and dicomsvc.celery applies DATABASE_CONN_MAX_AGE and drops broken connections around every task,
+# as Django does around every request. 0 restores a new connection per task.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")

@@ -192,3 +192,26 @@ def test_a_retry_pending_when_the_worker_is_killed_is_sent_by_the_next_worker_wi
     assert delivery.state == DeliveryState.DELIVERED
     assert outcomes(delivery) == ["retry", "delivered"]
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+
+
+def test_the_worker_reuses_its_database_connections_across_tasks(worker, pacs, pacs_event, settings):
+    """Celery's Django fixup used to close every connection around every task: a new Postgres
+    session (a forked backend) per delivery message. CELERY_DB_REUSE_MAX keeps them."""
+    from django.db import connection
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    with Receiver(always(204)) as receiver:
+        settings.CALLBACK_URLS = [receiver.url]
+        post_event(pacs, {**pacs_event, "StudyInstanceUID": "1.2.3.0"})
+        receiver.wait_for(1)  # the worker's threads are connected now
+        before = sessions()
+        for n in range(1, 21):
+            post_event(pacs, {**pacs_event, "StudyInstanceUID": f"1.2.3.{n}"})
+            receiver.wait_for(n + 1)
+        opened = sessions() - before
+
+    assert opened <= 4  # at most one per worker thread, not one per task (21 tasks and the sweeps)
