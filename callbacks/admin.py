@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from callbacks.models import CallbackAttempt, CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink
-from callbacks.services import deliveries_replay
-from core.audit import audit_record
+from callbacks.services import callback_event_access_record, deliveries_replay
+from core.audit import Actor
 from worklist.admin import WorkItemAdmin
 
 
@@ -82,14 +82,7 @@ class DeliveryStateFilter(admin.SimpleListFilter):
 
 
 def _replay(modeladmin, request, **filters) -> None:
-    ids = deliveries_replay(**filters)
-    audit_record(
-        actor=request.user.get_username(),
-        actor_type="user",
-        action="callback_delivery.replay",
-        client_address=request.META.get("REMOTE_ADDR"),
-        detail={"deliveries": ids[:100], "count": len(ids)},
-    )
+    ids = deliveries_replay(actor=Actor.of_request(request, via="admin"), **filters)
     modeladmin.message_user(request, f"{len(ids)} deliveries will be sent again.", messages.SUCCESS)
 
 
@@ -100,15 +93,7 @@ class AuditedViewMixin:
         response = super().change_view(request, object_id, form_url, extra_context)
         event = self.audited_event(object_id)
         if event is not None:
-            audit_record(
-                actor=request.user.get_username(),
-                actor_type="user",
-                action="callback_event.get",
-                patient_id=event.patient_id,
-                study_uid=event.study_instance_uid,
-                client_address=request.META.get("REMOTE_ADDR"),
-                detail={"event_id": event.pk, "via": "admin"},
-            )
+            callback_event_access_record(actor=Actor.of_request(request, via="admin"), event=event)
         return response
 
 

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -14,10 +13,16 @@ from rest_framework.views import APIView
 
 from callbacks import schema
 from callbacks.models import CallbackEvent, DeliveryState
-from callbacks.selectors import EventFilter, event_get, event_list
-from callbacks.services import CallbackEventInvalid, deliveries_replay, new_exam_event_record
+from callbacks.selectors import EventFilter
+from callbacks.services import (
+    CallbackEventInvalid,
+    callback_event_read,
+    callback_events_search,
+    deliveries_replay,
+    new_exam_event_receive,
+)
 from core import scopes
-from core.audit import Outcome, actor_of, audit_request
+from core.audit import Actor
 from core.errors import ApiError
 from core.inputs import json_body
 from core.openapi import ERROR, ERROR_400, ERROR_401, ERROR_403, ERROR_404
@@ -84,27 +89,9 @@ class NewExamCallback(APIView):
         body = request.body
         _check_body_signature(request, body)
         payload = json_body(body)
-        actor, _ = actor_of(request)
         try:
-            # One commit for the event, its outbox rows and its audit row: commits are the cost here.
-            with transaction.atomic():
-                event, created = new_exam_event_record(
-                    payload=payload, origin=CallbackEvent.Origin.PACS, actor=actor
-                )
-                audit_request(
-                    request,
-                    action="callback.receive",
-                    patient_id=event.patient_id,
-                    study_uid=event.study_instance_uid,
-                    detail={"event_id": event.pk, "redelivery": not created},
-                )
+            new_exam_event_receive(payload=payload, actor=Actor.of_request(request))
         except CallbackEventInvalid as exc:
-            audit_request(
-                request,
-                action="callback.receive",
-                outcome=Outcome.FAILURE,
-                detail={"reason": "invalid", "fields": sorted(exc.errors)},
-            )
             raise ApiError(
                 "The event is invalid: " + ", ".join(sorted(exc.errors)) + ".", errors=exc.errors
             ) from None
@@ -154,16 +141,8 @@ class CallbackEventCollection(APIView):
         limit, offset = params.page(
             default_limit=settings.CALLBACK_EVENTS_PAGE_DEFAULT, max_limit=settings.CALLBACK_EVENTS_PAGE_MAX
         )
-        rows, total = event_list(flt, limit=limit, offset=offset)
-        audit_request(
-            request,
-            action="callback_event.list",
-            patient_id=flt.patient_id or "",
-            study_uid=flt.study_uid or "",
-            detail={
-                "count": len(rows),
-                "filters": sorted(k for k in params.values if k not in ("limit", "offset")),
-            },
+        rows, total = callback_events_search(
+            flt=flt, limit=limit, offset=offset, actor=Actor.of_request(request)
         )
         return Response(rows, headers={"X-Total-Count": str(total)})
 
@@ -188,16 +167,9 @@ class CallbackEventDetail(APIView):
         tags=["Callbacks"],
     )
     def get(self, request, event_id: int):
-        row = event_get(event_id)
+        row = callback_event_read(event_id=event_id, actor=Actor.of_request(request))
         if row is None:
             raise ApiError("No callback event has this id.", status_code=404)
-        audit_request(
-            request,
-            action="callback_event.get",
-            patient_id=row["patientID"],
-            study_uid=row["studyInstanceUID"],
-            detail={"event_id": event_id},
-        )
         return Response(row)
 
 
@@ -274,10 +246,7 @@ class DeliveryReplay(APIView):
             raise ApiError(
                 "No callback event has this id.", status_code=404, errors={"eventId": ["not found"]}
             )
-        ids = deliveries_replay(delivery_ids=delivery_ids, event_id=event_id, states=states)
-        audit_request(
-            request,
-            action="callback_delivery.replay",
-            detail={"deliveries": ids[:100], "count": len(ids), "event_id": event_id},
+        ids = deliveries_replay(
+            actor=Actor.of_request(request), delivery_ids=delivery_ids, event_id=event_id, states=states
         )
         return Response({"replayed": ids})

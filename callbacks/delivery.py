@@ -3,9 +3,10 @@
 The row is the source of truth. A worker claims it with a conditional UPDATE (pending and due,
 or sending with an expired lease) whose row count it checks, so two workers never send the same
 attempt; the outcome is written only if the claim (its token) is still ours. Retries are rows
-with ``next_attempt_at``; short waits also get a Celery countdown, longer ones are picked up by
-the sweeper (``deliveries_sweep``, ``SELECT ... FOR UPDATE SKIP LOCKED``), which also rescues
-lost messages and the deliveries of killed workers.
+with ``next_attempt_at``, picked up by the sweeper (``deliveries_sweep``, run by beat every
+``CALLBACK_SWEEP_INTERVAL`` seconds, ``SELECT ... FOR UPDATE SKIP LOCKED``), which also rescues
+lost wake-up messages and the deliveries of killed workers. This module never enqueues anything:
+``deliveries_attempt`` returns the wake-ups it wants and ``callbacks.tasks`` sends them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import orjson
 import requests
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,7 +29,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from callbacks.conf import secret_for, url_problem
-from callbacks.models import AttemptOutcome, CallbackAttempt, CallbackDelivery, DeliveryState
+from callbacks.models import AttemptOutcome, CallbackDelivery, DeliveryState
 
 logger = logging.getLogger("dicomsvc.callbacks")
 
@@ -38,6 +38,7 @@ RESPONSE_READ_LIMIT = 64 * 1024
 RETRYABLE_STATUS = {408, 429}
 SEND_THREADS = 8  # concurrent HTTP requests per worker process (deliveries_attempt)
 INTERRUPTED_ERROR = "no outcome recorded: the worker stopped during the attempt (lease expired)"
+HORIZON_ERROR = "not sent: the retry horizon passed while an attempt was interrupted"
 _sessions = threading.local()
 
 
@@ -139,70 +140,6 @@ def _failure(error: str, started: float, *, retryable: bool = True) -> SendResul
     return SendResult(None, error, retryable=retryable, retry_after=None, latency_ms=latency_ms)
 
 
-def _commit_without_waiting_for_disk() -> None:
-    """Inside a transaction: its commit returns before the WAL reaches the disk.
-
-    For the claim and the attempt record only. A database crash can then forget the last
-    fraction of a second of them, which resends a delivery (receivers deduplicate on webhook-id)
-    and never loses one; the event and its outbox rows are always committed durably.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def delivery_claim(delivery_id: int) -> CallbackDelivery | None:
-    """Take this delivery for one attempt, or None when it is not due or someone else has it.
-
-    A conditional UPDATE whose row count says whether this worker won: the database re-checks
-    the condition under the row lock, so of two workers woken for the same delivery exactly one
-    claims each attempt. A delivery still ``sending`` past its lease belonged to a worker that died
-    mid-attempt: that attempt is recorded as interrupted and the delivery is taken over.
-    """
-    now = timezone.now()
-    token = uuid.uuid4()
-    claim = {
-        "state": DeliveryState.SENDING,
-        "attempts": F("attempts") + 1,
-        "claim_token": token,
-        "claimed_until": now + dt.timedelta(seconds=settings.CALLBACK_CLAIM_TIMEOUT),
-        "updated_at": now,
-    }
-    rows = CallbackDelivery.objects.filter(pk=delivery_id)
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
-        taken_over = False
-        if not rows.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).update(**claim):
-            taken_over = bool(rows.filter(state=DeliveryState.SENDING, claimed_until__lt=now).update(**claim))
-            if not taken_over:
-                return None
-        delivery = rows.select_related("event").get()
-        if taken_over:
-            CallbackAttempt.objects.create(
-                delivery=delivery,
-                number=delivery.attempts - 1,
-                started_at=now,
-                outcome=AttemptOutcome.INTERRUPTED,
-                error=INTERRUPTED_ERROR,
-            )
-    return delivery
-
-
-def delivery_attempt(delivery_id: int) -> CallbackDelivery | None:
-    """Claim, send and record one attempt of this delivery; None when there was nothing to do."""
-    delivery = delivery_claim(delivery_id)
-    if delivery is None:
-        return None
-    started_at = timezone.now()
-    body = orjson.dumps(delivery.event.payload)
-    headers = webhook_headers(
-        webhook_id=delivery.webhook_id, body=body, secret=secret_for(delivery.url), now=started_at
-    )
-    result = send(delivery.url, body=body, headers=headers)
-    _record(delivery, result, started_at)
-    return delivery
-
-
 @dataclass(frozen=True)
 class _Decision:
     """What one attempt's result means for its delivery row."""
@@ -210,7 +147,7 @@ class _Decision:
     outcome: str
     state: str
     next_attempt_at: dt.datetime | None
-    wake: bool  # a short wait: a countdown message (the sweeper picks up longer ones)
+    wake: bool  # a short wait: woken by a message of its own (the sweeper picks up longer ones)
 
 
 def _decide(*, attempts: int, retry_until: dt.datetime, result: SendResult, now: dt.datetime) -> _Decision:
@@ -222,54 +159,16 @@ def _decide(*, attempts: int, retry_until: dt.datetime, result: SendResult, now:
         return _Decision(AttemptOutcome.DEAD, DeliveryState.DEAD, None, False)
     delay = max(backoff_delay(attempts), result.retry_after or 0.0)
     next_at = min(now + dt.timedelta(seconds=delay), retry_until)
-    wake = (next_at - now).total_seconds() <= settings.CALLBACK_SWEEP_INTERVAL
+    wake = (next_at - now).total_seconds() < settings.CALLBACK_SWEEP_INTERVAL
     return _Decision(AttemptOutcome.RETRY, DeliveryState.PENDING, next_at, wake)
 
 
-def _record(delivery: CallbackDelivery, result: SendResult, started_at: dt.datetime) -> None:
-    now = timezone.now()
-    decision = _decide(attempts=delivery.attempts, retry_until=delivery.retry_until, result=result, now=now)
-    changes: dict = {
-        "last_status_code": result.status_code,
-        "last_error": result.error[:300],
-        "state": decision.state,
-    }
-    if decision.state == DeliveryState.DELIVERED:
-        changes["delivered_at"] = now
-    if decision.next_attempt_at is not None:
-        changes["next_attempt_at"] = decision.next_attempt_at
-        if decision.wake:
-            changes["enqueued_at"] = decision.next_attempt_at
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
-        CallbackAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts,
-            started_at=started_at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            outcome=decision.outcome,
-            error=result.error[:300],
-            next_attempt_at=decision.next_attempt_at,
-        )
-        still_ours = CallbackDelivery.objects.filter(
-            pk=delivery.pk, state=DeliveryState.SENDING, claim_token=delivery.claim_token
-        ).update(claim_token=None, claimed_until=None, updated_at=now, **changes)
-        if still_ours and decision.wake:
-            from callbacks.tasks import delivery_send
-
-            countdown = (decision.next_attempt_at - now).total_seconds()
-            delivery_send.apply_async_on_commit((delivery.pk,), countdown=countdown)
-    if not still_ours:
-        logger.warning("delivery %s: claim lost during attempt %s", delivery.pk, delivery.attempts)
-
-
-# -- many deliveries at once (Postgres) -------------------------------------------------------------
-# The path every event's deliveries take on Postgres: one statement claims the due ones, one reads
-# their events, the HTTP requests run concurrently, one statement records every outcome. Each
-# delivery follows exactly the rules of delivery_attempt; only the round trips are shared. The
-# claim and the record commit without waiting for the disk (set_config inside the statement), as
-# _commit_without_waiting_for_disk does for the single path.
+# -- the engine: a batch of deliveries (one delivery is a batch of one) --------------------------------
+# One statement claims the due ones, one reads their events, the HTTP requests run concurrently, one
+# statement records every outcome. The claim and the record commit without waiting for the disk
+# (set_config inside the statement): a database crash can then forget the last fraction of a second
+# of them, which resends a delivery (receivers deduplicate on webhook-id) and never loses one; the
+# event and its outbox rows are always committed durably.
 
 _CLAIM_MANY_SQL = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
@@ -340,22 +239,38 @@ def _pool() -> ThreadPoolExecutor:
         return _send_pool
 
 
-def deliveries_attempt(delivery_ids: list[int]) -> int:
-    """Claim, send and record these deliveries, ``SEND_THREADS`` at a time; returns how many were
-    sent. Off Postgres, each goes through ``delivery_attempt``."""
-    if connection.vendor != "postgresql":
-        return sum(delivery_attempt(pk) is not None for pk in delivery_ids)
-    sent = 0
+@dataclass(frozen=True)
+class Attempted:
+    """What ``deliveries_attempt`` did: how many deliveries it sent, and which ones want a wake-up
+    message of their own and when (a retry due sooner than the next sweep; later ones and every
+    other open delivery are the sweeper's). Scheduling the message is the caller's job."""
+
+    sent: int
+    wake: dict[int, dt.datetime]
+
+
+def deliveries_attempt(delivery_ids: list[int]) -> Attempted:
+    """Claim, send and record these deliveries, ``SEND_THREADS`` at a time.
+
+    The one way a delivery is sent: a single delivery is a batch of one. Deliveries that are not
+    due, or that another worker holds, are left alone.
+    """
+    sent, wake = 0, {}
     for start in range(0, len(delivery_ids), SEND_THREADS):
-        sent += _attempt_chunk(delivery_ids[start : start + SEND_THREADS])
-    return sent
+        chunk = _attempt_chunk(delivery_ids[start : start + SEND_THREADS])
+        sent += chunk.sent
+        wake |= chunk.wake
+    return Attempted(sent, wake)
 
 
-def _attempt_chunk(delivery_ids: list[int]) -> int:
+def _attempt_chunk(delivery_ids: list[int]) -> Attempted:
     token = uuid.uuid4()
     claimed = _claim_many(delivery_ids, token)
     if not claimed:
-        return 0
+        return Attempted(0, {})
+    # A failure from here to the record (the database gone, the process killed) leaves the rows
+    # claimed: once their lease expires the sweeper wakes them, and the attempt is recorded as
+    # interrupted by whoever takes them over.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, payload::text FROM callbacks_callbackevent WHERE id = ANY(%s)",
@@ -365,18 +280,25 @@ def _attempt_chunk(delivery_ids: list[int]) -> int:
 
     def attempt(claim: _Claimed) -> tuple[_Claimed, SendResult, dt.datetime]:
         started_at = timezone.now()
-        body = bodies[claim.event_id]
-        headers = webhook_headers(
-            webhook_id=claim.webhook_id, body=body, secret=secret_for(claim.url), now=started_at
-        )
-        return claim, send(claim.url, body=body, headers=headers), started_at
+        if claim.taken_over and started_at >= claim.retry_until:
+            # An attempt that keeps killing its worker ends at the horizon like any other.
+            return claim, SendResult(None, HORIZON_ERROR, True, None, 0), started_at
+        try:
+            body = bodies[claim.event_id]
+            headers = webhook_headers(
+                webhook_id=claim.webhook_id, body=body, secret=secret_for(claim.url), now=started_at
+            )
+            result = send(claim.url, body=body, headers=headers)
+        except Exception as exc:  # a failure to prepare the request is a failed attempt, retried
+            logger.exception("delivery %s: could not prepare the request", claim.pk)
+            result = SendResult(None, f"could not prepare the request ({type(exc).__name__})", True, None, 0)
+        return claim, result, started_at
 
     if len(claimed) == 1:
         outcomes = [attempt(claimed[0])]
     else:
         outcomes = list(_pool().map(attempt, claimed))
-    _record_many(outcomes, token)
-    return len(claimed)
+    return Attempted(len(claimed), _record_many(outcomes, token))
 
 
 def _claim_many(delivery_ids: list[int], token: uuid.UUID) -> list[_Claimed]:
@@ -389,7 +311,10 @@ def _claim_many(delivery_ids: list[int], token: uuid.UUID) -> list[_Claimed]:
         return sorted((_Claimed(*row) for row in cursor.fetchall()), key=lambda c: c.pk)
 
 
-def _record_many(outcomes: list[tuple[_Claimed, SendResult, dt.datetime]], token: uuid.UUID) -> None:
+def _record_many(
+    outcomes: list[tuple[_Claimed, SendResult, dt.datetime]], token: uuid.UUID
+) -> dict[int, dt.datetime]:
+    """Write every outcome (only where the claim is still ours); returns the wake-ups wanted."""
     now = timezone.now()
     outcome_params: list = []
     attempt_params: list = []
@@ -442,12 +367,7 @@ def _record_many(outcomes: list[tuple[_Claimed, SendResult, dt.datetime]], token
     for claim, _, _ in outcomes:
         if claim.pk not in still_ours:
             logger.warning("delivery %s: claim lost during attempt %s", claim.pk, claim.attempts)
-    if wake:
-        from callbacks.tasks import delivery_send
-
-        for pk, next_at in wake.items():
-            if pk in still_ours:
-                delivery_send.wake(pk, countdown=max(0.0, (next_at - now).total_seconds()))
+    return {pk: next_at for pk, next_at in wake.items() if pk in still_ours}
 
 
 def deliveries_sweep(*, limit: int = 1000) -> list[int]:

@@ -6,7 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q
+import orjson
+from django.db.models import Count, Prefetch, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from callbacks.models import CallbackAttempt, CallbackDelivery, CallbackEvent, DeliveryState
@@ -46,6 +48,13 @@ def event_queryset(flt: EventFilter):
     return qs.order_by("-received_at", "-id")
 
 
+def _with_payload_text(qs):
+    """The payload as Postgres prints it rather than decoded: served as it is stored (an event
+    stored before numbers were range-checked holds integers no JSON encoder of ours can write) and
+    without a decode and re-encode per row."""
+    return qs.defer("payload").annotate(payload_text=Cast("payload", TextField()))
+
+
 def _event_json(event: CallbackEvent) -> dict[str, Any]:
     return {
         "id": event.pk,
@@ -58,7 +67,7 @@ def _event_json(event: CallbackEvent) -> dict[str, Any]:
         "sourceID": event.source_id,
         "studyDate": event.study_date.isoformat() if event.study_date else None,
         "redeliveries": event.redeliveries,
-        "payload": event.payload,
+        "payload": orjson.Fragment(event.payload_text),  # JSON text, embedded as it is
     }
 
 
@@ -70,7 +79,7 @@ _STATE_COUNTS = {
 def event_list(flt: EventFilter, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     """A page of events (newest first) with their delivery counts per state, and the total."""
     qs = event_queryset(flt)
-    page = list(qs.annotate(**_STATE_COUNTS)[offset : offset + limit])
+    page = list(_with_payload_text(qs).annotate(**_STATE_COUNTS)[offset : offset + limit])
     total = len(page) if offset == 0 and len(page) < limit else qs.count()
     rows = []
     for event in page:
@@ -113,7 +122,7 @@ def delivery_json(delivery: CallbackDelivery) -> dict[str, Any]:
 def event_get(event_id: int) -> dict[str, Any] | None:
     """One event with its deliveries (each with its attempts) and workitem links, or None."""
     event = (
-        CallbackEvent.objects.filter(pk=event_id)
+        _with_payload_text(CallbackEvent.objects.filter(pk=event_id))
         .prefetch_related(
             Prefetch("deliveries", CallbackDelivery.objects.order_by("pk").prefetch_related("attempt_log")),
             "workitem_links",

@@ -1,4 +1,6 @@
-"""Writes for callbacks: storing new-exam events, their outbox rows and worklist links; replays.
+"""Writes for callbacks: storing new-exam events, their outbox rows and worklist links; replays;
+and the audit of every access on someone's behalf (the API, the admin and the command call these,
+they do not audit by themselves).
 
 Sending is in ``callbacks.delivery``; Celery entry points are in ``callbacks.tasks``.
 """
@@ -6,6 +8,7 @@ Sending is in ``callbacks.delivery``; Celery entry points are in ``callbacks.tas
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -13,21 +16,28 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from callbacks import tasks
 from callbacks.conf import targets
 from callbacks.models import CallbackDelivery, CallbackEvent, DeliveryState, WorkitemLink, new_webhook_id
+from callbacks.selectors import EventFilter, event_get, event_list
 from callbacks.validation import CallbackEventInvalid, validate_event
+from core.audit import Actor, Outcome, audit_by
 from core.sql import execute_batch
 from worklist.models import ProcedureStepState, WorkItem
 from worklist.services import workitem_set_state
 
 __all__ = [
     "CallbackEventInvalid",
+    "callback_event_access_record",
+    "callback_event_read",
+    "callback_events_search",
     "deliveries_replay",
     "event_fingerprint",
+    "new_exam_event_receive",
     "new_exam_event_record",
     "new_exam_events_record",
 ]
@@ -57,25 +67,79 @@ def new_exam_event_record(*, payload: dict, origin: str, actor: str = "") -> tup
     ``CallbackEventInvalid`` with the reasons per field.
     """
     event = _event_new(payload, origin=origin, actor=actor)
-    fingerprint = event.fingerprint
-    if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_with_deliveries([event])
-        if created:
-            _link_workitems([event])
-            _wake_on_commit(delivery_ids)
-            return event, True
-        return _redelivered(fingerprint), False
+    created, delivery_ids = _insert_with_deliveries([event])
+    if not created:
+        return _redelivered(event.fingerprint), False
+    _link_workitems([event])
+    _wake_on_commit(delivery_ids)
+    return event, True
+
+
+def new_exam_event_receive(*, payload: Any, actor: Actor) -> tuple[CallbackEvent, bool]:
+    """A PACS callback: ``new_exam_event_record`` and its audit row in one commit (commits are the
+    cost on this path). An invalid event is audited as a failure, then ``CallbackEventInvalid``
+    is raised."""
     try:
         with transaction.atomic():
-            event.save(force_insert=True)
-            deliveries = _fan_out([event])
-            _link_workitems([event])
-    except IntegrityError:
-        if not CallbackEvent.objects.filter(fingerprint=fingerprint).exists():
-            raise
-        return _redelivered(fingerprint), False
-    _wake_on_commit([delivery.pk for delivery in deliveries])
-    return event, True
+            event, created = new_exam_event_record(
+                payload=payload, origin=CallbackEvent.Origin.PACS, actor=actor.name
+            )
+            audit_by(
+                actor,
+                action="callback.receive",
+                patient_id=event.patient_id,
+                study_uid=event.study_instance_uid,
+                detail={"event_id": event.pk, "redelivery": not created},
+            )
+    except CallbackEventInvalid as exc:
+        audit_by(
+            actor,
+            action="callback.receive",
+            outcome=Outcome.FAILURE,
+            detail={"reason": "invalid", "fields": sorted(exc.errors)},
+        )
+        raise
+    return event, created
+
+
+def callback_events_search(
+    *, flt: EventFilter, limit: int, offset: int, actor: Actor
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of events (``selectors.event_list``) read on someone's behalf: audited."""
+    rows, total = event_list(flt, limit=limit, offset=offset)
+    audit_by(
+        actor,
+        action="callback_event.list",
+        patient_id=flt.patient_id or "",
+        study_uid=flt.study_uid or "",
+        detail={"count": len(rows), "filters": sorted(k for k, v in vars(flt).items() if v is not None)},
+    )
+    return rows, total
+
+
+def callback_event_read(*, event_id: int, actor: Actor) -> dict[str, Any] | None:
+    """One event (``selectors.event_get``) read on someone's behalf: audited; None if unknown."""
+    row = event_get(event_id)
+    if row is not None:
+        audit_by(
+            actor,
+            action="callback_event.get",
+            patient_id=row["patientID"],
+            study_uid=row["studyInstanceUID"],
+            detail={"event_id": event_id},
+        )
+    return row
+
+
+def callback_event_access_record(*, actor: Actor, event: CallbackEvent) -> None:
+    """Record a read of one event through a screen that queries by itself (the admin's page)."""
+    audit_by(
+        actor,
+        action="callback_event.get",
+        patient_id=event.patient_id,
+        study_uid=event.study_instance_uid,
+        detail={"event_id": event.pk},
+    )
 
 
 def _redelivered(fingerprint: str) -> CallbackEvent:
@@ -90,10 +154,10 @@ def _count_redeliveries(fingerprints: Iterable[str]) -> None:
     )
 
 
-# Postgres: events and their outbox rows in one statement, an event stored before (same
-# fingerprint, a redelivery) being no row rather than an error, so that no savepoint is needed. On
-# the accept path of every PACS callback (one event) and of every embedded upload (one per study),
-# where round trips and the ORM's statement building were most of the cost.
+# Events and their outbox rows in one statement, an event stored before (same fingerprint, a
+# redelivery) being no row rather than an error, so that no savepoint is needed. On the accept path
+# of every PACS callback (one event) and of every embedded upload (one per study), where round trips
+# and the ORM's statement building were most of the cost.
 _INSERT_EVENTS_SQL = """
 WITH event AS (
   INSERT INTO callbacks_callbackevent (received_at, origin, actor, event_type, study_instance_uid, patient_id,
@@ -175,30 +239,12 @@ def new_exam_events_record(*, payloads: Iterable[dict], origin: str, actor: str 
         events.setdefault(event.fingerprint, event)
     if not events:
         return []
-    if connection.vendor == "postgresql":
-        created, delivery_ids = _insert_with_deliveries(list(events.values()))
-        if len(created) < len(events):
-            _count_redeliveries(set(events) - {event.fingerprint for event in created})
-        _link_workitems(created)
-        _wake_on_commit(delivery_ids)
-        return created
-    stored = {row[0] for row in _select_in(CallbackEvent, ("fingerprint",), "fingerprint", list(events))}
-    if stored:
-        _count_redeliveries(stored)
-    new = [event for fingerprint, event in events.items() if fingerprint not in stored]
-    if not new:
-        return []
-    try:
-        with transaction.atomic():
-            CallbackEvent.objects.bulk_create(new)
-            deliveries = _fan_out(new)
-            _link_workitems(new)
-    except IntegrityError:
-        # A twin stored concurrently since the check above: decide one event at a time.
-        recorded = (new_exam_event_record(payload=e.payload, origin=origin, actor=actor) for e in new)
-        return [event for event, created in recorded if created]
-    _wake_on_commit([delivery.pk for delivery in deliveries])
-    return new
+    created, delivery_ids = _insert_with_deliveries(list(events.values()))
+    if len(created) < len(events):
+        _count_redeliveries(set(events) - {event.fingerprint for event in created})
+    _link_workitems(created)
+    _wake_on_commit(delivery_ids)
+    return created
 
 
 def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
@@ -215,30 +261,6 @@ def _event_new(payload: dict, *, origin: str, actor: str) -> CallbackEvent:
         study_date=valid.study_date,
         payload=valid.payload,
         fingerprint=event_fingerprint(valid.payload),
-    )
-
-
-def _retry_until(event: CallbackEvent) -> dt.datetime:
-    """No retry of the event's deliveries is scheduled after this (CALLBACK_RETRY_HORIZON)."""
-    return event.received_at + dt.timedelta(seconds=settings.CALLBACK_RETRY_HORIZON)
-
-
-def _fan_out(events: list[CallbackEvent]) -> list[CallbackDelivery]:
-    if not settings.CALLBACK_URLS:
-        return []
-    return CallbackDelivery.objects.bulk_create(
-        [
-            CallbackDelivery(
-                event=event,
-                url=target.url,
-                next_attempt_at=event.received_at,
-                retry_until=_retry_until(event),
-                enqueued_at=event.received_at,
-                created_at=event.received_at,
-            )
-            for event in events
-            for target in targets()
-        ]
     )
 
 
@@ -292,14 +314,14 @@ def _select_in(model, columns: tuple[str, ...], key: str, values: list) -> list[
 
 
 def _wake_on_commit(ids: list[int]) -> None:
-    from callbacks.tasks import deliveries_send
-
-    for start in range(0, len(ids), 100):  # a large replay: several modest messages
-        deliveries_send.delay_on_commit(ids[start : start + 100])
+    """Wake these deliveries once the transaction commits (a large replay: several messages)."""
+    if ids:
+        transaction.on_commit(functools.partial(tasks.wake_many, ids))
 
 
 def deliveries_replay(
     *,
+    actor: Actor,
     delivery_ids: Iterable[int] | None = None,
     event_id: int | None = None,
     states: Iterable[str] | None = None,
@@ -309,6 +331,7 @@ def deliveries_replay(
 
     Filters combine; with no ``delivery_ids`` the default is the dead and failed ones. A delivery
     being sent right now is left alone. The webhook-id stays the same, as Standard Webhooks asks.
+    Audited as done by ``actor``.
     """
     qs = CallbackDelivery.objects.exclude(state=DeliveryState.SENDING)
     if delivery_ids is not None:
@@ -332,6 +355,11 @@ def deliveries_replay(
             claim_token=None,
             enqueued_at=now,
             delivered_at=None,
+        )
+        audit_by(
+            actor,
+            action="callback_delivery.replay",
+            detail={"deliveries": ids[:100], "count": len(ids), "event_id": event_id},
         )
         _wake_on_commit(ids)
     return ids

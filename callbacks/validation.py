@@ -42,6 +42,16 @@ FIELDS: dict[str, tuple[str, str | None, int]] = {
 REQUIRED = ("StudyInstanceUID", "EventType")
 _EVENT_TYPE_RE = re.compile(r"^[A-Z0-9_ ]+$")
 _MAX_COUNT = 2**31 - 1
+# A count sent as a string: ASCII digits only (str.isdigit() also takes "²" and "١٢", and int()
+# refuses 4,300 digits and more), at most 10 of them after leading zeros (past _MAX_COUNT anyway).
+_COUNT_STRING_RE = re.compile(r"\s*0*([0-9]{1,10})\s*")
+# Every number anywhere in a payload (unknown fields included) lies in the signed 64-bit range.
+# The payload is stored as JSONB, whose numbers are exact decimals: 5e276 (a float when parsed)
+# comes back as a 277-digit integer, which neither our JSON encoder nor most receivers' decoders
+# (64-bit integers, doubles) can take. Inside this range what is stored is served and delivered
+# as the same number; outside it the event is refused naming the field, never stored.
+_NUMBER_MIN, _NUMBER_MAX = -(2**63), 2**63 - 1
+NUMBER_RANGE_REASON = f"numbers must be between {_NUMBER_MIN} and {_NUMBER_MAX}"
 
 
 class CallbackEventInvalid(Exception):
@@ -77,8 +87,11 @@ def _field_problems(keyword: str, value: Any) -> list[str]:
         return _string_problems(value, vr, max_length)
     if kind == COUNT:
         # DICOM IS values often travel as strings: "239" is accepted like 239.
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        if isinstance(value, str):
+            match = _COUNT_STRING_RE.fullmatch(value)
+            if match is None:
+                return ["must be a whole number"]
+            value = int(match.group(1))
         if isinstance(value, bool) or not isinstance(value, int):
             return ["must be a whole number"]
         return [] if 0 <= value <= _MAX_COUNT else [f"must be between 0 and {_MAX_COUNT}"]
@@ -92,6 +105,24 @@ def _field_problems(keyword: str, value: Any) -> list[str]:
         if len(item) > max_length:
             return [f"each item must be at most {max_length} characters"]
     return []
+
+
+def _number_out_of_range(value: Any) -> str | None:
+    """Where the first number outside the signed 64-bit range is (``Extra``, ``Series[1].b``), or
+    None. Iterative: the request layer bounds the depth, this walk does not rely on it."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int | float):
+            if not _NUMBER_MIN <= item <= _NUMBER_MAX:  # orjson refuses NaN and Infinity
+                return path
+        elif isinstance(item, Mapping):
+            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
 
 
 def validate_event(data: Any) -> ValidEvent:
@@ -113,6 +144,9 @@ def validate_event(data: Any) -> ValidEvent:
         problems = _field_problems(keyword, value)
         if problems:
             errors[keyword] = problems
+    out_of_range = _number_out_of_range(data)
+    if out_of_range is not None:
+        errors.setdefault(out_of_range, [NUMBER_RANGE_REASON])
     event_type = data.get("EventType")
     if "EventType" not in errors and not _EVENT_TYPE_RE.match(event_type.strip()):
         errors["EventType"] = ["may contain only upper-case letters, digits, space and underscore"]

@@ -270,9 +270,10 @@ if CALLBACK_CLAIM_TIMEOUT <= CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT:
     raise ImproperlyConfigured(
         "CALLBACK_CLAIM_TIMEOUT must be longer than CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT"
     )
-CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 30.0, minimum=0.1)
+# The sweeper wakes due retries and rescues lost wake-ups: short, so a worker crash costs seconds.
+CALLBACK_SWEEP_INTERVAL = env_float("CALLBACK_SWEEP_INTERVAL", 2.0, minimum=0.1)
 # A due delivery whose wake-up message has not run after this long is enqueued again (lost message).
-CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 120.0, minimum=0.1)
+CALLBACK_REQUEUE_AFTER = env_float("CALLBACK_REQUEUE_AFTER", 10.0, minimum=0.1)
 CALLBACK_TASK_QUEUE = env_str("CALLBACK_TASK_QUEUE", "")  # empty: CELERY_TASK_DEFAULT_QUEUE
 CALLBACK_EVENTS_PAGE_DEFAULT = env_int("CALLBACK_EVENTS_PAGE_DEFAULT", 100, minimum=1)
 CALLBACK_EVENTS_PAGE_MAX = env_int("CALLBACK_EVENTS_PAGE_MAX", 1000, minimum=1)
@@ -389,6 +390,12 @@ CELERY_TASK_ACKS_LATE = True
 # Celery 6 makes this the default; say it now (and silence the start-up warning).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set: a new Postgres connection per task (a backend forked, authenticated), which was most of a
+# webhook delivery's cost. Connections are reused instead, for this many tasks per worker process,
+# and dicomsvc.celery applies DATABASE_CONN_MAX_AGE and drops broken connections around every task,
+# as Django does around every request. 0 restores a new connection per task.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dicomsvc")

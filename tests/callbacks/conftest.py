@@ -16,6 +16,18 @@ def pacs_event() -> dict:
     return copy.deepcopy(DOCUMENTED_EXAMPLE_VALUE)
 
 
+@pytest.fixture
+def pacs(make_client):
+    """An API client as the PACS: callbacks:write."""
+    return make_client("callbacks:write", name="PACS")
+
+
+@pytest.fixture
+def reader(make_client):
+    """An API client as the RIS: callbacks:read."""
+    return make_client("callbacks:read", name="RIS")
+
+
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 

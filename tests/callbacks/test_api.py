@@ -17,16 +17,6 @@ pytestmark = pytest.mark.django_db
 RECEIVERS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b|whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
 
 
-@pytest.fixture
-def pacs(make_client):
-    return make_client("callbacks:write", name="PACS")
-
-
-@pytest.fixture
-def reader(make_client):
-    return make_client("callbacks:read", name="RIS")
-
-
 def post_event(client, event, **extra):
     return client.post("/new-exam-callback", data=json.dumps(event), content_type="application/json", **extra)
 

@@ -13,11 +13,6 @@ from tests.callbacks.harness import Receiver, always, sequence, start_worker
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def pacs(make_client):
-    return make_client("callbacks:write", name="PACS")
-
-
 def post_event(client, event):
     response = client.post("/new-exam-callback", data=json.dumps(event), content_type="application/json")
     assert response.status_code == 204
@@ -163,3 +158,60 @@ def test_a_worker_killed_mid_delivery_does_not_lose_it(delivery_env, pacs, pacs_
     assert delivery.state == DeliveryState.DELIVERED
     assert outcomes(delivery) == ["interrupted", "delivered"]
     assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"] == delivery.webhook_id
+
+
+def test_a_retry_pending_when_the_worker_is_killed_is_sent_by_the_next_worker_without_a_requeue(
+    delivery_env, pacs, pacs_event, settings
+):
+    """The rescue of lost messages is off (an hour): the retry is sent again only because it never
+    depended on a message the killed worker held; the sweeper wakes it when it is due."""
+    env = {
+        **delivery_env,
+        "CALLBACK_RETRY_BASE_DELAY": "2",
+        "CALLBACK_RETRY_MAX_DELAY": "2",
+        "CALLBACK_REQUEUE_AFTER": "3600",
+    }
+    with Receiver(sequence((503, {}, 0.0), (204, {}, 0.0))) as receiver:
+        settings.CALLBACK_URLS = [receiver.url]
+        doomed = start_worker(env, name="doomed")
+        try:
+            post_event(pacs, pacs_event)
+            wait_until(
+                lambda: CallbackDelivery.objects.filter(state="pending", attempts=1).exists(),
+                message="first attempt recorded",
+            )
+            doomed.kill()
+        finally:
+            doomed.stop()
+        heir = start_worker(env, name="heir")
+        try:
+            delivery = wait_until(settled(), message="delivery settled after restart")
+        finally:
+            heir.stop()
+
+    assert delivery.state == DeliveryState.DELIVERED
+    assert outcomes(delivery) == ["retry", "delivered"]
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+
+
+def test_the_worker_reuses_its_database_connections_across_tasks(worker, pacs, pacs_event, settings):
+    """Celery's Django fixup used to close every connection around every task: a new Postgres
+    session (a forked backend) per delivery message. CELERY_DB_REUSE_MAX keeps them."""
+    from django.db import connection
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    with Receiver(always(204)) as receiver:
+        settings.CALLBACK_URLS = [receiver.url]
+        post_event(pacs, {**pacs_event, "StudyInstanceUID": "1.2.3.0"})
+        receiver.wait_for(1)  # the worker's threads are connected now
+        before = sessions()
+        for n in range(1, 21):
+            post_event(pacs, {**pacs_event, "StudyInstanceUID": f"1.2.3.{n}"})
+            receiver.wait_for(n + 1)
+        opened = sessions() - before
+
+    assert opened <= 4  # at most one per worker thread, not one per task (21 tasks and the sweeps)

@@ -157,3 +157,32 @@ def test_recording_nothing_new_at_once_stores_nothing(pacs_event):
     assert new_exam_events_record(payloads=[pacs_event], origin="embedded") == []
     assert new_exam_events_record(payloads=[], origin="embedded") == []
     assert CallbackEvent.objects.get().redeliveries == 1
+
+
+def test_the_services_audit_on_behalf_of_their_actor_whoever_calls_them(pacs_event):
+    from callbacks.selectors import EventFilter
+    from callbacks.services import (
+        callback_event_read,
+        callback_events_search,
+        deliveries_replay,
+        new_exam_event_receive,
+    )
+    from core.models import AuditEvent
+
+    actor = Actor(name="someone", kind="test", address="192.0.2.1")
+    event, _ = new_exam_event_receive(payload=pacs_event, actor=actor)
+    with pytest.raises(CallbackEventInvalid):
+        new_exam_event_receive(payload={}, actor=actor)
+    callback_events_search(flt=EventFilter(patient_id="46803338"), limit=10, offset=0, actor=actor)
+    callback_event_read(event_id=event.pk, actor=actor)
+    deliveries_replay(actor=actor, event_id=event.pk)
+
+    rows = AuditEvent.objects.filter(actor="someone").order_by("id")
+    assert [(r.action, r.outcome) for r in rows] == [
+        ("callback.receive", "success"),
+        ("callback.receive", "failure"),
+        ("callback_event.list", "success"),
+        ("callback_event.get", "success"),
+        ("callback_delivery.replay", "success"),
+    ]
+    assert {r.client_address for r in rows} == {"192.0.2.1"}

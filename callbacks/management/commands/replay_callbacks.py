@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from callbacks.models import DeliveryState
 from callbacks.services import deliveries_replay
-from core.audit import audit_record
+from core.audit import Actor
 
 REPLAYABLE = [s for s in DeliveryState.values if s != DeliveryState.SENDING]
 
@@ -40,11 +40,11 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError("--since must be a day as YYYY-MM-DD") from None
             since_at = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-        ids = deliveries_replay(delivery_ids=deliveries, event_id=event, states=states, since=since_at)
-        audit_record(
-            actor="manage.py replay_callbacks",
-            actor_type="command",
-            action="callback_delivery.replay",
-            detail={"deliveries": ids[:100], "count": len(ids), "event_id": event},
+        ids = deliveries_replay(
+            actor=Actor(name="manage.py replay_callbacks", kind="command"),
+            delivery_ids=deliveries,
+            event_id=event,
+            states=states,
+            since=since_at,
         )
         self.stdout.write(f"Replayed {len(ids)} deliveries.")
