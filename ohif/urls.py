@@ -1,0 +1,10 @@
+from django.urls import path
+
+from ohif import views
+
+urlpatterns = [
+    path("", views.app_page, name="ohif"),
+    path("app-config.js", views.app_config, name="ohif-app-config"),
+    # A file of the build, or one of the app's own routes (viewer, the study list's filters...).
+    path("<path:name>", views.build_file, name="ohif-file"),
+]
