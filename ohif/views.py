@@ -38,7 +38,7 @@ CONTENT_TYPES = {
     ".onnx": "application/octet-stream",
 }
 # Webpack names its chunks and assets with a content hash: those never change.
-HASHED = re.compile(r"[.-][0-9a-f]{16,}\.[a-z0-9]+$")
+HASHED = re.compile(r"(?:^|[.-])[0-9a-f]{16,}\.[a-z0-9]+$")
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     # The page address may hold ?token= for a moment (until OHIF takes it out): never send it on.
