@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "viewer",
     "ups",
     "dimse",
+    "dicomweb",
     "ohif",
 ]
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("viewer.urls")),
     path(f"{settings.OHIF_PATH}/", include("ohif.urls")),
     path(f"{settings.DICOMWEB_PATH}/", include("ups.urls")),
+    path(f"{settings.DICOMWEB_PATH}/", include("dicomweb.urls")),
 ]
 
 handler400 = "core.errors.json_400"

@@ -14,6 +14,17 @@ class Patient(models.Model):
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=16, blank=True)
 
+    class Meta:
+        # exams.query: PN matching, literal (case-sensitive) or fuzzy (on UPPER); pattern ops so that
+        # a wildcard value with a literal prefix (``ROSSI*``) is an index range too. The index on
+        # UPPER(patient_name) is created by SQL in migration 0002 (Django writes OpClass around a
+        # function as invalid SQL).
+        indexes = [
+            models.Index(
+                fields=["patient_name"], opclasses=["varchar_pattern_ops"], name="exams_patient_name"
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"patient #{self.pk}"  # never the ID or name: admin lists and logs stay anonymous
 
@@ -39,6 +50,8 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["patient", "study_date"], name="exams_study_patient_date"),
             models.Index(fields=["accession_number"], name="exams_study_accession"),
+            # exams.query: StudyDate / StudyTime ranges across patients.
+            models.Index(fields=["study_date", "study_time"], name="exams_study_date_time"),
         ]
 
     def __str__(self) -> str:

@@ -152,3 +152,45 @@ def instance_rendered(
     if not cache.exists(name):
         cache.save(name, ContentFile(image))
     return image
+
+
+def study_instance_uids(
+    *, study_uid: str, series_uid: str | None = None, patient_id: str | None = None
+) -> list[tuple[str, str]] | None:
+    """(Series Instance UID, SOP Instance UID) of every instance of the study (or of one series of
+    it), in series then instance order; None when the study or series is unknown (or, given a
+    patient, not theirs)."""
+    backend = get_backend()
+    if series_uid is None:
+        series_rows = backend.search_series(study_uid=study_uid, patient_id=patient_id)
+        if series_rows is None:
+            return None
+        series_uids = [row["series_uid"] for row in series_rows]
+    else:
+        series_uids = [series_uid]
+    out: list[tuple[str, str]] = []
+    for uid in series_uids:
+        rows = backend.search_instances(study_uid=study_uid, series_uid=uid, patient_id=patient_id)
+        if rows is None:
+            if series_uid is not None:
+                return None
+            continue
+        out += [(uid, row["sop_instance_uid"]) for row in rows]
+    return out
+
+
+def instance_versions(*, study_uid: str, series_uid: str) -> dict[str, str]:
+    """The backend's version token of each instance of the series (see ``instance_version``)."""
+    return get_backend().instance_versions(study_uid=study_uid, series_uid=series_uid)
+
+
+def instance_version(*, study_uid: str, series_uid: str, instance_uid: str) -> str:
+    return get_backend().instance_version(
+        study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+    )
+
+
+def dicomweb_passthrough(path: str, *, query: list[tuple[str, str]], accept: str):
+    """A DICOMweb GET answered by the backend's remote peer, streamed (``ProxiedResponse``), or
+    None when the backend answers natively (the embedded store)."""
+    return get_backend().dicomweb_get(path, query=query, accept=accept)

@@ -117,8 +117,11 @@ def between(column: str, low: Any, high: Any) -> Q:
     return q
 
 
-def match_single(column: str, vr: str, value: str, keyword: str) -> Q:
-    """The condition for one value of a key on ``column`` (single value, wildcard or range)."""
+def match_single(column: str, vr: str, value: str, keyword: str, *, pn_ignore_case: bool = True) -> Q:
+    """The condition for one value of a key on ``column`` (single value, wildcard or range).
+
+    ``pn_ignore_case=False`` matches a PN literally, case included (PS3.4 C.2.2.2.1 allows either;
+    the Query/Retrieve layer ignores case only when fuzzy matching is asked for)."""
     if vr in RANGE_VRS:
         return between(column, *value_range(value, vr, keyword))
     if vr in INTEGER_VRS:
@@ -130,7 +133,7 @@ def match_single(column: str, vr: str, value: str, keyword: str) -> Q:
             raise QueryInvalid(f"{keyword}: out of range")
         return Q(**{column: number})
     wildcard = has_wildcard(vr, value)
-    if vr == "PN":
+    if vr == "PN" and pn_ignore_case:
         # PS3.4 C.2.2.2.1: PN matching is case-insensitive.
         upper = Upper(F(column))
         if wildcard:
@@ -141,7 +144,9 @@ def match_single(column: str, vr: str, value: str, keyword: str) -> Q:
     return Q(**{column: value})
 
 
-def match_values(column: str, vr: str, values: Sequence[str], keyword: str) -> Q:
+def match_values(
+    column: str, vr: str, values: Sequence[str], keyword: str, *, pn_ignore_case: bool = True
+) -> Q:
     """The condition for all the values of a key: none or ``*`` is universal (an empty Q); one value
     is ``match_single``; several match any of them (C.2.2.2.2 list matching for UIDs)."""
     if is_universal(values):
@@ -149,7 +154,7 @@ def match_values(column: str, vr: str, values: Sequence[str], keyword: str) -> Q
     if len(values) == 1 or vr in RANGE_VRS | INTEGER_VRS | {"PN"} or any(has_wildcard(vr, v) for v in values):
         any_of = Q()
         for value in values:
-            any_of |= match_single(column, vr, value, keyword)
+            any_of |= match_single(column, vr, value, keyword, pn_ignore_case=pn_ignore_case)
         return any_of
     return Q(**{f"{column}__in": list(values)})
 

@@ -9,6 +9,7 @@ remote PACS that refuses or fails; the API turns them into 401 / 502 / 504 JSON 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -42,6 +43,18 @@ class StoreResult:
     status: str  # "stored" | "duplicate" | "failed"
     reason: str | None = None
     failure_code: int | None = None
+
+
+@dataclass
+class ProxiedResponse:
+    """A remote DICOMweb answer passed through as it streams (``chunks``); ``close()`` releases it."""
+
+    status_code: int
+    content_type: str
+    headers: dict[str, str]
+    chunks: Iterator[bytes]
+    close: Callable[[], None]
+    remote_root: str = ""  # the peer's DICOMweb root, which its URLs (RetrieveURL, BulkDataURI) start with
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,16 @@ class PacsBackend:
     def instance_patient_id(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
         """The instance's PatientID when the backend knows it cheaply (for the audit trail), else ""."""
         return ""
+
+    def instance_versions(self, *, study_uid: str, series_uid: str) -> dict[str, str]:
+        """``instance_version`` of every instance of the series, by SOP Instance UID (one query
+        where the backend can); {} when it has no cheap version tokens."""
+        return {}
+
+    def dicomweb_get(self, path: str, *, query: list[tuple[str, str]], accept: str) -> ProxiedResponse | None:
+        """A DICOMweb GET (``path`` below the root, e.g. ``/studies/1.2/metadata``) answered by a
+        remote DICOMweb peer and streamed through; None when the backend answers natively."""
+        return None
 
     def check(self) -> list:
         """Django system check messages about this backend's configuration."""

@@ -28,6 +28,7 @@ from exams.backends.base import (
     PacsTimeout,
     PacsUnauthorized,
     PacsUnavailable,
+    ProxiedResponse,
     StoreResult,
     StudyFilter,
 )
@@ -291,6 +292,25 @@ class DicomWebBackend(PacsBackend):
         else:
             while chunk := read(COPY_CHUNK):
                 spool.write(chunk)
+
+    def dicomweb_get(self, path: str, *, query: list[tuple[str, str]], accept: str) -> ProxiedResponse:
+        # Streamed: a study retrieval passes through chunk by chunk, never held here whole.
+        response = self._request(
+            "GET", path, params=query, headers={"Accept": accept, "Accept-Encoding": "identity"}, stream=True
+        )
+        headers = {
+            name: response.headers[name]
+            for name in ("ETag", "Warning", "Content-Length", "Cache-Control")
+            if name in response.headers
+        }
+        return ProxiedResponse(
+            status_code=response.status_code,
+            content_type=response.headers.get("Content-Type", ""),
+            headers=headers,
+            chunks=response.raw.stream(COPY_CHUNK, decode_content=True),
+            close=response.close,
+            remote_root=self.url,
+        )
 
     def check(self) -> list:
         if not self.url:

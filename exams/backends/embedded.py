@@ -641,6 +641,12 @@ class EmbeddedBackend(PacsBackend):
     def instance_patient_id(self, *, study_uid: str, series_uid: str, instance_uid: str) -> str:
         return self._identity(study_uid, series_uid, instance_uid)[1]
 
+    def instance_versions(self, *, study_uid: str, series_uid: str) -> dict[str, str]:
+        rows = Instance.objects.filter(
+            series__series_uid=series_uid, series__study__study_uid=study_uid
+        ).values_list("sop_instance_uid", "sha256")
+        return {uid: sha256[:16] for uid, sha256 in rows}
+
     def check(self) -> list:
         try:
             storage = storages[self.storage_alias]

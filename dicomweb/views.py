@@ -1,0 +1,283 @@
+"""The DICOMweb origin server (PS3.18): thin views over ``dicomweb.wado``, ``dicomweb.qido`` and
+the exams ingest path. Errors are JSON (``core.errors``) whatever the Accept header."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from rest_framework.views import APIView
+
+from core import scopes
+from core.audit import Outcome, actor_of, audit_request, client_address
+from core.errors import ApiError
+from dicomsvc.dicom.frames import FrameError
+from dicomsvc.dicom.matching import QueryInvalid
+from dicomsvc.dicom.render import NoPixelData, RenderError
+from dicomsvc.dicom.uids import uid_problems
+from dicomweb import media, qido, stow, wado
+from dicomweb.auth import DicomwebAccess, DicomwebAuthentication, viewer_grant
+from dicomweb.metadata import MetadataError
+from exams import selectors
+from exams.backends import PacsError
+
+
+def dicomweb_root(request) -> str:
+    base = settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
+    return f"{base}/{settings.DICOMWEB_PATH}"
+
+
+class NotFound(ApiError):
+    def __init__(self, detail: str):
+        super().__init__(detail, status_code=404)
+
+
+class DicomwebView(APIView):
+    authentication_classes = [DicomwebAuthentication]
+    permission_classes = [DicomwebAccess]
+    required_scopes = {"GET": scopes.EXAMS_READ, "HEAD": scopes.EXAMS_READ, "POST": scopes.EXAMS_WRITE}
+    #: The resource this view serves (set per URL with as_view(resource=...)).
+    resource = ""
+
+    def perform_content_negotiation(self, request, force=False):
+        renderer = self.get_renderers()[0]
+        return (renderer, renderer.media_type)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, PacsError):
+            exc = ApiError(str(exc), status_code=exc.status_code)
+        elif isinstance(exc, media.NotAcceptable):
+            exc = ApiError(f"Not acceptable: {exc}.", status_code=406, errors={"Accept": [str(exc)]})
+        elif isinstance(exc, QueryInvalid):
+            field, _, reason = str(exc).partition(": ")
+            exc = ApiError(f"Invalid query: {exc}.", errors={field: [reason or str(exc)]})
+        elif isinstance(exc, selectors.InstanceNotFound):
+            exc = NotFound("No such instance under this study and series.")
+        elif isinstance(exc, NoPixelData):
+            exc = NotFound(f"This instance has no image: {exc}.")
+        elif isinstance(exc, FrameError | RenderError | MetadataError):
+            exc = ApiError(
+                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=400, errors={"frames": [str(exc)]}
+            )
+        return super().handle_exception(exc)
+
+    # -- shared steps ----------------------------------------------------------------------------
+
+    def check_uids(self, request, kwargs) -> None:
+        """Malformed UIDs are a 400 naming the path segment; a viewer token's other study a 404."""
+        for name in ("study_uid", "series_uid", "instance_uid"):
+            value = kwargs.get(name)
+            if value is not None and uid_problems(value):
+                raise ApiError(f"{name} is not a valid UID.", errors={name: uid_problems(value)})
+        grant = viewer_grant(request)
+        study_uid = kwargs.get("study_uid")
+        if grant is not None and study_uid is not None and study_uid != grant.study_uid:
+            audit_request(
+                request,
+                action="dicomweb.read",
+                outcome=Outcome.FAILURE,
+                study_uid=study_uid,
+                detail={"reason": "viewer token for another study"},
+            )
+            raise NotFound("No such study.")
+
+    def passthrough(self, request, *, json_body: bool, extra_query=()) -> HttpResponse | None:
+        """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through)."""
+        path = "/" + request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
+        query = [(k, v) for k, values in request.query_params.lists() for v in values] + list(extra_query)
+        accept = request.META.get("HTTP_ACCEPT") or "*/*"
+        proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
+        if proxied is None:
+            return None
+        if json_body:
+            try:
+                body = b"".join(proxied.chunks)
+            finally:
+                proxied.close()
+            if proxied.remote_root:
+                body = body.replace(proxied.remote_root.encode(), dicomweb_root(request).encode())
+            response = HttpResponse(body, status=proxied.status_code, content_type=proxied.content_type)
+        else:
+
+            def stream():
+                try:
+                    yield from proxied.chunks
+                finally:
+                    proxied.close()
+
+            response = StreamingHttpResponse(
+                stream(), status=proxied.status_code, content_type=proxied.content_type
+            )
+        for name, value in proxied.headers.items():
+            if name != "Content-Length" or not json_body:
+                response[name] = value
+        if proxied.status_code >= 400 and proxied.status_code != 406:
+            # The peer's own error page is not ours to forward: the same JSON errors as natively.
+            raise (
+                NotFound("No such resource.")
+                if proxied.status_code == 404
+                else ApiError(
+                    f"The PACS refused the request (HTTP {proxied.status_code}).",
+                    status_code=proxied.status_code,
+                )
+            )
+        return response
+
+    def audit_read(self, request, *, study_uid: str, detail: dict, refs=None) -> None:
+        patient_id = ""
+        if refs:
+            series_uid, instance_uid = refs[0]
+            patient_id = selectors.instance_patient_id(
+                study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+            )
+        audit_request(
+            request,
+            action=f"dicomweb.{self.resource}",
+            patient_id=patient_id,
+            study_uid=study_uid,
+            detail=detail,
+        )
+
+
+def _cacheable(request, response, etag: str | None) -> HttpResponse:
+    """ETag and Cache-Control of a resource whose bytes only change with an overwrite."""
+    if etag:
+        response["ETag"] = f'"{etag}"'
+        if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == f'"{etag}"':
+            not_modified = HttpResponse(status=304)
+            not_modified["ETag"] = response["ETag"]
+            not_modified["Cache-Control"] = "private, max-age=3600"
+            return not_modified
+    # Patient data: private caches only (PS3.18 8.10 leaves caching to HTTP).
+    response["Cache-Control"] = "private, max-age=3600" + (
+        "" if settings.EXAMS_ALLOW_OVERWRITE else ", immutable"
+    )
+    return response
+
+
+class Search(DicomwebView):
+    """QIDO-RS (PS3.18 10.6): ``level`` is study, series or instance."""
+
+    level = "study"
+    resource = "search"
+
+    def get(self, request, study_uid=None, series_uid=None):
+        kwargs = {"study_uid": study_uid, "series_uid": series_uid}
+        self.check_uids(request, kwargs)
+        media.choose(
+            media.parse_accept(request.META.get("HTTP_ACCEPT")), [media.DICOM_JSON, "application/json"]
+        )
+        grant = viewer_grant(request)
+        extra = []
+        if grant is not None and study_uid is None:
+            extra = [("StudyInstanceUID", grant.study_uid)]
+        response = self.passthrough(request, json_body=True, extra_query=extra)
+        if response is None:
+            query = [(k, v) for k, values in request.query_params.lists() for v in values]
+            scoped = {"study": study_uid} if study_uid else {}
+            if series_uid:
+                scoped["series"] = series_uid
+            if grant is not None and study_uid is None:
+                scoped["study"] = grant.study_uid
+            rows, warnings = qido.search(
+                self.level,
+                query,
+                scoped=scoped,
+                root=dicomweb_root(request),
+                default_limit=settings.EXAMS_PAGE_DEFAULT,
+                max_limit=settings.EXAMS_PAGE_MAX,
+            )
+            response = HttpResponse(wado.json_bytes(rows), content_type=media.DICOM_JSON)
+            for warning in warnings:
+                response["Warning"] = f'299 dicomsvc "{warning}"'
+            count = len(rows)
+        else:
+            count = None
+        params = request.query_params
+        audit_request(
+            request,
+            action="dicomweb.search",
+            patient_id=params.get("PatientID") or params.get("00100020") or "",
+            study_uid=study_uid or "",
+            detail={"level": self.level, **({"count": count} if count is not None else {})},
+        )
+        return response
+
+
+class Retrieve(DicomwebView):
+    """WADO-RS (PS3.18 10.4): the instances, metadata, frames, bulk data and renderings of a study,
+    series or instance, per ``resource``."""
+
+    resource = "instances"
+
+    def get(self, request, study_uid, series_uid=None, instance_uid=None, frames=None, tag=None):
+        kwargs = {"study_uid": study_uid, "series_uid": series_uid, "instance_uid": instance_uid}
+        self.check_uids(request, kwargs)
+        ranges = media.parse_accept(request.META.get("HTTP_ACCEPT"))
+        frame_numbers = wado.parse_frames(frames) if frames is not None else None
+        if self.resource in ("rendered", "thumbnail"):
+            image_type = media.choose(ranges, ["image/jpeg", "image/png"])
+            params = wado.RenderParams.parse(request.query_params, thumbnail=self.resource == "thumbnail")
+        response = self.passthrough(request, json_body=self.resource == "metadata")
+        if response is not None:
+            self.audit_read(request, study_uid=study_uid, detail={"resource": self.resource})
+            return response
+        if instance_uid is not None:
+            refs = [(series_uid, instance_uid)]
+        else:
+            refs = selectors.study_instance_uids(study_uid=study_uid, series_uid=series_uid)
+            if not refs:
+                raise NotFound("No such series in this study." if series_uid else "No such study.")
+        detail = {"resource": self.resource, "instances": len(refs)}
+        if instance_uid is not None:
+            detail["sop_instance_uid"] = instance_uid
+        if self.resource == "metadata":
+            media.choose(ranges, [media.DICOM_JSON, "application/json"])
+            body, etag = wado.metadata(refs, study_uid=study_uid, root=dicomweb_root(request))
+            self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
+            return _cacheable(request, HttpResponse(body, content_type=media.DICOM_JSON), etag)
+        if self.resource in ("rendered", "thumbnail"):
+            image = wado.rendered(
+                refs, study_uid=study_uid, frames=frame_numbers, params=params, fmt=image_type
+            )
+            self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
+            response = HttpResponse(image, content_type=image_type)
+            return _cacheable(request, response, hashlib.blake2b(image, digest_size=12).hexdigest())
+        if self.resource == "frames":
+            content_type, chunks, etag = wado.frames(
+                refs[0], study_uid=study_uid, numbers=frame_numbers, ranges=ranges
+            )
+        elif self.resource == "bulkdata":
+            content_type, chunks, etag = wado.bulkdata(refs[0], study_uid=study_uid, tag=tag, ranges=ranges)
+        else:
+            content_type, chunks, etag = wado.instances(refs, study_uid=study_uid, ranges=ranges)
+        self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
+        return _cacheable(request, StreamingHttpResponse(chunks, content_type=content_type), etag)
+
+
+class Store(DicomwebView):
+    """STOW-RS (PS3.18 10.5) on the exams ingest path; GET of /studies/{s} is the study retrieval."""
+
+    resource = "store"
+
+    def post(self, request, study_uid=None):
+        self.check_uids(request, {"study_uid": study_uid})
+        actor, actor_type = actor_of(request)
+        body, status_code = stow.store(
+            request,
+            study_uid=study_uid,
+            root=dicomweb_root(request),
+            actor=actor,
+            actor_type=actor_type,
+            client_address=client_address(request),
+        )
+        return HttpResponse(wado.json_bytes(body), status=status_code, content_type=media.DICOM_JSON)
+
+
+class StudyCollection(Search, Store):
+    """``/studies``: QIDO-RS GET, STOW-RS POST."""
+
+
+class StudyResource(Retrieve, Store):
+    """``/studies/{s}``: WADO-RS GET, STOW-RS POST."""
