@@ -29,12 +29,16 @@ SERIES_FILES = {
 class Study:
     study_uid: str
     patient_id: str
+    description: str = ""
     series: dict[str, str] = field(default_factory=dict)  # label -> SeriesInstanceUID
     files: dict[str, bytes] = field(default_factory=dict)  # label -> Part 10 bytes
 
 
 def make_study(patient_id: str | None = None) -> Study:
-    study = Study(study_uid=generate_uid(), patient_id=patient_id or f"OHIF-{generate_uid()[-12:]}")
+    suffix = generate_uid()[-12:]
+    study = Study(
+        study_uid=generate_uid(), patient_id=patient_id or f"OHIF-{suffix}", description=f"OHIF TEST {suffix}"
+    )
     for number, (label, name) in enumerate(SERIES_FILES.items(), start=1):
         ds = pydicom.dcmread(get_testdata_file(name))
         ds.StudyInstanceUID = study.study_uid
@@ -43,7 +47,7 @@ def make_study(patient_id: str | None = None) -> Study:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.PatientID = study.patient_id
         ds.PatientName = "OHIF^TEST"
-        ds.StudyDescription = "OHIF TEST"
+        ds.StudyDescription = study.description
         ds.StudyDate = "20240315"
         ds.SeriesNumber = number
         ds.InstanceNumber = 1

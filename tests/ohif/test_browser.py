@@ -119,8 +119,8 @@ def test_study_list_shows_the_uploaded_study_and_the_viewer_draws_and_scrolls_it
     context = chromium.new_context(viewport=DESKTOP, extra_http_headers={"Authorization": f"Bearer {key}"})
     try:
         page = open_page(context, f"{service}/ohif/")
-        # The study list (QIDO-RS /studies) names the patient of the study we uploaded.
-        page.get_by_text(study.patient_id).first.wait_for(timeout=60000)
+        # The study list (QIDO-RS /studies) shows the study we uploaded.
+        page.get_by_text(study.description).first.wait_for(timeout=60000)
         assert any("/dicomweb/studies?" in url for _, _, url in page.traffic.responses)
         check_series(context, service, study)
     finally:
