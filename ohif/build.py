@@ -19,16 +19,36 @@ from django.conf import settings
 OHIF_VERSION = "3.13.2"
 STAMP = ".dicomsvc-installed"
 
-# OHIF reads a token from the query string only (Mode route: ``?token=`` becomes
-# ``Authorization: Bearer <token>`` on every DICOMweb request, then leaves the address). A link that
-# carries it in the fragment (``#token=``, as /viewer/ links do) keeps it out of the request line, so
-# out of server and proxy logs: this script moves it into the query with history.replaceState (no
-# request) before the app starts.
-FRAGMENT_TO_QUERY_SCRIPT = (
-    "<script>(function(){var m=/[#&]token=([^&]*)/.exec(location.hash);if(!m)return;"
-    "var q=new URLSearchParams(location.search);q.set('token',decodeURIComponent(m[1]));"
-    "history.replaceState(null,'',location.pathname+'?'+q.toString());})()</script>"
-)
+# Links for a doctor: /ohif/#token=<GET /token's token> (or /ohif/viewer?...#token=). The fragment never
+# leaves the browser, so the token never reaches a server or proxy log. Before the app starts, this
+# script takes it out of the address and exchanges it at /<OHIF_PATH>/session (synchronously: OHIF's
+# router must find the result when it starts) for a viewer session token of the same grant
+# (VIEWER_SESSION_TTL; a single-use token is spent here, once, as on /viewer/). It puts the study and
+# the session token into the query, where OHIF 3 reads them (Mode route: ``?token=`` becomes
+# ``Authorization: Bearer <token>`` on every DICOMweb request, and leaves the address at once). A
+# patient-role token goes to the built-in viewer, unspent; a token that grants nothing, to a page
+# saying why.
+LINK_SCRIPT = """<script>(function () {
+  var m = /[#&]token=([^&]*)/.exec(location.hash);
+  if (!m) return;
+  var token = decodeURIComponent(m[1]), prefix = PREFIX;
+  history.replaceState(null, '', location.pathname + location.search);
+  var x = new XMLHttpRequest(), body = {};
+  x.open('POST', prefix + 'session', false);
+  x.setRequestHeader('Content-Type', 'application/json');
+  try { x.send(JSON.stringify({token: token})); body = JSON.parse(x.responseText); } catch (e) {}
+  if (x.status === 200 && body.session) {
+    var q = new URLSearchParams(location.search);
+    q.set('StudyInstanceUIDs', body.studyUID);
+    q.set('token', body.session);
+    history.replaceState(null, '', prefix + 'viewer?' + q.toString());
+  } else if (body.viewer) {
+    location.replace(body.viewer + '#token=' + encodeURIComponent(token));
+  } else {
+    var reason = (body.errors && body.errors.token && body.errors.token[0]) || String(x.status);
+    location.replace(prefix + 'link?reason=' + encodeURIComponent(reason));
+  }
+})();</script>"""
 
 
 class NotInstalled(Exception):
@@ -56,7 +76,7 @@ def _index_html(path: Path, prefix: str) -> bytes:
     text, links = re.subn(r'(\s(?:href|src))="/(?!/)', rf'\1="{prefix}', text)
     if not publics or not links:
         raise NotInstalled(f"{path / 'index.html'} is not the index.html of an OHIF build.")
-    text = text.replace("<head>", "<head>" + FRAGMENT_TO_QUERY_SCRIPT, 1)
+    text = text.replace("<head>", "<head>" + LINK_SCRIPT.replace("PREFIX", json.dumps(prefix)), 1)
     return text.encode("utf-8")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils._os import safe_join
 from django.views.decorators.http import require_safe
 
@@ -76,6 +77,26 @@ def app_config(request):
     return HttpResponse(
         app_config_js(), content_type="text/javascript; charset=utf-8", headers={"Cache-Control": "no-cache"}
     )
+
+
+LINK_PROBLEMS = {
+    "expired": "This link has expired.",
+    "used": "This link has been used already (it opens once).",
+    "invalid": "This link is not valid.",
+    "malformed": "This link is not valid.",
+    "404": "The study of this link is no longer available.",
+}
+
+
+@require_safe
+def link_problem(request):
+    """Where a link whose token grants nothing lands: what happened and what to do (no app, no data)."""
+    _enabled()
+    reason = LINK_PROBLEMS.get(request.GET.get("reason", ""), "This link cannot be opened.")
+    response = render(request, "ohif/link.html", {"reason": reason})
+    for name, value in {**PAGE_HEADERS, "Cache-Control": "no-store"}.items():
+        response[name] = value
+    return response
 
 
 @require_safe

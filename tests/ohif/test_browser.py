@@ -7,6 +7,8 @@ link, and shows nothing of another study.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 import requests
 
@@ -71,14 +73,15 @@ def upload(base: str, key: str, study) -> None:
         assert response.status_code == 200, response.text
 
 
-def diagnostic_token(base: str, key: str, study) -> str:
+def viewer_token(base: str, key: str, study, *, role: str = "diagnostic", single_use: bool = False) -> str:
     response = requests.get(
         f"{base}/token",
         params={
             "studyUID": study.study_uid,
             "patientID": study.patient_id,
-            "role": "diagnostic",
+            "role": role,
             "user": "dr.ohif",
+            "singleUse": "true" if single_use else "false",
         },
         headers={"Authorization": f"Bearer {key}"},
         timeout=60,
@@ -133,37 +136,62 @@ def test_a_diagnostic_token_link_opens_its_study_and_nothing_else(service, chrom
     study, other = make_study(), make_study()
     upload(service, key, study)
     upload(service, key, other)
-    token = diagnostic_token(service, key, study)
+    token = viewer_token(service, key, study)
 
-    # No credentials but the token: OHIF sends it as a Bearer to DICOMweb, and takes it out of the address.
+    # No credentials but the link's token (in the fragment): the page exchanges it for a viewer session,
+    # which OHIF sends as a Bearer to DICOMweb; neither stays in the address or reaches a request line.
     context = chromium.new_context(viewport=DESKTOP)
     try:
         check_series(context, service, study, token=token)
-        page = open_page(context, viewer_url(service, study.study_uid, token=token))
+        page = open_page(context, f"{service}/ohif/#token={quote(token, safe='')}")
         wait_for_pixels(page)
-        assert "token" not in page.url
-        assert all("token=" not in url for _, _, url in page.traffic.responses)
+        assert "/ohif/viewer?StudyInstanceUIDs=" + study.study_uid in page.url and "token" not in page.url
+        assert all("token" not in url for _, _, url in page.traffic.responses)
 
-        # The same token on another study: nothing of it reaches the page.
-        page = open_page(context, viewer_url(service, other.study_uid, token=token))
+        # A single-use token opens once; the second time the page says it was used.
+        once = viewer_token(service, key, study, single_use=True)
+        page = open_page(context, f"{service}/ohif/#token={quote(once, safe='')}")
+        wait_for_pixels(page)
+        page = open_page(context, f"{service}/ohif/#token={quote(once, safe='')}")
+        page.get_by_text("This link has been used already").wait_for(timeout=30000)
+
+        # A patient-role token is sent on to the built-in viewer, unspent (this gunicorn has no
+        # collected static files, so the built-in viewer itself is tested in tests/viewer).
+        patient = viewer_token(service, key, study, role="patient", single_use=True)
+        page = open_page(context, f"{service}/ohif/#token={quote(patient, safe='')}")
+        page.wait_for_url(f"{service}/viewer/**", timeout=30000)
+
+        # The token on another study (OHIF's own ?token=, as the DICOMweb Bearer): nothing of it shows.
+        page = open_page(
+            context,
+            f"{service}/ohif/viewer?StudyInstanceUIDs={other.study_uid}&token={quote(token, safe='')}",
+        )
         page.wait_for_timeout(5000)
         assert any(other.study_uid in url for _, _, url in page.traffic.responses if "/dicomweb/" in url)
         assert not any(frame_requests(page, uid) for uid in other.series.values())
         assert not _lit(page)
-        bearer = {"Authorization": f"Bearer {token}"}
+    finally:
+        context.close()
+    opened = requests.post(f"{service}/viewer/api/session", json={"token": patient}, timeout=60)
+    assert opened.status_code == 200, opened.text
+    session = requests.post(f"{service}/ohif/session", json={"token": token}, timeout=60).json()["session"]
+    for bearer in (token, session):
+        headers = {"Authorization": f"Bearer {bearer}"}
         found = requests.get(
             f"{service}/dicomweb/studies",
             params={"StudyInstanceUID": other.study_uid},
-            headers=bearer,
+            headers=headers,
             timeout=60,
         )
         assert found.status_code == 204 or (found.status_code == 200 and found.json() == []), found.text
         series = requests.get(
-            f"{service}/dicomweb/studies/{other.study_uid}/series", headers=bearer, timeout=60
+            f"{service}/dicomweb/studies/{other.study_uid}/series", headers=headers, timeout=60
         )
         assert series.status_code == 404, series.text
-    finally:
-        context.close()
+        own = requests.get(
+            f"{service}/dicomweb/studies/{study.study_uid}/series", headers=headers, timeout=60
+        )
+        assert own.status_code == 200 and len(own.json()) == 3, own.text
 
 
 def _lit(page) -> bool:
