@@ -52,19 +52,6 @@ TIMING = """
   return {load: nav ? nav.loadEventEnd : null, frame: frame ? frame.responseEnd : null};
 }
 """
-# performance.now() when the viewport canvas first has lit pixels, else null.
-LIT_AT = """
-() => {
-  const c = [...document.querySelectorAll('.cornerstone-viewport-element canvas')]
-    .filter(c => c.width > 0 && c.height > 0)[0];
-  if (!c) return null;
-  const p = document.createElement('canvas'); p.width = c.width; p.height = c.height;
-  const x = p.getContext('2d'); x.drawImage(c, 0, 0);
-  const d = x.getImageData(0, 0, c.width, c.height).data;
-  for (let i = 0; i < d.length; i += 16) { if (d[i] + d[i + 1] + d[i + 2] > 30) return performance.now(); }
-  return null;
-}
-"""
 
 
 def main() -> None:
@@ -256,12 +243,12 @@ def viewer_token(ours: Origin, data: Data) -> str:
 def ohif_figures(ours: Origin, theirs: Origin, data: Data, token: str, args) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tests.ohif.harness import launch
     from tests.ohif.scenario import viewer_url
+    from tests.viewer.browser import launch_chromium
 
     loads: dict[str, list[dict]] = {ours.name: [], theirs.name: []}
     with sync_playwright() as playwright:
-        browser = launch(playwright)
+        browser = launch_chromium(playwright, args=[])  # no flags: WebGL on SwiftShader
         version = browser.version
         # The browser's own start-up is nobody's.
         warm = browser.new_context()
@@ -283,6 +270,8 @@ def ohif_figures(ours: Origin, theirs: Origin, data: Data, token: str, args) -> 
 
 
 def one_load(browser, url: str) -> dict:
+    from tests.ohif.harness import canvas_stats
+
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(url)
@@ -290,7 +279,8 @@ def one_load(browser, url: str) -> dict:
     lit = None
     while lit is None and time.monotonic() < deadline:
         page.wait_for_timeout(25)
-        lit = page.evaluate(LIT_AT)
+        stats = canvas_stats(page)
+        lit = stats["at"] if stats and stats["lit"] else None
     if lit is None:
         raise RuntimeError(f"no image drawn in 120 s: {url.split('#')[0]}")
     timing = page.evaluate(TIMING)

@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 from core.errors import ApiError
 from core.openapi import ERROR, ERROR_400
 from core.parsers import JSONParser
-from viewer.api import body_token, request_actor
-from viewer.services import StudyNotFound, viewer_session_open
+from viewer.api import TOKEN_BODY, body_token, session_open
 from viewer.tokens import TokenInvalid, grant_decode
 
 
@@ -32,13 +31,7 @@ class OhifSessionView(APIView):
             "spent here. A patient-role token is not exchanged (**409**, with `viewer`: the built-in "
             "viewer, where that role belongs). Audited as `viewer.open`."
         ),
-        request={
-            "application/json": {
-                "type": "object",
-                "properties": {"token": {"type": "string"}},
-                "required": ["token"],
-            }
-        },
+        request={"application/json": TOKEN_BODY},
         responses={
             200: OpenApiResponse(
                 {
@@ -67,20 +60,19 @@ class OhifSessionView(APIView):
             raise ApiError("OHIF is not enabled here (OHIF_ENABLED).", status_code=404)
         token = body_token(request)
         try:
-            if not grant_decode(token).diagnostic:
-                return Response(
-                    {
-                        "detail": "A patient-role token opens in the built-in viewer.",
-                        "viewer": reverse("viewer"),
-                    },
-                    status=409,
-                    headers={"Cache-Control": "no-store"},
-                )
-            session, session_token, _ = viewer_session_open(token=token, actor=request_actor(request))
+            diagnostic = grant_decode(token).diagnostic
         except TokenInvalid as exc:
             raise ApiError(str(exc), status_code=401, errors={"token": [exc.reason]}) from None
-        except StudyNotFound:
-            raise ApiError("The study of this link is no longer available.", status_code=404) from None
+        if not diagnostic:
+            return Response(
+                {
+                    "detail": "A patient-role token opens in the built-in viewer.",
+                    "viewer": reverse("viewer"),
+                },
+                status=409,
+                headers={"Cache-Control": "no-store"},
+            )
+        session, session_token, _ = session_open(request, token)
         return Response(
             {
                 "session": session_token,

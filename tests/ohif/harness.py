@@ -71,10 +71,9 @@ CANVAS = ".cornerstone-viewport-element canvas"
 
 CANVAS_STATS_JS = """
 () => {
-  const canvases = [...document.querySelectorAll('.cornerstone-viewport-element canvas')]
-    .filter(c => c.width > 0 && c.height > 0);
-  if (!canvases.length) return null;
-  const c = canvases[0];
+  const c = [...document.querySelectorAll('.cornerstone-viewport-element canvas')]
+    .filter(c => c.width > 0 && c.height > 0)[0];
+  if (!c) return null;
   const probe = document.createElement('canvas');
   probe.width = c.width; probe.height = c.height;
   const ctx = probe.getContext('2d');
@@ -86,7 +85,7 @@ CANVAS_STATS_JS = """
     if (v > 30) lit++;
     sum += v;
   }
-  return {width: c.width, height: c.height, lit: lit, sum: sum};
+  return {width: c.width, height: c.height, lit: lit, sum: sum, at: performance.now()};
 }
 """
 
@@ -125,8 +124,3 @@ def wait_for_pixels(page, timeout: float = 60.0) -> dict:
             return stats
         page.wait_for_timeout(100)
     raise AssertionError(f"no image drawn in {timeout:.0f} s (canvas: {stats})")
-
-
-def launch(playwright):
-    """Debian's Chromium, no flags: WebGL runs on SwiftShader (OHIF draws nothing without it)."""
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)

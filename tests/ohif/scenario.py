@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -16,7 +15,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from tests.ohif.harness import Traffic, canvas_stats, launch, wait_for_pixels
+from tests.ohif.harness import CANVAS_STATS_JS, Traffic, canvas_stats, wait_for_pixels
+from tests.viewer.browser import chromium
 
 SERIES_FILES = {
     "ct": "CT_small.dcm",
@@ -58,26 +58,9 @@ def make_study(patient_id: str | None = None) -> Study:
     return study
 
 
-@contextlib.contextmanager
 def browser():
-    """Headless Chromium. Playwright's sync API runs an event loop in this thread; the ORM calls the tests
-    make themselves are ordinary blocking calls."""
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = launch(playwright)
-            try:
-                yield chromium
-            finally:
-                chromium.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    """Headless Chromium with no flags: WebGL runs on SwiftShader (OHIF draws nothing without it)."""
+    return chromium(args=[])
 
 
 def viewer_url(base: str, study_uid: str, *, series_uid: str | None = None, token: str | None = None) -> str:
@@ -119,22 +102,11 @@ def scroll_changes_image(page, series_uid: str, steps: int = 3) -> list[dict]:
         before = seen[-1]
         page.mouse.wheel(0, 120)
         page.wait_for_function(
-            "before => { const s = (" + _STATS_FN + ")(); return s && s.lit > 0 && s.sum !== before.sum; }",
+            "before => { const s = ("
+            + CANVAS_STATS_JS
+            + ")(); return s && s.lit > 0 && s.sum !== before.sum; }",
             arg=before,
             timeout=30000,
         )
         seen.append(canvas_stats(page))
     return seen
-
-
-_STATS_FN = """() => {
-  const c = [...document.querySelectorAll('.cornerstone-viewport-element canvas')]
-    .filter(c => c.width > 0 && c.height > 0)[0];
-  if (!c) return null;
-  const p = document.createElement('canvas'); p.width = c.width; p.height = c.height;
-  const x = p.getContext('2d'); x.drawImage(c, 0, 0);
-  const d = x.getImageData(0, 0, c.width, c.height).data;
-  let lit = 0, sum = 0;
-  for (let i = 0; i < d.length; i += 4) { const v = d[i] + d[i + 1] + d[i + 2]; if (v > 30) lit++; sum += v; }
-  return {lit: lit, sum: sum};
-}"""
