@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import BinaryIO
 
-import pydicom
 from pydicom.dataelem import DataElement
 
+from dicomsvc.dicom.frames import NATIVE
+from dicomsvc.dicom.render.source import PIXEL_TAGS, open_instance
 from dicomweb.models import InstanceMetadata
 from exams import selectors
 
@@ -40,15 +41,38 @@ def build_metadata(fileobj: BinaryIO, *, study_uid: str, series_uid: str, instan
 
     fileobj.seek(0)
     try:
-        ds = pydicom.dcmread(fileobj, force=True)
-        data = ds.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=bulk_uri)
+        # The header only: the pixel data (most of the file) is never read, only located.
+        with open_instance(fileobj) as instance:
+            header = instance.header
+            data = header.to_json_dict(
+                bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=bulk_uri
+            )
+            pixel = _pixel_element(instance, prefix)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
         raise MetadataError("the stored instance cannot be read as DICOM") from exc
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    if pixel is not None:
+        data[pixel[0]] = pixel[1]
+    syntax = str(instance.transfer_syntax or "")
     if syntax:
-        # PS3.18 10.4.1.1.2 / PS3.3 C.12.1: the syntaxes a client may ask for, as OHIF reads them.
+        # (0008,3002) Available Transfer Syntax UID: the stored syntax, which a client may ask for.
         data["00083002"] = {"vr": "UI", "Value": [syntax]}
+    data = dict(sorted(data.items()))
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pixel_element(instance, prefix: str) -> tuple[str, dict] | None:
+    """The pixel data element as a BulkDataURI (PS3.18 F.2.6), from where the header read stopped."""
+    if not instance.has_pixel_data:
+        return None
+    located = instance._pixel
+    keyword = located[1] if located and located[1] else "PixelData"
+    tag = {v: k for k, v in PIXEL_TAGS.items()}[keyword]
+    vr = located[2] if located and located[2] else None
+    if vr is None:
+        compressed = str(instance.transfer_syntax) not in NATIVE
+        vr = "OB" if compressed or int(instance.header.get("BitsAllocated") or 8) <= 8 else "OW"
+        vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(keyword, vr)
+    return f"{tag:08X}", {"vr": vr, "BulkDataURI": prefix + f"{tag:08X}"}
 
 
 def _load(study_uid: str, series_uid: str, instance_uid: str, version: str) -> str:

@@ -4,6 +4,7 @@ the exams ingest path. Errors are JSON (``core.errors``) whatever the Accept hea
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -20,7 +21,7 @@ from dicomweb import media, qido, stow, wado
 from dicomweb.auth import DicomwebAccess, DicomwebAuthentication, viewer_grant
 from dicomweb.metadata import MetadataError
 from exams import selectors
-from exams.backends import PacsError
+from exams.backends import PacsError, PacsUnavailable
 
 
 def dicomweb_root(request) -> str:
@@ -82,13 +83,28 @@ class DicomwebView(APIView):
             )
             raise NotFound("No such study.")
 
-    def passthrough(self, request, *, json_body: bool, extra_query=()) -> HttpResponse | None:
-        """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through)."""
+    def passthrough(
+        self, request, *, json_body: bool, query: list[tuple[str, str]] | None = None, fallback: bool = False
+    ) -> HttpResponse | None:
+        """The remote PACS's own answer when the backend is a DICOMweb peer (streamed through).
+
+        ``fallback``: when the peer cannot serve it (a frame of a big-endian or deflated instance,
+        a transcoding it lacks), None, and the view serves it natively from the instance as stored.
+        """
         path = "/" + request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
-        query = [(k, v) for k, values in request.query_params.lists() for v in values] + list(extra_query)
+        if query is None:
+            query = _query_pairs(request)
         accept = request.META.get("HTTP_ACCEPT") or "*/*"
-        proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
+        try:
+            proxied = selectors.dicomweb_passthrough(path, query=query, accept=accept)
+        except PacsUnavailable:
+            if fallback:
+                return None
+            raise
         if proxied is None:
+            return None
+        if fallback and proxied.status_code >= 400 and proxied.status_code not in (401, 403):
+            proxied.close()
             return None
         if json_body:
             try:
@@ -156,6 +172,16 @@ def _cacheable(request, response, etag: str | None) -> HttpResponse:
     return response
 
 
+def _query_pairs(request) -> list[tuple[str, str]]:
+    return [(k, v) for k, values in request.query_params.lists() for v in values]
+
+
+def _warning(text: str) -> str:
+    """A Warning header value (RFC 7234 5.5, PS3.18 8.3.4): printable ASCII only, quotes escaped."""
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    return f'299 dicomsvc "{safe}"'
+
+
 class Search(DicomwebView):
     """QIDO-RS (PS3.18 10.6): ``level`` is study, series or instance."""
 
@@ -169,28 +195,35 @@ class Search(DicomwebView):
             media.parse_accept(request.META.get("HTTP_ACCEPT")), [media.DICOM_JSON, "application/json"]
         )
         grant = viewer_grant(request)
-        extra = []
+        query = _query_pairs(request)
+        remote_query = query
         if grant is not None and study_uid is None:
-            extra = [("StudyInstanceUID", grant.study_uid)]
-        response = self.passthrough(request, json_body=True, extra_query=extra)
+            # The peer sees one StudyInstanceUID key, the token's: a second one the client sent could
+            # otherwise be the one a PACS matches on.
+            remote_query = [(k, v) for k, v in query if k.lower() not in ("studyinstanceuid", "0020000d")]
+            remote_query.append(("StudyInstanceUID", grant.study_uid))
+            asked = [v for k, v in query if k.lower() in ("studyinstanceuid", "0020000d")]
+            if asked and not any(grant.study_uid in re.split(r"[,\\]", v) for v in asked):
+                remote_query = None
+        response = None
+        if remote_query is not None:
+            response = self.passthrough(request, json_body=True, query=remote_query)
         if response is None:
-            query = [(k, v) for k, values in request.query_params.lists() for v in values]
             scoped = {"study": study_uid} if study_uid else {}
             if series_uid:
                 scoped["series"] = series_uid
-            if grant is not None and study_uid is None:
-                scoped["study"] = grant.study_uid
             rows, warnings = qido.search(
                 self.level,
                 query,
                 scoped=scoped,
                 root=dicomweb_root(request),
-                default_limit=settings.EXAMS_PAGE_DEFAULT,
+                default_limit=settings.EXAMS_PAGE_MAX,
                 max_limit=settings.EXAMS_PAGE_MAX,
+                only_study=grant.study_uid if grant is not None else None,
             )
             response = HttpResponse(wado.json_bytes(rows), content_type=media.DICOM_JSON)
-            for warning in warnings:
-                response["Warning"] = f'299 dicomsvc "{warning}"'
+            if warnings:
+                response["Warning"] = ", ".join(_warning(text) for text in warnings)
             count = len(rows)
         else:
             count = None
@@ -219,7 +252,11 @@ class Retrieve(DicomwebView):
         if self.resource in ("rendered", "thumbnail"):
             image_type = media.choose(ranges, ["image/jpeg", "image/png"])
             params = wado.RenderParams.parse(request.query_params, thumbnail=self.resource == "thumbnail")
-        response = self.passthrough(request, json_body=self.resource == "metadata")
+        response = self.passthrough(
+            request,
+            json_body=self.resource == "metadata",
+            fallback=self.resource != "metadata",
+        )
         if response is not None:
             self.audit_read(request, study_uid=study_uid, detail={"resource": self.resource})
             return response

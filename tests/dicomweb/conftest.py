@@ -51,7 +51,8 @@ def backend(request, settings, tmp_path):
 
 
 @pytest.fixture
-def client(backend, live_server, dicomweb_key) -> DICOMwebClient:
+def client(backend, live_server, dicomweb_key, settings) -> DICOMwebClient:
+    settings.PUBLIC_BASE_URL = live_server.url  # the URLs we answer (RetrieveURL, BulkDataURI)
     return DICOMwebClient(
         url=f"{live_server.url}/{django_settings.DICOMWEB_PATH}",
         headers={"Authorization": f"Bearer {dicomweb_key}"},

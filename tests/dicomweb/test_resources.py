@@ -11,7 +11,7 @@ import pydicom
 import pytest
 import requests
 from pydicom.encaps import generate_frames
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
 from exams import selectors
 from exams.multipart import header_params, iter_parts
@@ -22,7 +22,14 @@ ANY = (("application/dicom", "*"),)
 
 
 def _file(name: str) -> bytes:
-    return (PYDICOM_TEST_FILES / name).read_bytes()
+    """The test file with fresh Study/Series/SOP Instance UIDs (several of pydicom's files share
+    them), written back in its own transfer syntax: pixel data and encoding are untouched."""
+    ds = pydicom.dcmread(PYDICOM_TEST_FILES / name)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def _stored(backend, client, ds) -> bytes:
@@ -88,8 +95,9 @@ def _expected_frames(ds) -> list[bytes]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", CORPUS)
 def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
-    original = pydicom.dcmread(io.BytesIO(_file(name)))
-    answer = _post(client, _file(name))
+    data = _file(name)
+    original = pydicom.dcmread(io.BytesIO(data))
+    answer = _post(client, data)
     assert answer.status_code == 200, answer.text
     uids = (original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID)
 
@@ -105,6 +113,12 @@ def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
         'multipart/related; type="application/dicom"; transfer-syntax=*',
     )
     assert raw == [stored]
+
+    meta = client.retrieve_instance_metadata(*uids)
+    assert meta["00080018"]["Value"] == [original.SOPInstanceUID]
+    if backend == "embedded":  # Orthanc's metadata may leave these out: its own choice, passed through
+        assert f"/instances/{original.SOPInstanceUID}/bulkdata/" in meta["7FE00010"]["BulkDataURI"]
+        assert meta["00083002"]["Value"] == [original.file_meta.TransferSyntaxUID]
 
     count = int(original.get("NumberOfFrames") or 1)
     numbers = list(range(1, count + 1))
@@ -126,8 +140,9 @@ def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
     ],
 )
 def test_frames_and_instances_are_transcoded_when_asked_for_uncompressed(backend, client, name):
-    original = pydicom.dcmread(io.BytesIO(_file(name)))
-    assert _post(client, _file(name)).status_code == 200
+    data = _file(name)
+    original = pydicom.dcmread(io.BytesIO(data))
+    assert _post(client, data).status_code == 200
     uids = (original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID)
     frames = client.retrieve_instance_frames(
         *uids, frame_numbers=[1], media_types=("application/octet-stream",)

@@ -1,0 +1,143 @@
+"""Who may read what through the DICOMweb root, and how bad requests are answered (4xx JSON, never
+500). The rules are the view layer's, the same for both backends: run on the embedded store."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+from rest_framework.test import APIClient
+
+from core.models import AuditEvent
+from tests.exams.conftest import make_dicom, new_patient
+from tests.support.testdata import PYDICOM_TEST_FILES
+
+ROOT = "/dicomweb"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def stored(embedded_pacs, make_client):
+    """Two studies of one patient, stored through STOW-RS; yields their (study, series, sop) UIDs."""
+    writer = make_client("exams:write")
+    out = []
+    for _ in range(2):
+        data = make_dicom(patient_id=new_patient(), rows=64, columns=64)
+        response = writer.generic(
+            "POST",
+            f"{ROOT}/studies",
+            b"--b\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--b--\r\n",
+            content_type='multipart/related; type="application/dicom"; boundary=b',
+        )
+        assert response.status_code == 200, response.content
+        ds = pydicom.dcmread(io.BytesIO(data))
+        out.append((ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID))
+    return out
+
+
+def _viewer(make_client, study_uid: str) -> APIClient:
+    issuer = make_client("viewer:token")
+    token = issuer.get("/token", {"studyUID": study_uid, "role": "diagnostic"}).json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def test_a_viewer_token_reads_its_study_and_nothing_else(stored, make_client):
+    (study, series, sop), (other, other_series, other_sop) = stored
+    viewer = _viewer(make_client, study)
+    assert viewer.get(f"{ROOT}/studies/{study}/series/{series}/metadata").status_code == 200
+    assert viewer.get(f"{ROOT}/studies/{study}/series/{series}/instances/{sop}/frames/1").status_code == 200
+    found = viewer.get(f"{ROOT}/studies").json()
+    assert [s["0020000D"]["Value"][0] for s in found] == [study]
+    assert viewer.get(f"{ROOT}/studies", {"StudyInstanceUID": other}).json() == []
+    for path in (
+        f"/studies/{other}/series/{other_series}/metadata",
+        f"/studies/{other}/series/{other_series}/instances/{other_sop}",
+        f"/studies/{other}/series",
+    ):
+        response = viewer.get(ROOT + path)
+        assert response.status_code == 404
+        assert response.json()["detail"]
+    assert AuditEvent.objects.filter(study_uid=other, outcome="failure").exists()
+    data = make_dicom(patient_id=new_patient(), study_uid=study)
+    refused = viewer.generic("POST", f"{ROOT}/studies", data, content_type="application/dicom")
+    assert refused.status_code == 403
+
+
+def test_api_keys_need_the_exams_scopes(stored, make_client):
+    study = stored[0][0]
+    assert make_client("worklist:read").get(f"{ROOT}/studies/{study}/metadata").status_code == 403
+    assert make_client("exams:read").get(f"{ROOT}/studies/{study}/metadata").status_code == 200
+    data = make_dicom(patient_id=new_patient())
+    response = make_client("exams:read").generic(
+        "POST", f"{ROOT}/studies", data, content_type="application/dicom"
+    )
+    assert response.status_code == 403
+    assert APIClient().get(f"{ROOT}/studies").status_code in (401, 403)
+
+
+def test_every_read_of_patient_data_is_audited(stored, make_client):
+    study, series, sop = stored[0]
+    reader = make_client("exams:read")
+    reader.get(f"{ROOT}/studies/{study}/series/{series}/metadata")
+    reader.get(f"{ROOT}/studies/{study}/series/{series}/instances/{sop}/frames/1")
+    reader.get(f"{ROOT}/studies", {"StudyInstanceUID": study})
+    actions = set(AuditEvent.objects.filter(study_uid=study).values_list("action", flat=True))
+    assert {"dicomweb.metadata", "dicomweb.frames"} <= actions
+    assert AuditEvent.objects.filter(action="dicomweb.search").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "status"),
+    [
+        ("/studies/1.2.3.999", None, 404),
+        ("/studies/not-a-uid/metadata", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/frames/0", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/frames/1,x", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/frames/2", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}", "application/pdf", 406),
+        ("/studies/{study}/series/{series}/metadata", "multipart/related; type=application/dicom+xml", 406),
+        (
+            "/studies/{study}/series/{series}/instances/{sop}/frames/1",
+            "multipart/related; type=image/jp2",
+            406,
+        ),
+        ("/studies/{study}/series/{series}/instances/{sop}/rendered", "image/gif", 406),
+        ("/studies/{study}/series/{series}/instances/{sop}/rendered?viewport=a,b", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/rendered?window=1", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/bulkdata/xyz", None, 400),
+        ("/studies/{study}/series/{series}/instances/{sop}/bulkdata/00100010", None, 404),
+        ("/studies?limit=abc", None, 400),
+        ("/studies?StudyDate=2024-01", None, 400),
+        ("/studies?fuzzymatching=maybe", None, 400),
+    ],
+)
+def test_bad_requests_get_a_json_error_with_the_standard_status(stored, make_client, path, accept, status):
+    study, series, sop = stored[0]
+    reader = make_client("exams:read")
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = reader.get(ROOT + path.format(study=study, series=series, sop=sop), **headers)
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded_pacs, make_client):
+    data = (PYDICOM_TEST_FILES / "MR_small_jp2klossless.dcm").read_bytes()
+    ds = pydicom.dcmread(io.BytesIO(data))
+    writer = make_client("exams:read", "exams:write")
+    assert (
+        writer.generic("POST", f"{ROOT}/studies", data, content_type="application/dicom").status_code == 200
+    )
+    series = f"{ROOT}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+    path = f"{series}/instances/{ds.SOPInstanceUID}/frames/1"
+    ohif = "multipart/related; type=application/octet-stream; transfer-syntax=*"
+    response = writer.get(path, HTTP_ACCEPT=ohif)
+    assert response.status_code == 200
+    assert 'type="image/jp2"' in response["Content-Type"]
+    body = b"".join(response.streaming_content)
+    assert b"Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in body
+    again = writer.get(path, HTTP_ACCEPT=ohif, HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
