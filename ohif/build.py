@@ -17,7 +17,7 @@ from django.conf import settings
 
 # Keep in step with scripts/ohif.sh (tests/ohif/test_install.py checks).
 OHIF_VERSION = "3.13.2"
-STAMP = ".dicomsvc-installed"
+STAMP = ".dicomsvc-installed-2"
 
 # Links for a doctor: /ohif/#token=<GET /token's token> (or /ohif/viewer?...#token=). The fragment never
 # leaves the browser, so the token never reaches a server or proxy log. Before the app starts, this

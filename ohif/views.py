@@ -114,9 +114,15 @@ def build_file(request, name: str):
     except SuspiciousFileOperation:  # outside the build
         raise Http404("No such file.") from None
     file = Path(path)
-    if file.is_file() and not file.name.startswith("."):
-        suffix = file.suffix.lower()
-        response = FileResponse(file.open("rb"), content_type=CONTENT_TYPES.get(suffix))
+    if file.is_file() and not file.name.startswith(".") and file.suffix != ".gz":
+        content_type = CONTENT_TYPES.get(file.suffix.lower())
+        packed = file.with_name(file.name + ".gz")
+        if "gzip" in request.headers.get("Accept-Encoding", "") and packed.is_file():
+            response = FileResponse(packed.open("rb"), content_type=content_type)
+            response["Content-Encoding"] = "gzip"
+        else:
+            response = FileResponse(file.open("rb"), content_type=content_type)
+        response["Vary"] = "Accept-Encoding"
         response["Cache-Control"] = (
             "public, max-age=31536000, immutable" if HASHED.search(file.name) else "no-cache"
         )

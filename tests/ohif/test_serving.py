@@ -3,6 +3,7 @@ not installed. No browser here (tests/ohif/test_browser.py has one)."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -73,9 +74,28 @@ def test_build_files_are_served_with_their_types_and_hashed_ones_cached_for_good
 
 
 @installed
+def test_browsers_that_accept_gzip_get_the_gzip_copy(client):
+    bundle = next(BUILD.glob("app.bundle.*.js"))
+    response = client.get(f"/ohif/{bundle.name}", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert response["Content-Encoding"] == "gzip" and response["Vary"] == "Accept-Encoding"
+    assert response["Content-Type"].startswith("text/javascript")
+    packed = b"".join(response.streaming_content)
+    assert len(packed) < bundle.stat().st_size / 3
+    assert gzip.decompress(packed) == bundle.read_bytes()
+    plain = client.get(f"/ohif/{bundle.name}")
+    assert "Content-Encoding" not in plain
+
+
+@installed
 @pytest.mark.parametrize(
     "path",
-    ["/ohif/nope.js", "/ohif/..%2F..%2Fpyproject.toml", "/ohif/../manage.py", "/ohif/.dicomsvc-installed"],
+    [
+        "/ohif/nope.js",
+        "/ohif/..%2F..%2Fpyproject.toml",
+        "/ohif/../manage.py",
+        f"/ohif/{build.STAMP}",
+        "/ohif/app.bundle.css.gz",
+    ],
 )
 def test_files_outside_the_build_or_not_in_it_are_404(client, path):
     response = client.get(path)
