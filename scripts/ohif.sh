@@ -34,6 +34,12 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 mkdir -p "$root"
+# One install at a time (two copies of the service starting together): the second finds it done.
+exec 8>"$root/.install.lock"
+flock 8
+if [ -f "$stamp" ]; then
+    exit 0
+fi
 work=$(mktemp -d "$root/.install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "scripts/ohif.sh: npm pack @ohif/app@$OHIF_VERSION (about 50 MB)" >&2
