@@ -1,17 +1,21 @@
 """Who may use the DICOMweb root: API keys with ``exams:read`` / ``exams:write``, and viewer tokens.
 
 A viewer token (``GET /token``'s link token, or a viewer page's session token) works as a Bearer for
-reads of its own study only: any other study is answered 404, as if it did not exist (so a link
+reads of its own study only (a patient-role token: searches and rendered images; a diagnostic one:
+everything a viewer such as OHIF needs): any other study is answered 404, as if it did not exist (so a link
 never reveals that another study is there), and searches only ever see that study.
 """
 
 from __future__ import annotations
 
-from rest_framework import authentication, permissions
+from rest_framework import authentication, exceptions, permissions
 
 from core import scopes
 from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope
 from viewer.tokens import Grant, TokenInvalid, grant_decode, session_decode
+
+# What a patient-role viewer token may not read (the viewer's InstanceTagsView / InstanceFileView rule).
+DIAGNOSTIC_RESOURCES = frozenset({"instances", "metadata", "frames", "bulkdata"})
 
 
 def _viewer_grant(token: str) -> Grant | None:
@@ -38,13 +42,17 @@ class DicomwebAuthentication(ApiKeyAuthentication):
         # Signed viewer tokens hold a ':' separator; API keys never do.
         if keyword.lower() == "bearer" and ":" in token:
             grant = _viewer_grant(token)
-            if grant is not None:
-                principal = ApiPrincipal(
-                    name=f"viewer {grant.user or '-'} ({grant.token_id[:8]})",
-                    kind="viewer_token",
-                    key_id=grant.token_id,
+            if grant is None:
+                raise exceptions.AuthenticationFailed(
+                    "This viewer token is not valid here: expired, altered, or single-use (a single-use "
+                    "link opens the viewer page once; ask for a reusable token to use it as a Bearer)."
                 )
-                return principal, grant
+            principal = ApiPrincipal(
+                name=f"viewer {grant.user or '-'} ({grant.token_id[:8]})",
+                kind="viewer_token",
+                key_id=grant.token_id,
+            )
+            return principal, grant
         return super().authenticate(request)
 
 
@@ -63,6 +71,10 @@ class DicomwebAccess(permissions.BasePermission):
         if isinstance(request.auth, Grant):
             if request.method not in ("GET", "HEAD"):
                 self.message = "A viewer token only allows reading its study."
+                return False
+            if not request.auth.diagnostic and getattr(view, "resource", "") in DIAGNOSTIC_RESOURCES:
+                # As in the built-in viewer: the patient role sees images, not tags or files.
+                self.message = "Only a diagnostic viewer token allows this; this one has the patient role."
                 return False
             return True
         allowed = HasScope().has_permission(request, view)

@@ -64,10 +64,8 @@ def _pixel_element(instance, prefix: str) -> tuple[str, dict] | None:
     """The pixel data element as a BulkDataURI (PS3.18 F.2.6), from where the header read stopped."""
     if not instance.has_pixel_data:
         return None
-    located = instance._pixel
-    keyword = located[1] if located and located[1] else "PixelData"
+    _source, keyword, vr = instance.pixel_value()
     tag = {v: k for k, v in PIXEL_TAGS.items()}[keyword]
-    vr = located[2] if located and located[2] else None
     if vr is None:
         compressed = str(instance.transfer_syntax) not in NATIVE
         vr = "OB" if compressed or int(instance.header.get("BitsAllocated") or 8) <= 8 else "OW"
@@ -75,16 +73,11 @@ def _pixel_element(instance, prefix: str) -> tuple[str, dict] | None:
     return f"{tag:08X}", {"vr": vr, "BulkDataURI": prefix + f"{tag:08X}"}
 
 
-def _load(study_uid: str, series_uid: str, instance_uid: str, version: str) -> str:
+def _build(study_uid: str, series_uid: str, instance_uid: str) -> str:
     with selectors.instance_open(
         study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
     ) as fileobj:
-        body = build_metadata(fileobj, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
-    if version:
-        InstanceMetadata.objects.update_or_create(
-            sop_instance_uid=instance_uid, defaults={"version": version, "body": body}
-        )
-    return body
+        return build_metadata(fileobj, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
 
 
 def metadata_texts(refs: list[tuple[str, str]], *, study_uid: str) -> list[str]:
@@ -98,13 +91,25 @@ def metadata_texts(refs: list[tuple[str, str]], *, study_uid: str) -> list[str]:
         uid: (version, body) for uid, version, body in rows.values_list("sop_instance_uid", "version", "body")
     }
     out = []
+    built: list[InstanceMetadata] = []
     for series_uid, uid in refs:
         version = versions.get(uid, "")
         hit = cached.get(uid)
         if version and hit is not None and hit[0] == version:
             out.append(hit[1])
-        else:
-            out.append(_load(study_uid, series_uid, uid, version))
+            continue
+        body = _build(study_uid, series_uid, uid)
+        out.append(body)
+        if version:
+            built.append(InstanceMetadata(sop_instance_uid=uid, version=version, body=body))
+    if built:
+        # One statement for the instances read for the first time (or overwritten since).
+        InstanceMetadata.objects.bulk_create(
+            built,
+            update_conflicts=True,
+            unique_fields=["sop_instance_uid"],
+            update_fields=["version", "body"],
+        )
     return out
 
 

@@ -113,6 +113,14 @@ def parse_search(
     if PATIENT not in answer_levels:
         patient = {kw for kw, a in query.ATTRIBUTES.items() if a.level == PATIENT}
         search.fields = [kw for kw in search.fields if kw not in patient]
+    # The UIDs above the level, even when the URL fixes them: clients (OHIF) key answers by them.
+    for keyword in {
+        STUDY: [],
+        SERIES: ["StudyInstanceUID"],
+        IMAGE: ["StudyInstanceUID", "SeriesInstanceUID"],
+    }[level]:
+        if keyword not in search.fields:
+            search.fields.append(keyword)
     ignored: list[str] = []
     includes: list[str] = []
     for name, value in params:
@@ -193,6 +201,9 @@ def _element(vr: str, value: Any) -> dict[str, Any]:
 def to_dicom_json(row: dict[str, Any], *, fields: list[str], root: str, level: str) -> dict[str, Any]:
     """One answer data set (PS3.18 F.2) with its RetrieveURL (PS3.18 10.6.3.3.1)."""
     out: dict[str, Any] = dict([character_set_element()])
+    # PS3.18 Tables 10.6.3-3..5 InstanceAvailability, "present if known": the embedded store holds
+    # every instance it indexes on line.
+    out["00080056"] = {"vr": "CS", "Value": ["ONLINE"]}
     for keyword in fields:
         if keyword in row:
             out[f"{tag_for_keyword(keyword):08X}"] = _element(query.ATTRIBUTES[keyword].vr, row[keyword])

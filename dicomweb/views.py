@@ -58,8 +58,12 @@ class DicomwebView(APIView):
         elif isinstance(exc, NoPixelData):
             exc = NotFound(f"This instance has no image: {exc}.")
         elif isinstance(exc, FrameError | RenderError | MetadataError):
+            # Messages are safe to return (they name no patient data); the field says what to fix.
+            field, status = {FrameError: ("frames", 400), MetadataError: ("instance", 422)}.get(
+                type(exc), ("rendering", 400)
+            )
             exc = ApiError(
-                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=400, errors={"frames": [str(exc)]}
+                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=status, errors={field: [str(exc)]}
             )
         return super().handle_exception(exc)
 
@@ -103,9 +107,16 @@ class DicomwebView(APIView):
             raise
         if proxied is None:
             return None
-        if fallback and proxied.status_code >= 400 and proxied.status_code not in (401, 403):
+        if proxied.status_code >= 400:
             proxied.close()
-            return None
+            if fallback and proxied.status_code not in (401, 403):
+                return None
+            # The peer's own error page is not ours to forward: the same JSON errors as natively.
+            if proxied.status_code == 404:
+                raise NotFound("No such resource.")
+            raise ApiError(
+                f"The PACS refused the request (HTTP {proxied.status_code}).", status_code=proxied.status_code
+            )
         if json_body:
             try:
                 body = b"".join(proxied.chunks)
@@ -128,16 +139,6 @@ class DicomwebView(APIView):
         for name, value in proxied.headers.items():
             if name != "Content-Length" or not json_body:
                 response[name] = value
-        if proxied.status_code >= 400 and proxied.status_code != 406:
-            # The peer's own error page is not ours to forward: the same JSON errors as natively.
-            raise (
-                NotFound("No such resource.")
-                if proxied.status_code == 404
-                else ApiError(
-                    f"The PACS refused the request (HTTP {proxied.status_code}).",
-                    status_code=proxied.status_code,
-                )
-            )
         return response
 
     def audit_read(self, request, *, study_uid: str, detail: dict, refs=None) -> None:
@@ -156,20 +157,29 @@ class DicomwebView(APIView):
         )
 
 
-def _cacheable(request, response, etag: str | None) -> HttpResponse:
-    """ETag and Cache-Control of a resource whose bytes only change with an overwrite."""
+def _cacheable(request, response, etag: str | None, *, instance_level: bool) -> HttpResponse:
+    """ETag and Cache-Control. An instance's resources only change with an overwrite: kept an hour
+    (immutable without overwrite). A study's or series' change as instances arrive: revalidated with
+    the ETag on every use. Private either way: patient data (PS3.18 leaves caching to HTTP)."""
+    if instance_level:
+        cache_control = "private, max-age=3600" + ("" if settings.EXAMS_ALLOW_OVERWRITE else ", immutable")
+    else:
+        cache_control = "private, no-cache"
     if etag:
         response["ETag"] = f'"{etag}"'
         if request.META.get("HTTP_IF_NONE_MATCH", "").strip() == f'"{etag}"':
             not_modified = HttpResponse(status=304)
             not_modified["ETag"] = response["ETag"]
-            not_modified["Cache-Control"] = "private, max-age=3600"
+            not_modified["Cache-Control"] = cache_control
             return not_modified
-    # Patient data: private caches only (PS3.18 8.10 leaves caching to HTTP).
-    response["Cache-Control"] = "private, max-age=3600" + (
-        "" if settings.EXAMS_ALLOW_OVERWRITE else ", immutable"
-    )
+    response["Cache-Control"] = cache_control
     return response
+
+
+def _bulk_location(request) -> str:
+    """The BulkDataURI this request answers (as our metadata names it)."""
+    path = request.path.split(f"/{settings.DICOMWEB_PATH}/", 1)[1]
+    return f"{dicomweb_root(request)}/{path}"
 
 
 def _query_pairs(request) -> list[tuple[str, str]]:
@@ -273,24 +283,29 @@ class Retrieve(DicomwebView):
             media.choose(ranges, [media.DICOM_JSON, "application/json"])
             body, etag = wado.metadata(refs, study_uid=study_uid, root=dicomweb_root(request))
             self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
-            return _cacheable(request, HttpResponse(body, content_type=media.DICOM_JSON), etag)
+            response = HttpResponse(body, content_type=media.DICOM_JSON)
+            return _cacheable(request, response, etag, instance_level=instance_uid is not None)
         if self.resource in ("rendered", "thumbnail"):
             image = wado.rendered(
                 refs, study_uid=study_uid, frames=frame_numbers, params=params, fmt=image_type
             )
             self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
             response = HttpResponse(image, content_type=image_type)
-            return _cacheable(request, response, hashlib.blake2b(image, digest_size=12).hexdigest())
+            etag = hashlib.blake2b(image, digest_size=12).hexdigest()
+            return _cacheable(request, response, etag, instance_level=instance_uid is not None)
         if self.resource == "frames":
             content_type, chunks, etag = wado.frames(
                 refs[0], study_uid=study_uid, numbers=frame_numbers, ranges=ranges
             )
         elif self.resource == "bulkdata":
-            content_type, chunks, etag = wado.bulkdata(refs[0], study_uid=study_uid, tag=tag, ranges=ranges)
+            content_type, chunks, etag = wado.bulkdata(
+                refs[0], study_uid=study_uid, tag=tag, ranges=ranges, location=_bulk_location(request)
+            )
         else:
             content_type, chunks, etag = wado.instances(refs, study_uid=study_uid, ranges=ranges)
         self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
-        return _cacheable(request, StreamingHttpResponse(chunks, content_type=content_type), etag)
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        return _cacheable(request, response, etag, instance_level=instance_uid is not None)
 
 
 class Store(DicomwebView):

@@ -184,34 +184,38 @@ def _frame_mode(ranges, stored: str) -> str:
     )
 
 
-def _frame_parts(fileobj, numbers: list[int], mode: str):
+def _frame_parts(fileobj, numbers: list[int], mode: str, location: str | None = None):
     frames = iter_frames(fileobj, numbers, uncompressed=mode == "uncompressed")
     first = next(frames)  # range and pixel-data errors before the response starts
 
     def parts():
         try:
-            yield _frame_part(first)
+            yield _frame_part(first, location)
             for frame in frames:
-                yield _frame_part(frame)
+                yield _frame_part(frame, location)
         finally:
             fileobj.close()
 
     return parts()
 
 
-def _frame_part(frame):
+def _frame_part(frame, location: str | None):
     media_type = media.COMPRESSED_MEDIA.get(frame.transfer_syntax, media.OCTET_STREAM)
-    return f"{media_type}; transfer-syntax={frame.transfer_syntax}", [frame.data], {}
+    # PS3.18 10.4.3.3.5: bulk data parts carry the BulkDataURI they answer as Content-Location.
+    extra = {"Content-Location": location} if location else {}
+    return f"{media_type}; transfer-syntax={frame.transfer_syntax}", [frame.data], extra
 
 
-def frames(ref, *, study_uid: str, numbers: list[int], ranges) -> tuple[str, Iterator[bytes], str | None]:
+def frames(
+    ref, *, study_uid: str, numbers: list[int], ranges, location: str | None = None
+) -> tuple[str, Iterator[bytes], str | None]:
     """PS3.18 10.4.1.1.4: the frames, one part each, in the order asked."""
     series_uid, instance_uid = ref
     fileobj = selectors.instance_open(study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
     try:
         stored = stored_transfer_syntax(fileobj)
         mode = _frame_mode(ranges, stored)
-        parts = _frame_parts(fileobj, numbers, mode)
+        parts = _frame_parts(fileobj, numbers, mode, location)
     except BaseException:
         fileobj.close()
         raise
@@ -226,7 +230,9 @@ def frames(ref, *, study_uid: str, numbers: list[int], ranges) -> tuple[str, Ite
     return content_type, media.multipart_stream(boundary, parts), etag
 
 
-def bulkdata(ref, *, study_uid: str, tag: str, ranges) -> tuple[str, Iterator[bytes], str | None]:
+def bulkdata(
+    ref, *, study_uid: str, tag: str, ranges, location: str
+) -> tuple[str, Iterator[bytes], str | None]:
     """PS3.18 10.4.1.1.5: the value of a top-level binary element named by a metadata BulkDataURI;
     Pixel Data is answered as its frames."""
     if not _TAG.fullmatch(tag or ""):
@@ -245,7 +251,8 @@ def bulkdata(ref, *, study_uid: str, tag: str, ranges) -> tuple[str, Iterator[by
             count = 1
         finally:
             fileobj.close()
-        return frames(ref, study_uid=study_uid, numbers=list(range(1, count + 1)), ranges=ranges)
+        numbers = list(range(1, count + 1))
+        return frames(ref, study_uid=study_uid, numbers=numbers, ranges=ranges, location=location)
     if not any(
         r.media_type in ("*/*", "multipart/*")
         or (r.media_type == media.MULTIPART and r.part_type in (None, media.OCTET_STREAM, "*/*"))
@@ -264,7 +271,8 @@ def bulkdata(ref, *, study_uid: str, tag: str, ranges) -> tuple[str, Iterator[by
     if not isinstance(value, bytes | bytearray):
         raise ApiError("This instance has no bulk data under this tag.", status_code=404)
     boundary = media.boundary()
-    body = media.multipart_stream(boundary, [(media.OCTET_STREAM, [bytes(value)], {})])
+    part = (media.OCTET_STREAM, [bytes(value)], {"Content-Location": location})  # PS3.18 10.4.3.3.5
+    body = media.multipart_stream(boundary, [part])
     return (
         media.multipart_content_type(media.OCTET_STREAM, boundary),
         body,

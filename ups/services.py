@@ -17,10 +17,10 @@ from dicomsvc.dicom import status
 from dicomsvc.dicom.matching import QueryInvalid
 from dicomsvc.dicom.uids import new_uid, uid_problems
 from ups import dataset, search
-from ups.selectors import workitem_by_uid
+from ups.selectors import event_recipients, workitem_by_uid
 from worklist import events
 from worklist.events import FILTERED_SUBSCRIPTION_UID, GLOBAL_SUBSCRIPTION_UID
-from worklist.models import ProcedureStepState, SubscriptionKind, UpsSubscription, WorkItem
+from worklist.models import ProcedureStepState, SubscriptionKind, UpsSubscription, WorkItem, WorkitemEvent
 from worklist.state import (
     ALREADY_CANCELED,
     MAY_NO_LONGER_BE_UPDATED,
@@ -212,6 +212,12 @@ def _kind(target: str) -> str:
 def ups_subscribe(
     *, target: str, ae_title: str, deletion_lock: bool, filter_params: dict[str, list[str]] | None = None
 ) -> UpsSubscription:
+    """Subscribe (PS3.18 11.10) as PS3.4 Table CC.2.3-2 says: to one workitem, with its initial
+    State Report; to the worklist (or a filtered worklist, CC.2.3.3.1), covering the existing
+    (matching) workitems and the ones to come. A global subscription *with* the deletion lock sends
+    the initial State Report of each existing (matching) workitem the AE was not subscribed to yet;
+    without the lock the table sends none (CC.2.3.2 Note 1). The workitems the AE had unsubscribed
+    from one by one are subscribed again."""
     kind = _kind(target)
     if kind == SubscriptionKind.WORKITEM:
         item = _get(target)
@@ -222,11 +228,12 @@ def ups_subscribe(
                 workitem=item,
                 defaults={"active": True, "deletion_lock": deletion_lock},
             )
-            # The new subscriber hears the current state at once (PS3.4 CC.2.3.2).
+            # The new subscriber hears the current state at once (PS3.4 CC.2.3.3, Table CC.2.3-2).
             report = events.state_report(item, item.state)
             events.events_emit(item, [report], origin=ORIGIN, ae_title=ae_title)
         return subscription
     filter_value = None
+    condition = Q()
     if kind == SubscriptionKind.FILTERED:
         if not filter_params:
             raise UpsRefused(INVALID, "A filtered subscription needs a filter.", {"filter": ["is required"]})
@@ -238,39 +245,58 @@ def ups_subscribe(
             errors = {"filter": [f"cannot match on {', '.join(query.unsupported)}"]}
             raise UpsRefused(INVALID, "The filter names attributes we cannot match on.", errors)
         filter_value = filter_params
-    subscription, _ = UpsSubscription.objects.update_or_create(
-        ae_title=ae_title,
-        kind=kind,
-        workitem=None,
-        defaults={
-            "active": True,
-            "deletion_lock": deletion_lock,
-            "filter": filter_value,
-            "suspended_after": None,
-        },
-    )
+        condition = query.condition
+    mine = UpsSubscription.objects.filter(ae_title=ae_title)
+    with transaction.atomic():
+        before = mine.select_for_update().filter(kind=kind, workitem=None).first()
+        excluded = list(mine.filter(kind=SubscriptionKind.WORKITEM, active=False).values_list("workitem_id"))
+        subscription, _ = UpsSubscription.objects.update_or_create(
+            ae_title=ae_title,
+            kind=kind,
+            workitem=None,
+            defaults={
+                "active": True,
+                "deletion_lock": deletion_lock,
+                "filter": filter_value,
+                "suspended_after": None,
+            },
+        )
+        mine.filter(kind=SubscriptionKind.WORKITEM, active=False).delete()
+        if deletion_lock:
+            # "Not Subscribed" workitems: not covered by this AE's subscription of this kind as it
+            # was (all, the matching ones, those up to a suspension), or excluded one by one; and
+            # not subscribed to one by one.
+            covered = Q(pk__in=[])
+            if before is not None and before.active:
+                covered = (
+                    Q() if kind == SubscriptionKind.WORKLIST else search.parse(before.filter or {}).condition
+                )
+                if before.suspended_after is not None:
+                    covered &= Q(pk__lte=before.suspended_after)
+            covered &= ~Q(pk__in=[pk for (pk,) in excluded])
+            specific = mine.filter(kind=SubscriptionKind.WORKITEM, active=True).values("workitem_id")
+            fresh = WorkItem.objects.filter(condition).exclude(covered).exclude(pk__in=specific)
+            events.initial_state_reports_emit(fresh, ae_title=ae_title, origin=ORIGIN)
     return subscription
 
 
 def ups_unsubscribe(*, target: str, ae_title: str) -> None:
-    """Remove a subscription; from the worklist (or filtered worklist) also every workitem
-    subscription of that AE (PS3.4 CC.2.3.3). 404 (C307-like) when there was none."""
+    """Unsubscribe (PS3.18 11.11, PS3.4 Table CC.2.3-2). From one workitem: the AE no longer hears
+    it, whether it was subscribed to it alone or through a worklist subscription (then a row
+    excludes it). From the worklist (or filtered worklist): that subscription goes, and with it
+    every workitem subscription of the AE ("Unsubscribe Globally" removes all, CC.2.3.1 Note).
+    404 when the AE had no such subscription (PS3.18 Table 11.11.3-1)."""
     kind = _kind(target)
     mine = UpsSubscription.objects.filter(ae_title=ae_title)
     with transaction.atomic():
         if kind == SubscriptionKind.WORKITEM:
             item = _get(target)
-            has_global = mine.filter(~Q(kind=SubscriptionKind.WORKITEM), active=True).exists()
-            row = mine.filter(kind=kind, workitem=item, active=True).first()
-            if row is None and not has_global:
+            if ae_title not in event_recipients(WorkitemEvent(workitem_id=item.pk)):
                 raise UpsRefused(NO_SUCH_UPS, "This AE has no subscription to this workitem.")
-            if has_global:
-                # Keep a row that excludes this workitem from the global subscription.
-                UpsSubscription.objects.update_or_create(
-                    ae_title=ae_title, kind=kind, workitem=item, defaults={"active": False}
-                )
-            else:
-                row.delete()
+            mine.filter(kind=kind, workitem=item).delete()
+            if ae_title in event_recipients(WorkitemEvent(workitem_id=item.pk)):
+                # Still heard through a worklist subscription: a row excludes this workitem.
+                UpsSubscription.objects.create(ae_title=ae_title, kind=kind, workitem=item, active=False)
             return
         deleted, _ = mine.filter(kind=kind).delete()
         if not deleted:

@@ -1,11 +1,11 @@
 """UPS event reports (PS3.4 CC.2.4) written to the outbox in the caller's transaction.
 
 The worklist services call ``events_emit`` wherever a workitem changes in a way a UPS subscriber is
-told about. One statement writes the events and a Postgres NOTIFY naming their id range: both take
-effect when the transaction commits (a rolled-back change announces nothing; notifications arrive
-in commit order, so no event is skipped the way a reader polling ids can skip an id whose
-transaction commits late), and the event relay (``ups.relay``), which LISTENs on the channel, pushes
-them to the subscribers' WebSockets.
+told about. One statement writes the events (each row records its transaction, ``txid``) and a
+Postgres NOTIFY: both take effect when the transaction commits (a rolled-back change announces
+nothing). The event relay (``ups.relay``), woken by the NOTIFY, reads the rows by transaction
+snapshot (never "id > last seen", which skips an id whose transaction commits late) and pushes them
+to the subscribers' WebSockets.
 Events are written only when some subscription could want them (a workitem subscription on this
 workitem, or any worklist or filtered subscription), so the hot paths of a deployment without UPS
 subscribers pay one index probe.
@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from django.db import connection
+from django.db.models import QuerySet
 
 from worklist.models import UpsEventType, WorkItem
 
@@ -146,3 +147,34 @@ def scp_status_change(status: str, *, list_status: str = "") -> dict[str, Any]:
     return event_message(
         event_id=0, workitem_uid=GLOBAL_SUBSCRIPTION_UID, event_type=UpsEventType.SCP_STATUS_CHANGE, info=info
     )
+
+
+_INITIAL_REPORTS = """
+WITH written AS (
+  INSERT INTO worklist_workitemevent
+    (created_at, workitem_id, workitem_uid, event_type, payload, origin, ae_title)
+  SELECT clock_timestamp(), w.id, coalesce(nullif(w.workitem_uid, ''), w.study_instance_uid), %s,
+    jsonb_build_object(
+      '00741000', jsonb_build_object('vr', 'CS', 'Value', jsonb_build_array(w.state)),
+      '00404041', jsonb_build_object('vr', 'CS', 'Value', jsonb_build_array(
+        coalesce(w.ups_attributes #>> '{{00404041,Value,0}}', 'READY')))
+    ), %s, %s
+  FROM worklist_workitem w WHERE w.id IN ({ids}) ORDER BY w.id
+  RETURNING id
+)
+SELECT count(*), pg_notify(%s, '') FROM written HAVING count(*) > 0
+"""
+
+
+def initial_state_reports_emit(workitems: QuerySet, *, ae_title: str, origin: str) -> int:
+    """The initial UPS State Report (the current state, as ``state_report`` writes it) of every
+    workitem of ``workitems``, for ``ae_title`` only, in one statement inside the caller's
+    transaction (a global subscription with lock, PS3.4 Table CC.2.3-2). Returns how many."""
+    ids_sql, ids_params = workitems.order_by().values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INITIAL_REPORTS.format(ids=ids_sql),
+            [int(UpsEventType.STATE_REPORT), origin[:16], ae_title, *ids_params, NOTIFY_CHANNEL],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else 0

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Func
 from django.db.models.functions import Now, Upper
 
 
@@ -120,11 +121,31 @@ class UpsEventType(models.IntegerChoices):
     ASSIGNED = 5, "UPS Assigned"
 
 
+class TransactionIdField(models.Field):
+    """A Postgres ``xid8`` column: the 64-bit id of the transaction that wrote the row
+    (``pg_current_xact_id()``, filled in by the database). Read-only for Django."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("db_default", Func(function="pg_current_xact_id"))
+        super().__init__(*args, **kwargs)
+
+    def db_type(self, connection) -> str:
+        return "xid8"
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else int(value)
+
+
 class WorkitemEvent(models.Model):
     """The outbox of UPS event reports: written by ``worklist.services`` in the transaction that
     changes the workitem, announced with a Postgres NOTIFY (delivered on commit), and pushed to the
     subscribers' WebSocket channels by the event relay (``ups.relay``). Only written when some
-    subscription could want it; old rows are pruned after ``UPS_EVENT_RETENTION``."""
+    subscription could want it; old rows are pruned after ``UPS_EVENT_RETENTION``.
+
+    ``txid`` is the writing transaction: the relay reads the rows that became visible since the
+    transaction snapshot of its previous read, so a transaction that took lower ids but committed
+    later is not skipped (ids are handed out at insert, not at commit)."""
 
     created_at = models.DateTimeField(db_default=Now())
     workitem = models.ForeignKey(WorkItem, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -134,9 +155,13 @@ class WorkitemEvent(models.Model):
     origin = models.CharField(max_length=16, blank=True)
     # Empty: every subscriber of the workitem; else only this AE (the initial report of a subscription).
     ae_title = models.CharField(max_length=16, blank=True, default="")
+    txid = TransactionIdField()
 
     class Meta:
-        indexes = [models.Index(fields=["created_at"], name="wie_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="wie_created"),
+            models.Index(fields=["txid"], name="wie_txid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} {self.workitem_uid}"

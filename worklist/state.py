@@ -122,7 +122,15 @@ def _with_final_state(item: WorkItem, state: str, *, reason: str = "") -> dict[s
 
 def _performer_decision(item: WorkItem, state: str, transaction_uid: str | None) -> int | None:
     """Table CC.1.1-2 for a UPS-RS client: None to go ahead, a warning status when the workitem
-    is in the requested final state already; raises StateChangeRefused otherwise."""
+    is in the requested final state already; raises StateChangeRefused otherwise.
+
+    The table reads each request "with" or "without the correct Transaction UID": the correct one
+    is the UID recorded when the workitem was claimed (kept after COMPLETED or CANCELED, never
+    answered, PS3.4 CC.2.7.3). A SCHEDULED workitem has none and any UID given counts (claiming
+    is how a UID becomes the correct one); so does a final one that no UPS-RS client claimed (it
+    is answered C300, not C301). An IN PROGRESS workitem that dicomsvc itself moved (MPPS, the
+    PACS) has none either, and no client holds its correct UID. A second performer claiming an IN
+    PROGRESS workitem gets C301, not C302 (CC.2.1.2 Note 2); C302 is the owner claiming again."""
     current = item.state
     if state == S.SCHEDULED:
         raise StateChangeRefused(
@@ -130,6 +138,8 @@ def _performer_decision(item: WorkItem, state: str, transaction_uid: str | None)
         )
     if not transaction_uid:
         raise StateChangeRefused(TRANSACTION_UID_NOT_CORRECT, "The Transaction UID is missing.")
+    if (item.transaction_uid or current == S.IN_PROGRESS) and transaction_uid != item.transaction_uid:
+        raise StateChangeRefused(TRANSACTION_UID_NOT_CORRECT, "The Transaction UID is incorrect.")
     if state == S.IN_PROGRESS:
         if current == S.IN_PROGRESS:
             raise StateChangeRefused(ALREADY_IN_PROGRESS, "The workitem is already IN PROGRESS.")
@@ -143,8 +153,6 @@ def _performer_decision(item: WorkItem, state: str, transaction_uid: str | None)
         raise StateChangeRefused(MAY_NO_LONGER_BE_UPDATED, f"The workitem is {current}.")
     if current == S.SCHEDULED:
         raise StateChangeRefused(NOT_YET_IN_PROGRESS, "The workitem is not yet IN PROGRESS.")
-    if transaction_uid != item.transaction_uid:
-        raise StateChangeRefused(TRANSACTION_UID_NOT_CORRECT, "The Transaction UID is incorrect.")
     missing = final_state_problems(item, state)
     if missing:
         raise StateChangeRefused(
@@ -203,7 +211,8 @@ def workitem_change_state(
         if state == S.IN_PROGRESS:
             new_values["transaction_uid"] = transaction_uid or ""
         else:
-            new_values["transaction_uid"] = ""
+            # The Transaction UID stays recorded: Table CC.1.1-2 still tells the owner's requests
+            # from others' once the workitem is final (it is never answered, CC.2.7.3).
             new_values["ups_attributes"] = _with_final_state(current, state, reason=reason)
         if attributes:
             new_values.setdefault("ups_attributes", merged)

@@ -58,14 +58,8 @@ def _native_frame(instance: Instance, index: int) -> bytes:
     rows, columns = _int(header, "Rows", 0), _int(header, "Columns", 0)
     samples, bits = _int(header, "SamplesPerPixel", 1), _int(header, "BitsAllocated", 8)
     frame_bits = rows * columns * samples * bits
-    stream = instance._stream
-    offset = instance._pixel[0] if instance._pixel else -1
-    if stream is None or offset < 0:
-        pixel_data = instance._full_dataset().PixelData
-        source = io.BytesIO(pixel_data)
-        offset = 0
-    else:
-        source = stream
+    source, _keyword, _vr = instance.pixel_value()
+    offset = source.tell()
     if frame_bits % 8 == 0:
         length = frame_bits // 8
         source.seek(offset + index * length)
@@ -90,10 +84,8 @@ def _compressed_frame(instance: Instance, index: int, frames: int) -> bytes:
     where = {"number_of_frames": frames}
     if "ExtendedOffsetTable" in header:
         where["extended_offsets"] = (header.ExtendedOffsetTable, header.get("ExtendedOffsetTableLengths"))
-    if instance._pixel is not None and instance._pixel[0] >= 0 and instance._stream is not None:
-        instance._stream.seek(instance._pixel[0])
-        return get_frame(instance._stream, index, **where)
-    return get_frame(instance._full_dataset().PixelData, index, **where)
+    source, _keyword, _vr = instance.pixel_value()
+    return get_frame(source, index, **where)
 
 
 def _decoded(instance: Instance, index: int) -> bytes:

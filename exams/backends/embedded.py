@@ -295,7 +295,7 @@ class EmbeddedBackend(PacsBackend):
         super().__init__(**options)
         self.storage_alias = storage_alias
         self._allow_overwrite = allow_overwrite
-        self._versions: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
+        self._versions: OrderedDict[tuple[str, str, str], tuple[str, str, str]] = OrderedDict()
         self._versions_lock = threading.Lock()
 
     @property
@@ -608,16 +608,18 @@ class EmbeddedBackend(PacsBackend):
         return row
 
     def open_instance(self, *, study_uid: str, series_uid: str, instance_uid: str):
-        row = self._located(study_uid, series_uid, instance_uid)
+        # Without overwrite the file of an instance never changes: a remembered location costs no
+        # query (a viewer fetches every frame of a series, one request each).
+        storage_name = self._identity(study_uid, series_uid, instance_uid)[2]
         try:
-            fileobj = self.storage.open(row["storage_name"], "rb")
+            fileobj = self.storage.open(storage_name, "rb")
         except FileNotFoundError:
             logger.error("embedded PACS: the indexed file of instance row is missing from storage")
             raise InstanceNotFound(instance_uid) from None
         return fileobj
 
-    def _identity(self, study_uid: str, series_uid: str, instance_uid: str) -> tuple[str, str]:
-        """(content version, patient ID) of a stored instance; raises InstanceNotFound."""
+    def _identity(self, study_uid: str, series_uid: str, instance_uid: str) -> tuple[str, str, str]:
+        """(content version, patient ID, storage name) of a stored instance; raises InstanceNotFound."""
         key = (study_uid, series_uid, instance_uid)
         if not self.allow_overwrite:
             # Without overwrite a stored instance's bytes never change: remember them, so a cached
@@ -628,7 +630,7 @@ class EmbeddedBackend(PacsBackend):
                     self._versions.move_to_end(key)
                     return known
         row = self._located(study_uid, series_uid, instance_uid)
-        known = (row["sha256"][:16], row["series__study__patient__patient_id"])
+        known = (row["sha256"][:16], row["series__study__patient__patient_id"], row["storage_name"])
         with self._versions_lock:
             self._versions[key] = known
             if len(self._versions) > VERSION_CACHE_SIZE:
@@ -644,8 +646,17 @@ class EmbeddedBackend(PacsBackend):
     def instance_versions(self, *, study_uid: str, series_uid: str) -> dict[str, str]:
         rows = Instance.objects.filter(
             series__series_uid=series_uid, series__study__study_uid=study_uid
-        ).values_list("sop_instance_uid", "sha256")
-        return {uid: sha256[:16] for uid, sha256 in rows}
+        ).values_list("sop_instance_uid", "sha256", "series__study__patient__patient_id", "storage_name")
+        versions = {}
+        with self._versions_lock:
+            for uid, sha256, patient_id, storage_name in rows:
+                versions[uid] = sha256[:16]
+                if not self.allow_overwrite:
+                    # Remembered as _identity would: opening each instance next costs no query.
+                    self._versions[(study_uid, series_uid, uid)] = (sha256[:16], patient_id, storage_name)
+            while len(self._versions) > VERSION_CACHE_SIZE:
+                self._versions.popitem(last=False)
+        return versions
 
     def check(self) -> list:
         try:

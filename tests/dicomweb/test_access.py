@@ -36,9 +36,9 @@ def stored(embedded_pacs, make_client):
     return out
 
 
-def _viewer(make_client, study_uid: str) -> APIClient:
+def _viewer(make_client, study_uid: str, role: str = "diagnostic") -> APIClient:
     issuer = make_client("viewer:token")
-    token = issuer.get("/token", {"studyUID": study_uid, "role": "diagnostic"}).json()["token"]
+    token = issuer.get("/token", {"studyUID": study_uid, "role": role}).json()["token"]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
@@ -66,6 +66,16 @@ def test_a_viewer_token_reads_its_study_and_nothing_else(stored, make_client):
     assert refused.status_code == 403
 
 
+def test_a_patient_role_token_sees_images_but_not_tags_or_files(stored, make_client):
+    study, series, sop = stored[0]
+    patient = _viewer(make_client, study, role="patient")
+    instance = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}"
+    assert patient.get(f"{ROOT}/studies").status_code == 200
+    assert patient.get(f"{instance}/rendered", HTTP_ACCEPT="image/jpeg").status_code == 200
+    for path in (instance, f"{instance}/metadata", f"{instance}/frames/1", f"{instance}/bulkdata/7FE00010"):
+        assert patient.get(path).status_code == 403
+
+
 def test_api_keys_need_the_exams_scopes(stored, make_client):
     study = stored[0][0]
     assert make_client("worklist:read").get(f"{ROOT}/studies/{study}/metadata").status_code == 403
@@ -76,6 +86,10 @@ def test_api_keys_need_the_exams_scopes(stored, make_client):
     )
     assert response.status_code == 403
     assert APIClient().get(f"{ROOT}/studies").status_code in (401, 403)
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION="Bearer eyJzIjoiMS4yIn0:1abc:forged")
+    response = forged.get(f"{ROOT}/studies/{study}/metadata")
+    assert response.status_code == 401 and "viewer token" in response.json()["detail"]
 
 
 def test_every_read_of_patient_data_is_audited(stored, make_client):
@@ -139,5 +153,11 @@ def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded
     assert 'type="image/jp2"' in response["Content-Type"]
     body = b"".join(response.streaming_content)
     assert b"Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in body
+    bulk = writer.get(path.replace("/frames/1", "/bulkdata/7FE00010"), HTTP_ACCEPT=ohif)
+    assert b"Content-Location: http://testserver/dicomweb/studies/" in b"".join(bulk.streaming_content)
     again = writer.get(path, HTTP_ACCEPT=ohif, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
+    assert "max-age=3600" in response["Cache-Control"]
+    series_meta = writer.get(f"{series}/metadata")
+    assert series_meta["Cache-Control"] == "private, no-cache"  # a series grows: revalidate each time
+    assert writer.get(f"{series}/metadata", HTTP_IF_NONE_MATCH=series_meta["ETag"]).status_code == 304

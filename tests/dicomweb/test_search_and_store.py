@@ -57,6 +57,7 @@ def test_stored_studies_are_found_at_every_level_with_counts_and_modalities(back
     assert sorted(studies[0]["00080061"]["Value"]) == ["CT", "MR"]
 
     series = client.search_for_series(study_uid)
+    assert {s["0020000D"]["Value"][0] for s in series} == {study_uid}
     assert sorted(_uids(series, "0020000E")) == sorted({ds.SeriesInstanceUID for ds in datasets})
     assert client.search_for_series(search_filters={"PatientID": patient, "Modality": "MR"})[0]["00080060"][
         "Value"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from callbacks.models import CallbackEvent
-from dicomsvc.dicom.uids import new_uid
+from dicomsvc.dicom.uids import new_uid, uid_problems
+from dimse.mpps import CREATE_REQUIRED
 from tests.dimse.conftest import AE_TITLE, make_item
 from worklist.models import PerformedProcedureStep, WorkItem
 
@@ -51,6 +52,14 @@ def in_progress(item: WorkItem | None = None, **overrides) -> Dataset:
     for keyword, value in overrides.items():
         setattr(ds, keyword, value)
     return ds
+
+
+def started(assoc) -> tuple[WorkItem, str]:
+    """A workitem and the UID of an MPPS N-CREATEd (IN PROGRESS) for it."""
+    item = make_item()
+    uid = new_uid()
+    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    return item, uid
 
 
 def completed(status: str = "COMPLETED", series: int = 1, instances: int = 3) -> Dataset:
@@ -101,9 +110,7 @@ def test_n_create_then_n_set_completed_moves_the_workitem_and_stores_the_series(
 
 
 def test_discontinued_cancels_the_workitem(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     assert assoc.send_n_set(completed("DISCONTINUED", 0), ModalityPerformedProcedureStep, uid)[0].Status == 0
     item.refresh_from_db()
     assert item.state == "CANCELED"
@@ -119,9 +126,7 @@ def test_the_workitem_is_found_by_accession_number_when_the_study_uid_differs(as
 
 
 def test_n_create_of_an_existing_instance_is_0111(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     status, _ = assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0111
 
@@ -132,42 +137,113 @@ def test_n_set_of_an_unknown_instance_is_0112(assoc):
 
 
 @pytest.mark.parametrize("final", ["COMPLETED", "DISCONTINUED"])
-def test_n_set_after_the_end_is_refused_with_0110(assoc, final):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+@pytest.mark.parametrize("then", ["IN PROGRESS", "COMPLETED", "DISCONTINUED"])
+def test_n_set_after_the_end_is_refused_with_0110(assoc, final, then):
+    # PS3.4 F.7.2.2.3: N-SET only while IN PROGRESS; else 0110 with the specific error comment.
+    item, uid = started(assoc)
     assert assoc.send_n_set(completed(final), ModalityPerformedProcedureStep, uid)[0].Status == 0
-    status, _ = assoc.send_n_set(completed("IN PROGRESS", 0), ModalityPerformedProcedureStep, uid)
+    status, _ = assoc.send_n_set(completed(then, 0), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0110, status
     assert "may no longer be updated" in status.get("ErrorComment", ""), status
 
 
-def test_n_create_not_in_progress_is_0106(assoc):
+@pytest.mark.parametrize("value", ["COMPLETED", "DISCONTINUED", "FINISHED"])
+def test_n_create_not_in_progress_is_0106(assoc, value):
+    # PS3.4 F.7.2.1.3: only IN PROGRESS is accepted by N-CREATE.
+    uid = new_uid()
     status, _ = assoc.send_n_create(
-        in_progress(PerformedProcedureStepStatus="COMPLETED"), ModalityPerformedProcedureStep, new_uid()
+        in_progress(PerformedProcedureStepStatus=value), ModalityPerformedProcedureStep, uid
     )
     assert status.Status == 0x0106
+    assert not PerformedProcedureStep.objects.filter(sop_instance_uid=uid).exists()
 
 
 def test_an_unknown_status_in_n_set_is_0106(assoc):
-    item = make_item()
-    uid = new_uid()
-    assert assoc.send_n_create(in_progress(item), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    item, uid = started(assoc)
     status, _ = assoc.send_n_set(completed("FINISHED", 0), ModalityPerformedProcedureStep, uid)
     assert status.Status == 0x0106
     assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).status == "IN PROGRESS"
 
 
-def test_n_create_without_a_type_1_attribute_is_0120(assoc):
+TYPE_1 = list(CREATE_REQUIRED)  # PS3.4 Table F.7.2-1, N-CREATE 1/1
+
+
+@pytest.mark.parametrize("keyword", TYPE_1)
+def test_n_create_without_a_type_1_attribute_is_0120(assoc, keyword):
     ds = in_progress()
-    del ds.PerformedProcedureStepID
+    delattr(ds, keyword)
     status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, new_uid())
     assert status.Status == 0x0120
+    assert keyword in status.ErrorComment
 
 
-def test_n_create_with_an_empty_type_1_attribute_is_0121(assoc):
-    status, _ = assoc.send_n_create(in_progress(Modality=""), ModalityPerformedProcedureStep, new_uid())
+@pytest.mark.parametrize("keyword", TYPE_1)
+def test_n_create_with_an_empty_type_1_attribute_is_0121(assoc, keyword):
+    ds = in_progress()
+    setattr(ds, keyword, [] if keyword.endswith("Sequence") else "")
+    status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, new_uid())
     assert status.Status == 0x0121
+    assert keyword in status.ErrorComment
+
+
+def test_n_create_without_an_affected_sop_instance_uid_gets_one_assigned(mpps_scp):
+    # PS3.7 10.1.5.1: the Affected SOP Instance UID of N-CREATE is optional; the SCP assigns one
+    # and returns it in the response (our SCU sees it in the N-CREATE-RSP command set).
+    responses = []
+
+    def received(event):
+        command = event.message.command_set
+        if command.CommandField == 0x8140:  # N-CREATE-RSP
+            responses.append(command)
+
+    ae = AE(ae_title="MPPSSCU")
+    ae.add_requested_context(ModalityPerformedProcedureStep)
+    association = ae.associate(
+        "127.0.0.1", mpps_scp.port, ae_title=AE_TITLE, evt_handlers=[(evt.EVT_DIMSE_RECV, received)]
+    )
+    assert association.is_established
+    try:
+        item = make_item()
+        status, _ = association.send_n_create(in_progress(item), ModalityPerformedProcedureStep, None)
+        assert status.Status == 0x0000
+        (response,) = responses
+        uid = str(response.AffectedSOPInstanceUID)
+        assert not uid_problems(uid)
+        assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).workitem_id == item.pk
+        # The assigned UID is the instance's: N-SET to it completes the step.
+        assert association.send_n_set(completed(), ModalityPerformedProcedureStep, uid)[0].Status == 0
+    finally:
+        association.release()
+    item.refresh_from_db()
+    assert item.state == "COMPLETED"
+
+
+def test_n_create_with_a_malformed_affected_sop_instance_uid_is_0106(assoc):
+    status, _ = assoc.send_n_create(in_progress(), ModalityPerformedProcedureStep, "1.2.03.x")
+    assert status.Status == 0x0106
+    assert not PerformedProcedureStep.objects.exists()
+
+
+def test_a_malformed_series_uid_in_n_set_is_0106_and_changes_nothing(assoc):
+    item, uid = started(assoc)
+    ds = completed()
+    ds.PerformedSeriesSequence[0].SeriesInstanceUID = "1.2.3.04"
+    status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
+    assert status.Status == 0x0106
+    step = PerformedProcedureStep.objects.get(sop_instance_uid=uid)
+    assert (step.status, step.series.count()) == ("IN PROGRESS", 0)
+    item.refresh_from_db()
+    assert item.state == "IN PROGRESS"
+
+
+def test_a_malformed_end_time_in_n_set_is_0106(assoc):
+    item, uid = started(assoc)
+    ds = completed()
+    ds.PerformedProcedureStepEndTime = "250000"
+    status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
+    assert status.Status == 0x0106
+    assert "PerformedProcedureStepEndTime" in status.ErrorComment
+    assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).status == "IN PROGRESS"
 
 
 def test_a_malformed_study_uid_is_0106(assoc):

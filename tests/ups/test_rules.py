@@ -119,12 +119,17 @@ def test_claiming_without_a_transaction_uid_is_400_missing(ups_server, scheduled
     assert response.headers["Warning"] == "299 dicomsvc: The Transaction UID is missing."
 
 
-def test_claiming_a_claimed_workitem_is_409(ups_server, claimed):
-    uid, _ = claimed
+def test_claiming_a_claimed_workitem_is_c301_for_another_and_c302_for_the_owner(ups_server, claimed):
+    # PS3.4 Table CC.1.1-2 and CC.2.1.2 Note 2: the second performer's UID is incorrect.
+    uid, owner = claimed
     response = ups_server.state(uid, "IN PROGRESS", new_uid())
-    assert response.status_code == 409
-    assert response.headers["Warning"] == INCONSISTENT
-    assert response.json()["status"] == "0xC302"
+    assert response.status_code == 400
+    assert response.headers["Warning"] == "299 dicomsvc: The Transaction UID is incorrect."
+    assert response.json()["status"] == "0xC301"
+    again = ups_server.state(uid, "IN PROGRESS", owner)
+    assert again.status_code == 409
+    assert again.headers["Warning"] == INCONSISTENT
+    assert again.json()["status"] == "0xC302"
 
 
 @pytest.mark.parametrize("target", ["COMPLETED", "CANCELED"])
@@ -241,10 +246,15 @@ def test_search_matches_on_ups_attributes(ups_server):
     assert [d["00080018"]["Value"][0] for d in by_tag.json()] == [uid]
     none = ups_server.session.get(ups_server.url("workitems"), params={"PatientID": "NOBODY"})
     assert none.status_code == 204
-    warned = ups_server.session.get(
+    # Station Name is not a column: matched in the workitem's JSON, where this one has none.
+    in_json = ups_server.session.get(
         ups_server.url("workitems"), params={"PatientID": "SEARCHME", "StationName": "X"}
     )
-    assert "not supported for matching: StationName" in warned.headers["Warning"]
+    assert (in_json.status_code, in_json.headers.get("Warning")) == (204, None)
+    warned = ups_server.session.get(
+        ups_server.url("workitems"), params={"PatientID": "SEARCHME", "NotAKeyword": "X"}
+    )
+    assert "not supported for matching: NotAKeyword" in warned.headers["Warning"]
     bad = ups_server.session.get(
         ups_server.url("workitems"), params={"ScheduledProcedureStepStartDateTime": "2026-01"}
     )

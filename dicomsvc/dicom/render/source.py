@@ -115,6 +115,20 @@ class Instance:
             return
         self._pixel = (stream.tell(), keyword, vr)
 
+    def pixel_value(self) -> tuple[BinaryIO, str, str | None]:
+        """Where the pixel data value is read from, for callers that serve it undecoded (WADO-RS
+        frames): a stream positioned at the value's first byte (the file itself when the header
+        read located it, else the value in memory), its keyword, and its VR (None when implicit)."""
+        if self._pixel is not None and self._pixel[0] >= 0 and self._stream is not None:
+            offset, keyword, vr = self._pixel
+            self._stream.seek(offset)
+            return self._stream, keyword, vr
+        dataset = self._full_dataset()
+        for keyword in PIXEL_TAGS.values():
+            if keyword in dataset:
+                return io.BytesIO(dataset[keyword].value), keyword, dataset[keyword].VR
+        raise NoPixelData("the instance has no image (no pixel data)")
+
     def decode_frame(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Decoded frame ``index`` (0-based) and the pixel properties that describe it after decoding
         (pydicom converts YBR_FULL/YBR_FULL_422 to RGB and reports it as ``photometric_interpretation``)."""
