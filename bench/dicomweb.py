@@ -339,7 +339,8 @@ def report(results: dict, args) -> None:
         loads = results["ohif"][name]
         print(
             f"  {name:9s} page load {_spread([x['load'] for x in loads])}  first frame "
-            f"{_spread([x['frame'] for x in loads])}  pixels {_spread([x['pixels'] for x in loads])}"
+            f"{_spread([x['frame'] for x in loads])}  pixels {_spread([x['pixels'] for x in loads])}  "
+            f"load->pixels {_spread([x['pixels'] - x['load'] for x in loads if x['load']])}"
         )
     a = statistics.median(x["pixels"] for x in results["ohif"]["dicomsvc"])
     b = statistics.median(x["pixels"] for x in results["ohif"]["Orthanc"])
