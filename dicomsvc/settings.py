@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "ups",
     "dimse",
     "dicomweb",
+    "ohif",
 ]
 
 MIDDLEWARE = [
@@ -439,3 +440,13 @@ LOGGING = {
         "django.server": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
+
+# --- OHIF viewer (issue 14) ------------------------------------------------------------------------
+# The OHIF app (scripts/ohif.sh installs the pinned @ohif/app build into OHIF_DIR/<version>), served at
+# /<OHIF_PATH>/ with an app config pointing at /<DICOMWEB_PATH>/. On by default; /ohif/ answers 404
+# when it is off and 503 (saying how to install it) when it is on but not installed. The built-in
+# viewer (/viewer/) stays the default for patient-role tokens.
+OHIF_ENABLED = env_bool("OHIF_ENABLED", True)
+OHIF_PATH = env_str("OHIF_PATH", "ohif").strip("/") or "ohif"
+# Not under DICOMSVC_VAR_DIR: one read-only install shared by every copy that runs from this tree.
+OHIF_DIR = Path(env_str("OHIF_DIR", str(BASE_DIR / "var" / "ohif")))

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("exams.urls")),
     path("", include("callbacks.urls")),
     path("", include("viewer.urls")),
+    path(f"{settings.OHIF_PATH}/", include("ohif.urls")),
     path(f"{settings.DICOMWEB_PATH}/", include("ups.urls")),
     path(f"{settings.DICOMWEB_PATH}/", include("dicomweb.urls")),
 ]

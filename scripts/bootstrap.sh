@@ -33,3 +33,7 @@ if [ "${1:-}" = "dev" ]; then
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
 fi
+if [ "${1:-}" = "dev" ]; then
+    # OHIF (tests/ohif, bench/dicomweb.py): the pinned build, from the npm registry; quick once done.
+    scripts/ohif.sh || echo "bootstrap: OHIF is not installed (scripts/ohif.sh failed); tests/ohif will skip" >&2
+fi

@@ -8,6 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# OHIF at /ohif/ (OHIF_ENABLED, default on): installed once from the npm registry. Without npm or the
+# registry dicomsvc runs all the same; /ohif/ then answers 503 saying so, and /viewer/ is unaffected.
+case "$(echo "${OHIF_ENABLED:-true}" | tr '[:upper:]' '[:lower:]')" in
+    false | 0 | no | off) ;;
+    *) scripts/ohif.sh || echo "dicomsvc: OHIF is not installed (scripts/ohif.sh failed); /ohif/ answers 503" >&2 ;;
+esac
 
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}

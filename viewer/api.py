@@ -16,10 +16,13 @@ from core.parsers import FormParser, JSONParser
 from dicomsvc.dicom.uids import uid_problems
 from viewer import external
 from viewer.selectors import token_introspect
-from viewer.services import StudyNotFound, viewer_token_issue
-from viewer.tokens import ROLES
+from viewer.services import StudyNotFound, viewer_session_open, viewer_token_issue
+from viewer.tokens import ROLES, Grant, TokenInvalid
 
 TOKEN_PARAMS = ("studyUID", "patientID", "user", "role", "singleUse")
+
+# The body of the endpoints that take a token: {"token": "..."}.
+TOKEN_BODY = {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}
 
 EXAMPLE_TOKEN = "eyJqdGkiOiJ...:1tQx3b:Zq8l0mJ1kq3r1n5n5m2GzY0bq7lV1kE4x8y7w3o2v9A"  # noqa: S105 (documentation example)
 
@@ -34,6 +37,16 @@ def body_token(request) -> str:
     if not isinstance(token, str) or not token.strip():
         raise ApiError("The body needs the token.", errors={"token": ["is required"]})
     return token.strip()
+
+
+def session_open(request, token: str) -> tuple[Grant, str, dict]:
+    """``viewer_session_open`` for a request: 401 naming why a token grants nothing, 404 for a study gone."""
+    try:
+        return viewer_session_open(token=token, actor=request_actor(request))
+    except TokenInvalid as exc:
+        raise ApiError(str(exc), status_code=401, errors={"token": [exc.reason]}) from None
+    except StudyNotFound:
+        raise ApiError("The study of this link is no longer available.", status_code=404) from None
 
 
 def parse_bool(params: QueryParams, name: str, default: bool) -> bool:
@@ -162,10 +175,7 @@ class TokenIntrospectView(APIView):
             "been exchanged yet. An inactive token that could be read still shows what it was for. "
             "Audited. Scope `viewer:token`."
         ),
-        request={
-            media: {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}
-            for media in ("application/json", "application/x-www-form-urlencoded")
-        },
+        request=dict.fromkeys(("application/json", "application/x-www-form-urlencoded"), TOKEN_BODY),
         examples=[OpenApiExample("Request", value={"token": EXAMPLE_TOKEN}, request_only=True)],
         responses={
             200: OpenApiResponse(

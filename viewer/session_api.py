@@ -24,11 +24,9 @@ from core.params import QueryParams
 from dicomsvc.dicom.render import RenderError
 from dicomsvc.dicom.tagdump import file_rows
 from viewer import selectors
-from viewer.api import body_token, request_actor
+from viewer.api import TOKEN_BODY, body_token, session_open
 from viewer.auth import GrantAllows, ViewerSessionAuthentication
 from viewer.security import SECURITY_HEADERS
-from viewer.services import StudyNotFound, viewer_session_open
-from viewer.tokens import TokenInvalid
 
 ERROR_401 = OpenApiResponse(ERROR, description="No viewer session, or an invalid or expired one")
 ERROR_403 = OpenApiResponse(
@@ -98,13 +96,7 @@ class SessionView(ViewerApiView):
             "(VIEWER_SESSION_TTL) bound to the same grant, plus the study header and series. A single-use "
             "token is exchanged once only. Audited."
         ),
-        request={
-            "application/json": {
-                "type": "object",
-                "properties": {"token": {"type": "string"}},
-                "required": ["token"],
-            }
-        },
+        request={"application/json": TOKEN_BODY},
         responses={
             200: OpenApiResponse(
                 {
@@ -157,12 +149,7 @@ class SessionView(ViewerApiView):
     )
     def post(self, request):
         token = body_token(request)
-        try:
-            session, session_token, view = viewer_session_open(token=token, actor=request_actor(request))
-        except TokenInvalid as exc:
-            raise ApiError(str(exc), status_code=401, errors={"token": [exc.reason]}) from None
-        except StudyNotFound:
-            raise ApiError("The study of this link is no longer available.", status_code=404) from None
+        session, session_token, view = session_open(request, token)
         return Response(
             {
                 "session": session_token,

@@ -13,12 +13,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+def launch_chromium(playwright, args=CHROMIUM_ARGS):
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
 
 
 @contextlib.contextmanager
-def chromium():
+def chromium(args=CHROMIUM_ARGS):
     """Headless Chromium for one test module. Playwright's sync API keeps an event loop in this thread;
     the ORM calls the tests make themselves are ordinary blocking calls, not async code."""
     from playwright.sync_api import sync_playwright
@@ -27,7 +27,7 @@ def chromium():
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
+            browser = launch_chromium(playwright, args)
             yield browser
             browser.close()
     finally:
