@@ -24,11 +24,11 @@ from typing import Any
 from django.db.models import Q
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from dicomsvc.dicom.charsets import ISO_IR_192
 from dicomsvc.dicom.matching import QueryInvalid, combined_date_time, is_universal, match_values
 from dicomsvc.dicom.vr import format_da, format_tm
+from dimse.elements import BINARY_EMPTY_VRS, ITEM_TAG, element_header, element_values
 from worklist.fields import FIELDS
 from worklist.models import WorkItem
 
@@ -53,14 +53,6 @@ KEYS: dict[int, Key] = {f.tag: Key(f.keyword, f.tag, f.vr, f.column) for f in FI
         "ScheduledProcedureStepStatus", tag_for_keyword("ScheduledProcedureStepStatus"), "CS", "state"
     )
 }
-
-
-def _values(element) -> list[str]:
-    value = element.value
-    if value is None:
-        return []
-    items = list(value) if isinstance(value, MultiValue | list) else [value]
-    return [str(item).strip() for item in items if item is not None and str(item).strip() != ""]
 
 
 @dataclass
@@ -105,7 +97,7 @@ def parse_query(identifier: Dataset, *, default_states: list[str]) -> MwlQuery:
         if vr == "SQ":
             return  # an unknown sequence is returned empty
         try:
-            values = _values(element)
+            values = element_values(element)
         except (ValueError, TypeError):
             raise QueryInvalid(f"{keyword_for_tag(tag) or f'({tag:08X})'}: cannot be read") from None
         if is_universal(values):
@@ -199,7 +191,7 @@ def _encode(vr: str, value: Any) -> Any:
 
 def _value_bytes(vr: str, value: Any) -> bytes:
     """A value encoded as DICOM little endian bytes in UTF-8, padded to even length."""
-    if value is None or value == "" or vr in _BINARY_EMPTY:
+    if value is None or value == "" or vr in BINARY_EMPTY_VRS:
         return b""
     if vr == "US":
         return struct.pack("<H", value)
@@ -209,28 +201,10 @@ def _value_bytes(vr: str, value: Any) -> bytes:
     return data
 
 
-# Unknown attributes of binary VRs are only ever answered empty.
-_BINARY_EMPTY = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SS", "UL", "SL", "FL", "FD", "AT", "UN", "SV", "UV"}
-)
-# Explicit VR: these have a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
-_ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
 _CHARSET_VALUE = _value_bytes("CS", ISO_IR_192)
 
 # (tag, VR, column) of each requested attribute at one level of the answer.
 Plan = list[tuple[int, str, str | None]]
-
-
-def _header(tag: int, vr: str, implicit_vr: bool) -> tuple[bytes, str]:
-    """The bytes before an element's length, and the length's struct format."""
-    tag_bytes = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
-    if implicit_vr:
-        return tag_bytes, "<L"
-    vr = vr[:2]  # an ambiguous dictionary VR ("US or SS") of a key we answer empty
-    if vr in _LONG_VRS:
-        return tag_bytes + vr.encode("ascii") + b"\0\0", "<L"
-    return tag_bytes + vr.encode("ascii"), "<H"
 
 
 class ResponseEncoder:
@@ -252,14 +226,14 @@ class ResponseEncoder:
 
     @staticmethod
     def _compile(plan: Plan, implicit_vr: bool) -> list[tuple[int, bytes, str, str, str | None]]:
-        return [(tag, *_header(tag, vr, implicit_vr), vr, column) for tag, vr, column in sorted(plan)]
+        return [(tag, *element_header(tag, vr, implicit_vr), vr, column) for tag, vr, column in sorted(plan)]
 
     def _level(self, compiled, row: dict[str, Any]) -> list[bytes]:
         out = []
         for tag, head, length_format, vr, column in compiled:
             if tag == SPS_TAG and self._sps is not None:
                 item = b"".join(self._level(self._sps, row))
-                data = _ITEM_TAG + struct.pack("<L", len(item)) + item
+                data = ITEM_TAG + struct.pack("<L", len(item)) + item
             elif tag == CHARSET_TAG:
                 data = _CHARSET_VALUE
             elif vr == "SQ":

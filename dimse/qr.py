@@ -44,7 +44,7 @@ from pynetdicom.sop_class import (
 
 from dicomsvc.dicom.charsets import ISO_IR_192
 from dicomsvc.dicom.matching import QueryInvalid, has_wildcard, is_universal
-from dimse.mwl import _BINARY_EMPTY, _header, _values
+from dimse.elements import BINARY_EMPTY_VRS, element_header, element_values
 from exams import query
 from exams.query import IMAGE, LEVELS, PATIENT, STUDY, UNIQUE_KEYS
 
@@ -132,7 +132,7 @@ def parse_find(identifier: Dataset, *, root: str, ae_title: str) -> FindQuery:
             returned.add(tag)
             continue
         try:
-            values = _values(element)
+            values = element_values(element)
         except (ValueError, TypeError):
             raise QueryInvalid(f"{_name(tag)}: cannot be read") from None
         if tag == RETRIEVE_AE_TAG:
@@ -194,7 +194,7 @@ class ResponseEncoder:
     the element headers are worked out once per query, each row costs its values."""
 
     def __init__(self, q: FindQuery, *, implicit_vr: bool) -> None:
-        self._elements = [(*_header(tag, vr, implicit_vr), vr, source) for tag, vr, source in q.plan]
+        self._elements = [(*element_header(tag, vr, implicit_vr), vr, source) for tag, vr, source in q.plan]
 
     def encode(self, row: dict[str, Any]) -> bytes:
         out = []
@@ -212,7 +212,7 @@ class ResponseEncoder:
 
 def _value_bytes(vr: str, value: Any) -> bytes:
     """A plain value from ``exams.query`` as little endian bytes, UTF-8, padded to even length."""
-    if value is None or value == "" or value == [] or vr in _BINARY_EMPTY or vr == "SQ":
+    if value is None or value == "" or value == [] or vr in BINARY_EMPTY_VRS or vr == "SQ":
         return b""
     if vr == "US":
         return int(value).to_bytes(2, "little")
@@ -235,7 +235,7 @@ def parse_retrieve(identifier: Dataset, *, root: str) -> tuple[str, dict[str, li
         keyword = UNIQUE_KEYS[lv]
         element = identifier.get(tag_for_keyword(keyword))
         try:
-            values = _values(element) if element is not None else []
+            values = element_values(element) if element is not None else []
         except (ValueError, TypeError):
             raise QueryInvalid(f"{keyword}: cannot be read") from None
         if is_universal(values) or any(has_wildcard("LO", v) for v in values):
