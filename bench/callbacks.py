@@ -53,8 +53,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import (  # noqa: E402
     ROOT,
     Client,
+    cpu_seconds,
     manage,
     percentiles,
+    postgres_backends,
+    process_tree,
     throughput,
     throwaway_database,
 )
@@ -160,50 +163,6 @@ def wait_delivered(url: str, prefix: str, expected: int, timeout: float) -> coll
         time.sleep(0.5)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (Linux /proc), in seconds; a vanished process counts 0."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (gunicorn's master and workers)."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children[parent].append(int(entry))
-    out, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        out.append(current)
-        stack.extend(children.get(current, []))
-    return out
-
-
-def _postgres_backends(db_url: str) -> list[int]:
-    with psycopg.connect(db_url) as conn:
-        return [
-            row[0]
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-        ]
-
-
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
@@ -220,13 +179,13 @@ def measure_acceptance(port: int, key: str, args, *, web_pid: int, db_url: str) 
         return client.request("GET", "/healthz")[0]
 
     throughput(post, port, auth, clients=args.clients, seconds=2)  # warm-up (connections, caches)
-    web = _process_tree(web_pid)
-    backends = _postgres_backends(db_url)
-    before = (_cpu_seconds(web), _cpu_seconds(backends), time.process_time(), os.getloadavg()[0])
+    web = process_tree(web_pid)
+    backends = postgres_backends(db_url)
+    before = (cpu_seconds(web), cpu_seconds(backends), time.process_time(), os.getloadavg()[0])
     started = time.perf_counter()
     accepted = throughput(post, port, auth, clients=args.clients, seconds=args.seconds)
     count = accepted * (time.perf_counter() - started)
-    after = (_cpu_seconds(web), _cpu_seconds(backends), time.process_time(), os.getloadavg()[0])
+    after = (cpu_seconds(web), cpu_seconds(backends), time.process_time(), os.getloadavg()[0])
     ceiling = throughput(health, port, auth, clients=args.clients, seconds=args.seconds)
     per = [(after[i] - before[i]) * 1000 / max(count, 1) for i in range(3)]
     return {
@@ -389,8 +348,8 @@ def crash_recovery(port: int, key: str, db_url: str, env: dict, mode: dict, answ
 def latency_run(port: int, key: str, db_url: str, receivers, supervisor, prefix: str, args) -> dict:
     """One run of phase 2: latency from the POST to each receiver, beside a direct POST."""
     before = [len(r.requests) for r in receivers]
-    worker_pids = _process_tree(supervisor.worker.popen.pid)
-    worker_cpu = _cpu_seconds(worker_pids)
+    worker_pids = process_tree(supervisor.worker.popen.pid)
+    worker_cpu = cpu_seconds(worker_pids)
     peer_samples: list[float] = []
     peer = threading.Thread(
         target=lambda: peer_samples.extend(direct_latencies(receivers, args.steady_events, 50.0))
@@ -402,7 +361,7 @@ def latency_run(port: int, key: str, db_url: str, receivers, supervisor, prefix:
     backlog = 3 * args.steady_events - delivery_states(db_url, prefix)["delivered"]
     peer.join()
     states = wait_delivered(db_url, prefix, 3 * args.steady_events, timeout=120)
-    worker_cpu = _cpu_seconds(worker_pids) - worker_cpu
+    worker_cpu = cpu_seconds(worker_pids) - worker_cpu
     latencies = []
     for receiver, skip in zip(receivers, before, strict=True):
         first_seen: dict[str, float] = {}

@@ -15,7 +15,10 @@ Measured, each on both servers, interleaved:
 - series metadata (`/studies/{s}/series/{se}/metadata`, PS3.18 10.4.1.1.2) of the CT series: median of
   sequential requests;
 - frames/s: `/studies/{s}/series/{se}/instances/{i}/frames/1` (PS3.18 10.4.1.1.4), with OHIF's Accept
-  (`multipart/related; type="application/octet-stream"; transfer-syntax=*`), 8 keep-alive clients;
+  (`multipart/related; type="application/octet-stream"; transfer-syntax=*`), 8 keep-alive clients,
+  and the server's CPU ms per frame over that run (utime+stime from /proc: gunicorn's processes and
+  their Postgres backends; Orthanc's process): on 2 cores the load generator (one Python process)
+  competes with the server, so frames/s alone understates the difference in work per frame;
 - OHIF time to first image in headless Chromium (1280x800, a fresh browser context each load, so the
   app is fetched each time): navigation start -> page load event, -> first frame's response end,
   -> first lit pixels on the viewport canvas. Ours through a diagnostic viewer token link
@@ -35,11 +38,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import common  # noqa: E402
 from bench.common import gunicorn, manage, percentiles, throughput, throwaway_database  # noqa: E402
 
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -114,11 +119,16 @@ def main() -> None:
         data = make_data(args)
         print(f"data: {args.slices}-slice CT series + {args.studies} studies", file=sys.stderr)
         _, key = api_key_create(name="bench", scopes=["exams:read", "exams:write", "viewer:token"])
-        with orthanc_with_ohif(Path(tmp)) as pacs, gunicorn(env) as port:
+        master: list[int] = []
+        with orthanc_with_ohif(Path(tmp)) as pacs, gunicorn(env, master_pid=master) as port:
             ours = Origin(
                 "dicomsvc", f"http://127.0.0.1:{port}", "/dicomweb", {"Authorization": f"Bearer {key}"}
             )
+            # The server's CPU: gunicorn's master and workers and their Postgres backends; Orthanc's
+            # one process (its index is in it).
+            ours.processes = lambda: common.process_tree(master[0]) + common.postgres_backends(url)
             theirs = Origin("Orthanc", pacs.url, "/dicom-web", {})
+            theirs.processes = lambda: [pacs.process.pid]
             store(data, ours, theirs)
             results = {origin.name: {} for origin in (ours, theirs)}
             for origin in (ours, theirs):  # warm up: the apps loaded, connections open, files read once
@@ -136,6 +146,7 @@ class Origin:
     def __init__(self, name: str, base: str, root: str, headers: dict[str, str]):
         self.name, self.base, self.root, self.headers = name, base, root, headers
         self.port = int(base.rsplit(":", 1)[1])
+        self.processes: Callable[[], list[int]] = list  # the server's pids, for its CPU time
 
     def get(self, path: str, **headers) -> requests.Response:
         response = requests.get(
@@ -229,10 +240,17 @@ def http_figures(origin: Origin, data: Data, args) -> dict:
         )
         return status
 
+    pids = origin.processes()
+    cpu, started = common.cpu_seconds(pids), time.perf_counter()
     frames_per_s = throughput(
         frame, origin.port, origin.headers, clients=args.clients, seconds=args.frame_seconds
     )
+    served = frames_per_s * (time.perf_counter() - started)
+    # Server CPU ms per frame: what throughput on a machine shared with the load generator (and
+    # here with other work) hides; load-independent enough to compare the two servers.
+    frame_cpu_ms = (common.cpu_seconds(pids) - cpu) * 1000 / max(served, 1)
     return {
+        "frame_cpu_ms": frame_cpu_ms,
         "qido_patient": by_patient,
         "qido_date": by_date,
         "metadata": metadata_ms,
@@ -308,6 +326,11 @@ def _spread(values: list[float], unit: str = "ms", digits: int = 0) -> str:
     return f"{median:.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f}, n={len(values)})"
 
 
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average at the end {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def report(results: dict, args) -> None:
     ours, theirs = results["dicomsvc"], results["Orthanc"]
     print(
@@ -332,6 +355,7 @@ def report(results: dict, args) -> None:
             "ms",
         ),
         ("frames/s (8 clients)", ours["frames_per_s"], theirs["frames_per_s"], "/s"),
+        ("server CPU per frame (during frames/s)", ours["frame_cpu_ms"], theirs["frame_cpu_ms"], "ms"),
     ]
     print(f"{'':44s} {'dicomsvc':>12s} {'Orthanc':>12s} {'ratio':>8s}")
     for name, a, b, unit in rows:
@@ -346,7 +370,8 @@ def report(results: dict, args) -> None:
         f"Orthanc {_spread(theirs['metadata'])}, {theirs['metadata_bytes'] / 1e6:.2f} MB"
     )
     print("  (ratio: how many times better dicomsvc is; targets: QIDO p95 <= 20 ms and ratio > 1,")
-    print("   metadata >= 2x, frames/s >= 1.5x)")
+    print("   metadata >= 2x, frames/s >= 1.5x; server CPU: gunicorn and its Postgres backends, Orthanc)")
+    print(f"  {load_text()}")
     print("OHIF 3.13.2 time to first image of the CT series, ms from navigation start, median (min-max):")
     for name in ("dicomsvc", "Orthanc"):
         loads = results["ohif"][name]

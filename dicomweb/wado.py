@@ -17,7 +17,7 @@ from django.conf import settings
 from pydicom.uid import ExplicitVRLittleEndian
 
 from core.errors import ApiError
-from dicomsvc.dicom.frames import FrameError, iter_frames, stored_transfer_syntax, to_explicit_little_endian
+from dicomsvc.dicom.frames import FrameError, StoredFrames, stored_transfer_syntax, to_explicit_little_endian
 from dicomweb import media
 from dicomweb.metadata import metadata_response_text, metadata_texts
 from exams import selectors
@@ -132,8 +132,11 @@ def instances(
     return content_type, media.multipart_stream(boundary, parts()), etag
 
 
-def _version_tag(study_uid: str, ref: tuple[str, str], *variant: str) -> str | None:
-    version = selectors.instance_version(study_uid=study_uid, series_uid=ref[0], instance_uid=ref[1])
+def _version_tag(
+    study_uid: str, ref: tuple[str, str], *variant: str, version: str | None = None
+) -> str | None:
+    if version is None:
+        version = selectors.instance_version(study_uid=study_uid, series_uid=ref[0], instance_uid=ref[1])
     if not version:
         return None
     return hashlib.blake2b("|".join((version, *ref, *variant)).encode(), digest_size=12).hexdigest()
@@ -184,8 +187,8 @@ def _frame_mode(ranges, stored: str) -> str:
     )
 
 
-def _frame_parts(fileobj, numbers: list[int], mode: str, location: str | None = None):
-    frames = iter_frames(fileobj, numbers, uncompressed=mode == "uncompressed")
+def _frame_parts(fileobj, stored: StoredFrames, numbers: list[int], mode: str, location: str | None = None):
+    frames = stored.frames(numbers, uncompressed=mode == "uncompressed")
     first = next(frames)  # range and pixel-data errors before the response starts
 
     def parts():
@@ -194,6 +197,7 @@ def _frame_parts(fileobj, numbers: list[int], mode: str, location: str | None = 
             for frame in frames:
                 yield _frame_part(frame, location)
         finally:
+            stored.close()
             fileobj.close()
 
     return parts()
@@ -209,24 +213,31 @@ def _frame_part(frame, location: str | None):
 def frames(
     ref, *, study_uid: str, numbers: list[int], ranges, location: str | None = None
 ) -> tuple[str, Iterator[bytes], str | None]:
-    """PS3.18 10.4.1.1.4: the frames, one part each, in the order asked."""
+    """PS3.18 10.4.1.1.4: the frames, one part each, in the order asked. The file's header is read
+    once per version of the instance (its frame layout is then remembered, keyed by the version)."""
     series_uid, instance_uid = ref
     fileobj = selectors.instance_open(study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
+    stored = None
     try:
-        stored = stored_transfer_syntax(fileobj)
-        mode = _frame_mode(ranges, stored)
-        parts = _frame_parts(fileobj, numbers, mode, location)
+        version = selectors.instance_version(
+            study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+        )
+        stored = StoredFrames(fileobj, key=f"{version}|{series_uid}|{instance_uid}" if version else None)
+        mode = _frame_mode(ranges, stored.transfer_syntax)
+        parts = _frame_parts(fileobj, stored, numbers, mode, location)
     except BaseException:
+        if stored is not None:
+            stored.close()
         fileobj.close()
         raise
     part_type = (
         media.OCTET_STREAM
         if mode == "uncompressed"
-        else media.COMPRESSED_MEDIA.get(stored, media.OCTET_STREAM)
+        else media.COMPRESSED_MEDIA.get(stored.transfer_syntax, media.OCTET_STREAM)
     )
     boundary = media.boundary()
     content_type = media.multipart_content_type(part_type, boundary)
-    etag = _version_tag(study_uid, ref, "frames", mode, ",".join(map(str, numbers)))
+    etag = _version_tag(study_uid, ref, "frames", mode, ",".join(map(str, numbers)), version=version)
     return content_type, media.multipart_stream(boundary, parts), etag
 
 

@@ -115,6 +115,18 @@ class Instance:
             return
         self._pixel = (stream.tell(), keyword, vr)
 
+    @property
+    def stream(self) -> BinaryIO | None:
+        """The stream the header was read from (None when decoded from memory: deflated)."""
+        return self._stream
+
+    @property
+    def pixel_offset(self) -> int | None:
+        """Where the pixel data value starts in ``stream``, when the header read located it."""
+        if self._stream is not None and self._pixel is not None and self._pixel[0] >= 0:
+            return self._pixel[0]
+        return None
+
     def pixel_value(self) -> tuple[BinaryIO, str, str | None]:
         """Where the pixel data value is read from, for callers that serve it undecoded (WADO-RS
         frames): a stream positioned at the value's first byte (the file itself when the header
