@@ -8,8 +8,10 @@ from exams import metadata
 
 
 @shared_task(ignore_result=True)
-def instance_metadata_fill(study_uid: str, series_uid: str, instance_uids: list[str]) -> int:
-    """Store the WADO-RS metadata of instances just ingested (``exams.metadata``)."""
-    return metadata.instance_metadata_fill(
-        study_uid=study_uid, series_uid=series_uid, instance_uids=instance_uids
+def instance_metadata_fill(series: list[tuple[str, str, list[str]]]) -> int:
+    """Store the WADO-RS metadata of instances just ingested (``exams.metadata``), given as
+    (Study Instance UID, Series Instance UID, [SOP Instance UID, ...]) per series."""
+    return sum(
+        metadata.instance_metadata_fill(study_uid=study_uid, series_uid=series_uid, instance_uids=uids)
+        for study_uid, series_uid, uids in series
     )
