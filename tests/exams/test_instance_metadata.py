@@ -12,20 +12,23 @@ from pathlib import Path
 
 import pydicom
 import pytest
+import requests
 from django.conf import settings as django_settings
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
+from core.services import api_key_create
 from dicomsvc.celery import app as celery_app
 from dicomsvc.dicom.metadata import MetadataError, build_metadata, metadata_response_text
 from exams import selectors
 from exams.models import InstanceMetadata
 from tests.callbacks.conftest import database_url_of_test_db, wait_until
-from tests.callbacks.harness import service_env, start_worker
+from tests.callbacks.harness import service_env, start_gunicorn, start_worker
 from tests.dicomweb.conftest import CORPUS
 from tests.dimse.conftest import AE_TITLE, dimse_settings, scp  # noqa: F401 - fixtures
 from tests.exams.conftest import make_dicom, new_patient, upload
+from tests.support.net import free_port
 from tests.support.testdata import PYDICOM_TEST_FILES
 
 # sha256 of build_metadata's text for each of pydicom's test files (path under its test_files, at
@@ -180,3 +183,39 @@ def test_metadata_filled_at_ingest_serves_the_bytes_a_first_read_builds(metadata
     InstanceMetadata.objects.all().delete()
     assert served() == filled
     assert InstanceMetadata.objects.count() == len(datasets)
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_while_the_broker_is_down_is_stored_and_its_metadata_built_at_first_read(tmp_path):
+    _, key = api_key_create(name="modality", scopes=["exams:read", "exams:write"])
+    env = service_env(
+        database_url=database_url_of_test_db(),
+        broker_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        queue=f"dicomsvc-metatest-{uuid.uuid4().hex[:12]}",
+        extra={
+            "PACS_BACKEND": "embedded",
+            "EXAMS_STORAGE_OPTIONS": json.dumps({"location": str(tmp_path / "dicom")}),
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    web, base_url = start_gunicorn(env, workers=1, threads=2)
+    try:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        data = make_dicom(patient_id=new_patient())
+        body, content_type = _related(data)
+        headers = {"Content-Type": content_type}
+        answer = session.post(f"{base_url}/exams", data=body, headers=headers, timeout=60)
+        assert answer.status_code == 200, answer.text
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert not InstanceMetadata.objects.filter(sop_instance_uid=ds.SOPInstanceUID).exists()
+        root = f"{base_url}/{django_settings.DICOMWEB_PATH}"
+        served = session.get(
+            f"{root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/metadata", timeout=60
+        )
+        assert served.status_code == 200
+        assert served.json()[0]["00080018"]["Value"] == [ds.SOPInstanceUID]
+        assert InstanceMetadata.objects.filter(sop_instance_uid=ds.SOPInstanceUID).exists()
+    finally:
+        web.stop()
