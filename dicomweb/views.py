@@ -15,11 +15,11 @@ from core.audit import Outcome, actor_of, audit_request, client_address
 from core.errors import ApiError
 from dicomsvc.dicom.frames import FrameError
 from dicomsvc.dicom.matching import QueryInvalid
+from dicomsvc.dicom.metadata import MetadataError
 from dicomsvc.dicom.render import NoPixelData, RenderError
 from dicomsvc.dicom.uids import uid_problems
 from dicomweb import media, qido, stow, wado
 from dicomweb.auth import DicomwebAccess, DicomwebAuthentication, viewer_grant
-from dicomweb.metadata import MetadataError
 from exams import selectors
 from exams.backends import PacsError, PacsUnavailable
 

@@ -18,9 +18,10 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from core.errors import ApiError
 from dicomsvc.dicom.frames import FrameError, StoredFrames, stored_transfer_syntax, to_explicit_little_endian
+from dicomsvc.dicom.metadata import metadata_response_text
 from dicomweb import media
-from dicomweb.metadata import metadata_response_text, metadata_texts
 from exams import selectors
+from exams.metadata import instance_metadata_texts
 
 logger = logging.getLogger("dicomsvc.dicomweb")
 
@@ -147,7 +148,7 @@ def _version_tag(
 
 def metadata(refs: list[tuple[str, str]], *, study_uid: str, root: str) -> tuple[bytes, str]:
     """PS3.18 10.4.1.1.2: the instances' DICOM JSON, from the per-instance cache."""
-    text = metadata_response_text(metadata_texts(refs, study_uid=study_uid), root=root)
+    text = metadata_response_text(instance_metadata_texts(refs, study_uid=study_uid), root=root)
     body = text.encode()
     return body, hashlib.blake2b(body, digest_size=12).hexdigest()
 

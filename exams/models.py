@@ -92,3 +92,24 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return f"instance #{self.pk}"
+
+
+class InstanceMetadata(models.Model):
+    """An instance's WADO-RS metadata (PS3.18 10.4.1.1.2), kept by ``exams.metadata``.
+
+    Its DICOM JSON without bulk data (BulkDataURIs instead; ``dicomsvc.dicom.metadata``), built once
+    from the stored file (after ingest, or at first read) and keyed by the SOP Instance UID and the
+    backend's version token of the file's bytes: series metadata is then one query and a join of
+    stored texts, not one file read per instance. A row whose version no longer matches (an allowed
+    overwrite) is rebuilt on read. Not a foreign key to ``Instance``: any backend with version
+    tokens can use it.
+    """
+
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    version = models.CharField(max_length=64)
+    # DICOM JSON text; BulkDataURIs are relative to the DICOMweb root, prefixed with BASE_MARK.
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"metadata #{self.pk}"

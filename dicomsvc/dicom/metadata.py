@@ -1,8 +1,9 @@
-"""WADO-RS metadata (PS3.18 10.4.1.1.2): DICOM JSON (PS3.18 F.2) of each instance, bulk data
-replaced by BulkDataURIs (F.2.6), cached per instance in ``InstanceMetadata``.
+"""WADO-RS metadata of one instance (PS3.18 10.4.1.1.2): its DICOM JSON (PS3.18 F.2) built from
+the file's header, bulk data replaced by BulkDataURIs (F.2.6).
 
-The cached text carries BulkDataURIs relative to the DICOMweb root behind ``BASE_MARK``; a response
-swaps the mark for the request's root, so one cached text serves every host name.
+The text carries BulkDataURIs relative to the DICOMweb root behind ``BASE_MARK``, so that it can be
+stored once (``exams.metadata`` keeps one per instance) and serve every host name: a response swaps
+the mark for the request's root (``metadata_response_text``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pydicom.dataelem import DataElement
 
 from dicomsvc.dicom.frames import NATIVE
 from dicomsvc.dicom.render.source import PIXEL_TAGS, open_instance
-from dicomweb.models import InstanceMetadata
-from exams import selectors
 
 # A mark no DICOM JSON text holds as is: JSON escapes the control character.
 BASE_MARK = "\x01dicomweb-root\x01"
@@ -71,46 +70,6 @@ def _pixel_element(instance, prefix: str) -> tuple[str, dict] | None:
         vr = "OB" if compressed or int(instance.header.get("BitsAllocated") or 8) <= 8 else "OW"
         vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(keyword, vr)
     return f"{tag:08X}", {"vr": vr, "BulkDataURI": prefix + f"{tag:08X}"}
-
-
-def _build(study_uid: str, series_uid: str, instance_uid: str) -> str:
-    with selectors.instance_open(
-        study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
-    ) as fileobj:
-        return build_metadata(fileobj, study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid)
-
-
-def metadata_texts(refs: list[tuple[str, str]], *, study_uid: str) -> list[str]:
-    """The cached metadata text of each (series UID, SOP Instance UID), built where missing or stale.
-    Raises ``selectors.InstanceNotFound`` when an instance vanished since it was listed."""
-    versions: dict[str, str] = {}
-    for series_uid in dict.fromkeys(series for series, _ in refs):
-        versions.update(selectors.instance_versions(study_uid=study_uid, series_uid=series_uid))
-    rows = InstanceMetadata.objects.filter(sop_instance_uid__in=[uid for _, uid in refs])
-    cached = {
-        uid: (version, body) for uid, version, body in rows.values_list("sop_instance_uid", "version", "body")
-    }
-    out = []
-    built: list[InstanceMetadata] = []
-    for series_uid, uid in refs:
-        version = versions.get(uid, "")
-        hit = cached.get(uid)
-        if version and hit is not None and hit[0] == version:
-            out.append(hit[1])
-            continue
-        body = _build(study_uid, series_uid, uid)
-        out.append(body)
-        if version:
-            built.append(InstanceMetadata(sop_instance_uid=uid, version=version, body=body))
-    if built:
-        # One statement for the instances read for the first time (or overwritten since).
-        InstanceMetadata.objects.bulk_create(
-            built,
-            update_conflicts=True,
-            unique_fields=["sop_instance_uid"],
-            update_fields=["version", "body"],
-        )
-    return out
 
 
 def metadata_response_text(texts: list[str], *, root: str) -> str:
