@@ -1,9 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerView
-
-from core.openapi import OpenApiJsonView
 
 admin.site.site_header = "dicomsvc"
 admin.site.site_title = "dicomsvc console"
@@ -13,8 +10,6 @@ admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("openapi.json", OpenApiJsonView.as_view(), name="openapi"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("", include("core.urls")),
     path("", include("worklist.urls")),
     path("", include("exams.urls")),
