@@ -588,7 +588,15 @@ class DimseServer:
         """Stop accepting, let open associations finish for up to ``grace`` seconds, then abort them."""
         self.server.shutdown()
         deadline = time.monotonic() + grace
-        while self.server.active_associations and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            active = self.server.active_associations
+            # A connection that has not (yet) been accepted as an association (a port probe, a
+            # caller still sending its A-ASSOCIATE-RQ) has no work to finish: it goes at once.
+            for assoc in active:
+                if not assoc.is_established:
+                    assoc.abort()
+            if not any(assoc.is_established for assoc in active):
+                break
             time.sleep(0.05)
         for assoc in list(self.server.active_associations):
             assoc.abort()

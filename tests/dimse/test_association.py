@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -150,13 +151,31 @@ def test_run_dimse_serves_echo_and_stops_cleanly_on_sigterm(transactional_db):
     try:
         wait_for_port(port, timeout=30)
         run(["echoscu", "-aec", "DICOMSVC", "127.0.0.1", str(port)])
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        # A connection that never asks for an association (a port probe, left open): it must not
+        # hold the shutdown for the whole grace period.
+        with socket.create_connection(("127.0.0.1", port)):
+            # The kernel may hand a process-directed SIGTERM (pdeathsig, kill) to any of its threads;
+            # give it to one that is not the main thread, as it did in CI where the listener then
+            # never stopped.
+            _signal_a_thread_other_than_main(proc.pid, signal.SIGTERM)
+            out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     assert "shutting down" in out
+
+
+def _signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    import ctypes
+
+    threads = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    assert threads, "the listener runs threads besides its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_tgkill = 234  # x86_64; aarch64 uses 131
+    if os.uname().machine == "aarch64":
+        sys_tgkill = 131
+    assert libc.syscall(sys_tgkill, pid, threads[-1], signum) == 0, os.strerror(ctypes.get_errno())
 
 
 def test_connections_the_database_dropped_are_replaced_after_at_most_one_failure_each(transactional_db):

@@ -362,7 +362,10 @@ def open_instance(source: Source) -> Iterator[Instance]:
     try:
         yield _stream_instance(source)
     finally:
-        source.seek(start)
+        # The caller may have closed its file before this generator is finalized (a response
+        # abandoned mid-way): there is then no position to give back.
+        if not getattr(source, "closed", False):
+            source.seek(start)
 
 
 def _seekable(stream: Any) -> bool:

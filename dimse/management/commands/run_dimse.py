@@ -46,6 +46,10 @@ class Command(BaseCommand):
                 "(or set DIMSE_ALLOW_ANY_AE=true on a closed network)."
             )
         self.stdout.flush()
-        stop.wait()
+        # Wait in short slices, not in one blocking wait: the kernel may hand SIGTERM to any thread
+        # (pdeathsig from scripts/run.sh, a kill from an orchestrator), and Python runs its handler in
+        # the main thread only when that thread next wakes. A wait with no timeout may never wake.
+        while not stop.wait(0.5):
+            pass
         self.stdout.write(f"shutting down: no new associations; open ones get {grace:.0f} s")
         server.shutdown(grace=grace)
