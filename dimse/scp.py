@@ -176,20 +176,15 @@ class DimseService:
         state: AssociationState = event.assoc.dicomsvc_state
         with state.lock:
             state.queries += 1
-        try:
-            identifier = event.identifier
-            query = mwl.parse_query(identifier, default_states=list(settings.DIMSE_MWL_STATES))
-        except mwl.QueryInvalid as exc:
-            self.workers.post(
-                _audit, state, action="dimse.mwl_find", outcome="failure", detail={"reason": str(exc)}
-            )
-            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
-            return
-        except Exception as exc:  # an undecodable identifier: pydicom raises many types
-            logger.warning(
-                "C-FIND from %r: identifier not understood (%s)", state.calling_ae, type(exc).__name__
-            )
-            yield _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
+        query, failure = self._parse_identifier(
+            state,
+            lambda: mwl.parse_query(event.identifier, default_states=list(settings.DIMSE_MWL_STATES)),
+            invalid=mwl.QueryInvalid,
+            action="dimse.mwl_find",
+            label="C-FIND",
+        )
+        if failure is not None:
+            yield failure, None
             return
 
         limit = settings.DIMSE_MWL_MAX_RESULTS
@@ -226,6 +221,21 @@ class DimseService:
                 },
             )
 
+    def _parse_identifier(self, state: AssociationState, parse, *, invalid, action: str, label: str):
+        """(query, None), or (None, the failure status) for an identifier the query cannot take:
+        0xA900 with the reason for a value the matcher refuses (audited as a failed query), 0xC000
+        for one that cannot be decoded at all (PS3.4 C.4.1.1.4, K.4.1.1.4)."""
+        try:
+            return parse(), None
+        except invalid as exc:
+            self.workers.post(_audit, state, action=action, outcome="failure", detail={"reason": str(exc)})
+            return None, _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc))
+        except Exception as exc:  # an undecodable identifier: pydicom raises many types
+            logger.warning(
+                "%s from %r: identifier not understood (%s)", label, state.calling_ae, type(exc).__name__
+            )
+            return None, _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded")
+
     def _answer(self, event, state: AssociationState, rows, encode, pending: int, outcome: dict):
         """Send each row as a pending C-FIND response, then yield the final status: Success, or
         Cancel when a C-CANCEL came (PS3.4 C.4.1.2.3); nothing when the peer aborted or released.
@@ -254,19 +264,15 @@ class DimseService:
         with state.lock:
             state.queries += 1
         root = qr.ROOTS[str(event.request.AffectedSOPClassUID)]
-        try:
-            query = qr.parse_find(event.identifier, root=root, ae_title=event.assoc.ae.ae_title)
-        except qr.QueryInvalid as exc:
-            self.workers.post(
-                _audit, state, action="dimse.qr_find", outcome="failure", detail={"reason": str(exc)}
-            )
-            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
-            return
-        except Exception as exc:  # an undecodable identifier: pydicom raises many types
-            logger.warning(
-                "Q/R C-FIND from %r: identifier not understood (%s)", state.calling_ae, type(exc).__name__
-            )
-            yield _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded"), None
+        query, failure = self._parse_identifier(
+            state,
+            lambda: qr.parse_find(event.identifier, root=root, ae_title=event.assoc.ae.ae_title),
+            invalid=qr.QueryInvalid,
+            action="dimse.qr_find",
+            label="Q/R C-FIND",
+        )
+        if failure is not None:
+            yield failure, None
             return
         limit = settings.DIMSE_QR_MAX_RESULTS
         try:
