@@ -169,6 +169,8 @@ def _metadata_fill_on_commit(outcomes: list[IngestOutcome]) -> None:
     down must not turn stores already committed into a 500 (the request waits out the broker
     connection timeout, and the texts are built at first read).
     """
+    if not settings.EXAMS_METADATA_FILL or not get_backend().keeps_instance_metadata:
+        return  # built at first read instead (or, on the DICOMweb backend, the PACS's own)
     series: dict[tuple[str, str], list[str]] = {}
     for outcome in outcomes:
         if outcome.status == "stored":

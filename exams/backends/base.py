@@ -96,6 +96,9 @@ class PacsBackend:
     name = "pacs"
     #: True when ``store`` keeps the index itself and so can emit new-exam events.
     emits_new_exam_events = False
+    #: True when ``instance_versions`` gives version tokens, so that WADO-RS metadata built from the
+    #: stored files can be kept (``exams.metadata``) and filled after ingest.
+    keeps_instance_metadata = False
 
     def __init__(self, **options):
         self.options = options

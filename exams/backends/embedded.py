@@ -290,6 +290,7 @@ def _counters_add(
 class EmbeddedBackend(PacsBackend):
     name = "embedded"
     emits_new_exam_events = True
+    keeps_instance_metadata = True
 
     def __init__(self, *, storage_alias: str = "dicom", allow_overwrite: bool | None = None, **options):
         super().__init__(**options)

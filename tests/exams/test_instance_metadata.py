@@ -219,3 +219,17 @@ def test_an_upload_while_the_broker_is_down_is_stored_and_its_metadata_built_at_
         assert InstanceMetadata.objects.filter(sop_instance_uid=ds.SOPInstanceUID).exists()
     finally:
         web.stop()
+
+
+def _metadata_fills(callbacks) -> list:
+    return [fn for fn in callbacks if "_metadata_fill_on_commit" in getattr(fn, "__qualname__", "")]
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_exams_metadata_fill_decides_whether_an_ingest_enqueues_the_fill(
+    fill, db, embedded_pacs, api, settings, django_capture_on_commit_callbacks
+):
+    settings.EXAMS_METADATA_FILL = fill
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert upload(api, make_dicom(patient_id=new_patient())).status_code == 200
+    assert len(_metadata_fills(callbacks)) == (1 if fill else 0)
