@@ -146,6 +146,30 @@ def choose(ranges: Iterable[MediaRange], offered: Iterable[str]) -> str:
     raise NotAcceptable(f"this resource is available as {', '.join(offered)}")
 
 
+def choose_rendered(
+    ranges: Iterable[MediaRange], offered: Iterable[str], *, multipart: bool
+) -> tuple[str, bool]:
+    """(image media type, whether as multipart/related) for a rendered resource.
+
+    PS3.18 10.4.4 (Note 3): a study's or series' rendering is several items, a multipart/related
+    payload with one rendered image per instance, asked for as ``multipart/related; type="image/jpeg"``.
+    A single-part image range (and ``*/*``) still gets one image, the representative instance's, as
+    Orthanc and ``dicomweb-client`` expect; ``multipart`` False (an instance or frame) accepts single
+    part types only."""
+    offered = list(offered)
+    for r in ranges:
+        if r.media_type == MULTIPART:
+            part = r.part_type or offered[0]
+            if multipart and part in offered:
+                return part, True
+            continue
+        for media_type in offered:
+            if r.matches(media_type):
+                return media_type, False
+    shapes = offered + ([f'{MULTIPART}; type="{t}"' for t in offered] if multipart else [])
+    raise NotAcceptable(f"this resource is available as {', '.join(shapes)}")
+
+
 def boundary() -> str:
     return "dicomsvc-" + secrets.token_hex(12)
 

@@ -260,7 +260,11 @@ class Retrieve(DicomwebView):
         ranges = media.parse_accept(request.META.get("HTTP_ACCEPT"))
         frame_numbers = wado.parse_frames(frames) if frames is not None else None
         if self.resource in ("rendered", "thumbnail"):
-            image_type = media.choose(ranges, ["image/jpeg", "image/png"])
+            image_type, as_parts = media.choose_rendered(
+                ranges,
+                ["image/jpeg", "image/png"],
+                multipart=self.resource == "rendered" and instance_uid is None,
+            )
             params = wado.RenderParams.parse(request.query_params, thumbnail=self.resource == "thumbnail")
         response = self.passthrough(
             request,
@@ -285,6 +289,13 @@ class Retrieve(DicomwebView):
             self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
             response = HttpResponse(body, content_type=media.DICOM_JSON)
             return _cacheable(request, response, etag, instance_level=instance_uid is not None)
+        if self.resource in ("rendered", "thumbnail") and as_parts:
+            content_type, chunks = wado.rendered_parts(
+                refs, study_uid=study_uid, params=params, fmt=image_type, root=dicomweb_root(request)
+            )
+            self.audit_read(request, study_uid=study_uid, detail=detail, refs=refs)
+            response = StreamingHttpResponse(chunks, content_type=content_type)
+            return _cacheable(request, response, None, instance_level=False)
         if self.resource in ("rendered", "thumbnail"):
             image = wado.rendered(
                 refs, study_uid=study_uid, frames=frame_numbers, params=params, fmt=image_type

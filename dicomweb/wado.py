@@ -369,3 +369,58 @@ def rendered(refs, *, study_uid: str, frames: list[int] | None, params: RenderPa
         fmt="png" if fmt == "image/png" else "jpeg",
         quality=params.quality,
     )
+
+
+def rendered_parts(
+    refs, *, study_uid: str, params: RenderParams, fmt: str, root: str
+) -> tuple[str, Iterator[bytes]]:
+    """PS3.18 10.4.1.1.3 / 10.4.4: a study or series rendered as multipart/related, one part per
+    instance that has an image (each rendered as its instance resource is: the first frame of a
+    multi-frame image), in index order, each with its Content-Location. Instances without pixel data
+    (reports, presentation states) and any the renderer refuses are left out; when none can be
+    rendered the error of the first is raised before anything is sent (404 / 422 as for one
+    instance). Rendered one at a time while the body streams."""
+
+    def render(ref) -> bytes:
+        series_uid, instance_uid = ref
+        return selectors.instance_rendered(
+            study_uid=study_uid,
+            series_uid=series_uid,
+            instance_uid=instance_uid,
+            size=params.size,
+            window_center=params.window_center,
+            window_width=params.window_width,
+            fmt="png" if fmt == "image/png" else "jpeg",
+            quality=params.quality,
+        )
+
+    def location(ref) -> dict[str, str]:
+        series_uid, instance_uid = ref
+        instance = f"{root}/studies/{study_uid}/series/{series_uid}/instances/{instance_uid}"
+        return {"Content-Location": f"{instance}/rendered"}
+
+    first_error: Exception | None = None
+    first, start = None, len(refs)
+    for position, ref in enumerate(refs):
+        try:
+            first = render(ref)
+        except (selectors.InstanceNotFound, ValueError) as exc:  # NoPixelData, RenderError
+            first_error = first_error or exc
+            continue
+        start = position
+        break
+    if first is None:
+        raise first_error or selectors.InstanceNotFound("no instance")
+
+    def parts():
+        yield fmt, [first], location(refs[start])
+        for ref in refs[start + 1 :]:
+            try:
+                image = render(ref)
+            except (selectors.InstanceNotFound, ValueError, FileNotFoundError) as exc:
+                logger.info("rendered study or series: an instance left out (%s)", type(exc).__name__)
+                continue
+            yield fmt, [image], location(ref)
+
+    boundary_text = media.boundary()
+    return media.multipart_content_type(fmt, boundary_text), media.multipart_stream(boundary_text, parts())

@@ -182,6 +182,47 @@ def test_rendered_and_thumbnails_at_every_level(backend, client):
         assert response.status_code == 200 and response.content[:3] == b"\xff\xd8\xff"
 
 
+def _parts(response: requests.Response) -> list:
+    """The parts of a multipart/related response, parsed by the standard library's MIME parser."""
+    import email
+    import email.policy
+
+    head = f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode()
+    message = email.message_from_bytes(head + response.content, policy=email.policy.HTTP)
+    assert message.is_multipart(), response.headers["Content-Type"]
+    return list(message.iter_parts())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_study_or_series_rendered_as_multipart_has_one_image_per_instance(backend, client):
+    """PS3.18 10.4.4 Note 3: a Rendered Study or Series is several items, asked for as multipart."""
+    datasets = _study(new_patient(), series=2, per_series=2, rows=32, columns=32)
+    client.store_instances(datasets)
+    study, series = datasets[0].StudyInstanceUID, datasets[0].SeriesInstanceUID
+    in_series = [ds.SOPInstanceUID for ds in datasets if ds.SeriesInstanceUID == series]
+    for path, expected, image_type, magic in (
+        (f"/studies/{study}/rendered", {ds.SOPInstanceUID for ds in datasets}, "image/jpeg", b"\xff\xd8\xff"),
+        (f"/studies/{study}/series/{series}/rendered", set(in_series), "image/png", b"\x89PNG"),
+    ):
+        response = _get(client, path, headers={"Accept": f'multipart/related; type="{image_type}"'})
+        assert response.status_code == 200, response.content[:300]
+        assert response.headers["Content-Type"].startswith(f'multipart/related; type="{image_type}"')
+        parts = _parts(response)
+        assert [part.get_content_type() for part in parts] == [image_type] * len(expected)
+        assert all(part.get_payload(decode=True)[: len(magic)] == magic for part in parts)
+        locations = {part["Content-Location"].rsplit("/", 2)[1] for part in parts}
+        assert locations == expected
+        assert all(part["Content-Location"].endswith("/rendered") for part in parts)
+    # An instance is one item: a multipart-only Accept is not acceptable for it (406).
+    sop = in_series[0]
+    response = _get(
+        client,
+        f"/studies/{study}/series/{series}/instances/{sop}/rendered",
+        headers={"Accept": 'multipart/related; type="image/jpeg"'},
+    )
+    assert response.status_code == 406, response.content
+
+
 @pytest.mark.django_db(transaction=True)
 def test_study_and_series_retrieval_stream_every_instance(backend, client):
     patient = new_patient()
