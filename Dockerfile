@@ -1,8 +1,16 @@
+# OHIF (served at /ohif/): scripts/ohif.sh in a Node stage, which needs nothing but npm, node and the base
+# image's perl, gzip and findutils. Only the installed build goes on to the image.
+FROM node:20-bookworm-slim AS ohif
+WORKDIR /src
+COPY scripts/ohif.sh scripts/
+RUN OHIF_DIR=/ohif scripts/ohif.sh
+
 FROM python:3.11-slim-bookworm
 
 # STATIC_ROOT is in the image, outside the data volume: an upgraded image serves its own static files.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DICOMSVC_VAR_DIR=/var/lib/dicomsvc \
-    STATIC_ROOT=/app/staticfiles
+    STATIC_ROOT=/app/staticfiles OHIF_DIR=/opt/ohif
+COPY --from=ohif /ohif /opt/ohif
 RUN useradd --system --create-home --home-dir /app dicomsvc \
     && mkdir -p /var/lib/dicomsvc && chown dicomsvc /var/lib/dicomsvc
 WORKDIR /app

@@ -89,3 +89,19 @@ def test_every_module_a_compose_service_starts_is_in_the_build_context():
         assert path in context, path
     for app in re.findall(r"celery -A ([a-z_]+)", compose):
         assert f"{app}/celery.py" in context
+
+
+def test_the_image_gets_ohif_from_a_node_stage_at_the_ohif_dir_it_sets():
+    """OHIF is installed by scripts/ohif.sh in a Node stage (it needs npm and node only) and copied to
+    the directory the final stage names as OHIF_DIR, so /ohif/ serves in the image."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[1:]
+    node_stage = next(stage for stage in stages if re.match(r"node:\S+ AS ohif\b", stage))
+    assert "COPY scripts/ohif.sh scripts/" in node_stage
+    (built,) = re.findall(r"RUN OHIF_DIR=(\S+) scripts/ohif\.sh", node_stage)
+    final = stages[-1]
+    (copied_to,) = re.findall(rf"COPY --from=ohif {re.escape(built)} (\S+)", final)
+    assert re.search(rf"\bOHIF_DIR={re.escape(copied_to)}\b", final)
+    # scripts/ohif.sh needs nothing of the checkout but itself (the stage copies only it).
+    script = (ROOT / "scripts" / "ohif.sh").read_text()
+    assert not re.search(r"\b(python|openssl|\.venv|manage\.py)\b", script.split("set -euo pipefail", 1)[1])
