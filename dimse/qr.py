@@ -299,17 +299,20 @@ def accepted_for_storage(assoc) -> set[tuple[str, str]]:
 
 def storage_contexts(rows: Iterable[dict[str, Any]]) -> list:
     """Presentation contexts to propose to a Move Destination: one per SOP class and stored transfer
-    syntax, with the uncompressed ones beside (pynetdicom converts between those), at most 128."""
+    syntax, with the uncompressed ones beside (pynetdicom converts between those), and for a
+    compressed syntax one more with the uncompressed ones, so that a destination that does not take
+    it gets the instance decompressed (``load_instance``, as for C-GET); at most 128 (PS3.8 9.3.2.2)."""
     wanted: dict[tuple[str, str], None] = {}
     for row in rows:
         wanted[(row["SOPClassUID"], row["AvailableTransferSyntaxUID"])] = None
-    contexts = []
+    proposals: dict[tuple[str, tuple[str, ...]], None] = {}
     for sop_class, syntax in wanted:
-        syntaxes = [syntax] if syntax not in TRANSFER_SYNTAXES else TRANSFER_SYNTAXES
-        contexts.append(build_context(sop_class, syntaxes))
-        if len(contexts) == 128:
-            break
-    return contexts
+        if syntax in TRANSFER_SYNTAXES:
+            proposals[(sop_class, tuple(TRANSFER_SYNTAXES))] = None
+        else:
+            proposals[(sop_class, (syntax,))] = None
+            proposals[(sop_class, tuple(TRANSFER_SYNTAXES))] = None
+    return [build_context(sop_class, list(syntaxes)) for sop_class, syntaxes in list(proposals)[:128]]
 
 
 @dataclass(frozen=True)

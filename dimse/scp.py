@@ -410,14 +410,21 @@ class DimseService:
         contexts = qr.storage_contexts(rows)  # none when nothing matches: no association is made
         # Our socket options (no Nagle, quick ACKs) on the association to the destination too: each
         # C-STORE waited ~40 ms for a delayed ACK without them.
-        handlers = [(evt.EVT_CONN_OPEN, self.on_conn_open)]
+        # What the destination accepts, once it answers (before the first sub-operation): a compressed
+        # instance it did not take is decompressed, as for C-GET.
+        accepted: set[tuple[str, str]] = set()
+
+        def on_accepted(accept_event) -> None:
+            accepted.update(qr.accepted_for_storage(accept_event.assoc))
+
+        handlers = [(evt.EVT_CONN_OPEN, self.on_conn_open), (evt.EVT_ACCEPTED, on_accepted)]
         yield (
             target.host,
             target.port,
             {"ae_title": target.ae_title, "contexts": contexts, "evt_handlers": handlers},
         )
         yield len(rows)
-        yield from self._sub_operations(event, state, rows, "dimse.qr_move", {"destination": title})
+        yield from self._sub_operations(event, state, rows, "dimse.qr_move", {"destination": title}, accepted)
 
     @staticmethod
     def _interruption(event, answers: responses.PendingResponses) -> str | None:

@@ -363,13 +363,15 @@ def test_getscu_bad_identifier_is_refused_with_a900(scp, archive, tmp_path):
 
 
 @pytest.fixture
-def storescp(tmp_path, dimse_settings):
-    """dcmtk's storescp as the Move Destination DEST, listed in DIMSE_MOVE_DESTINATIONS."""
+def storescp(tmp_path, dimse_settings, request):
+    """dcmtk's storescp as the Move Destination DEST, listed in DIMSE_MOVE_DESTINATIONS; it accepts
+    every transfer syntax (``+xa``) unless the test is marked ``uncompressed_only``."""
     port = free_port()
     out = tmp_path / "dest"
     out.mkdir()
+    syntaxes = [] if request.node.get_closest_marker("uncompressed_only") else ["+xa"]
     proc = subprocess.Popen(
-        ["storescp", "-aet", "DEST", "-od", str(out), "+xa", str(port)],
+        ["storescp", "-aet", "DEST", "-od", str(out), *syntaxes, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -400,6 +402,26 @@ def test_movescu_sends_the_study_to_storescp(scp, archive, storescp):
         "DEST",
         2,
     )
+
+
+@pytest.mark.uncompressed_only
+def test_movescu_decompresses_for_a_destination_that_takes_only_uncompressed(scp, archive, storescp):
+    sc = archive["sc"]  # stored JPEG Baseline; storescp without +xa takes uncompressed syntaxes only
+    stderr = movescu(scp, "-S", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={sc.StudyInstanceUID}")
+    assert final_status(stderr).startswith("0x0000"), stderr[-2000:]
+    (path,) = storescp.iterdir()
+    got = pydicom.dcmread(path)
+    assert got.SOPInstanceUID == sc.SOPInstanceUID
+    assert not got.file_meta.TransferSyntaxUID.is_compressed
+    assert (got.pixel_array == sc.pixel_array).all()
+
+
+def test_movescu_keeps_the_stored_syntax_for_a_destination_that_takes_it(scp, archive, storescp):
+    sc = archive["sc"]
+    stderr = movescu(scp, "-S", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={sc.StudyInstanceUID}")
+    assert final_status(stderr).startswith("0x0000"), stderr[-2000:]
+    (path,) = storescp.iterdir()
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == sc.file_meta.TransferSyntaxUID
 
 
 def test_movescu_patient_level_with_patient_root(scp, archive, storescp):
