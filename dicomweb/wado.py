@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -334,6 +335,11 @@ class RenderParams:
                     "window must be center,width[,function].",
                     errors={"window": ["must be center,width,function"]},
                 ) from None
+            if not (math.isfinite(center) and math.isfinite(width_)):
+                raise ApiError(
+                    "window center and width must be finite numbers.",
+                    errors={"window": ["center and width must be finite numbers"]},
+                )
             function = parts[2].strip().lower() if len(parts) > 2 else "linear"
             if function not in ("linear", "linear_exact", "linear-exact"):
                 raise ApiError(

@@ -34,7 +34,7 @@ def check_request(content_type: str, content_length: str | None, max_bytes: int)
     params = header_params(content_type)
     if media_type not in ACCEPTED:
         raise UploadRefused(
-            "POST /exams takes multipart/form-data (file parts), multipart/related; "
+            "An upload is multipart/form-data (file parts), multipart/related; "
             'type="application/dicom" (STOW-RS) or an application/dicom body.',
             status_code=415,
             errors={"Content-Type": [f"must be one of {', '.join(ACCEPTED)}"]},

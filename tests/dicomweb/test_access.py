@@ -121,6 +121,8 @@ def test_every_read_of_patient_data_is_audited(stored, make_client):
         ("/studies/{study}/series/{series}/instances/{sop}/rendered", "image/gif", 406),
         ("/studies/{study}/series/{series}/instances/{sop}/rendered?viewport=a,b", None, 400),
         ("/studies/{study}/series/{series}/instances/{sop}/rendered?window=1", None, 400),
+        ("/studies/{study}/rendered?window=nan,1e400", 'multipart/related; type="image/jpeg"', 400),
+        ("/studies/{study}/series/{series}/rendered", 'multipart/related; type="image/gif"', 406),
         ("/studies/{study}/series/{series}/instances/{sop}/bulkdata/xyz", None, 400),
         ("/studies/{study}/series/{series}/instances/{sop}/bulkdata/00100010", None, 404),
         ("/studies?limit=abc", None, 400),
