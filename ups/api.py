@@ -133,7 +133,8 @@ class Workitems(APIView):
             "`ScheduledProcedureStepStartDateTime` (DT range), `ReferencedRequestSequence.AccessionNumber` "
             "(and the request's other IDs), `Modality`, `ScheduledStationAETitle`; keywords or tags; "
             "`*`/`?` wildcards, ranges, UID lists. `limit`, `offset`, `includefield` (every attribute is "
-            "returned). Other keys are ignored with a Warning. **204** when nothing matches."
+            "returned). Other keys are ignored with a Warning. An empty array (200) when nothing "
+            "matches (PS3.18 11.9.3.1)."
         ),
         parameters=[
             OpenApiParameter("limit", int, description="Page size"),
@@ -141,9 +142,7 @@ class Workitems(APIView):
             OpenApiParameter("includefield", str, description="Accepted; every attribute is returned"),
             OpenApiParameter("PatientID", str, description="A matching key (any UPS attribute listed above)"),
         ],
-        responses=_responses(
-            {200: DICOM_JSON_LIST, 204: OpenApiResponse(description="No match"), 400: ERROR_400}
-        ),
+        responses=_responses({200: DICOM_JSON_LIST, 400: ERROR_400}),
         tags=TAGS,
     )
     def get(self, request):
@@ -185,8 +184,8 @@ class Workitems(APIView):
             )
         if notes:
             headers["Warning"] = ", ".join(warning(note) for note in notes)
-        if not rows:
-            return Response(status=204, headers=headers)
+        # No match: 200 with an empty array. PS3.18 2026a Table 11.9.3-1 (earlier editions said 204),
+        # and what the QIDO-RS searches answer.
         return Response(
             [dataset.workitem_dataset(row) for row in rows], headers=headers, content_type=DICOM_JSON
         )
