@@ -142,7 +142,9 @@ class Workitems(APIView):
             OpenApiParameter("includefield", str, description="Accepted; every attribute is returned"),
             OpenApiParameter("PatientID", str, description="A matching key (any UPS attribute listed above)"),
         ],
-        responses=_responses({200: DICOM_JSON_LIST, 400: ERROR_400}),
+        responses=_responses(
+            {(200, DICOM_JSON): OpenApiResponse(DICOM_JSON_LIST, description="The matches"), 400: ERROR_400}
+        ),
         tags=TAGS,
     )
     def get(self, request):
@@ -233,7 +235,13 @@ class Workitem(APIView):
         operation_id="ups_retrieve",
         summary="Retrieve a workitem (UPS-RS, PS3.18 11.5)",
         parameters=[UID_PARAM],
-        responses=_responses({200: DICOM_JSON_LIST, 400: ERROR_400, 404: ERROR}),
+        responses=_responses(
+            {
+                (200, DICOM_JSON): OpenApiResponse(DICOM_JSON_LIST, description="The workitem"),
+                400: ERROR_400,
+                404: ERROR,
+            }
+        ),
         tags=TAGS,
     )
     def get(self, request, workitem: str):
