@@ -96,6 +96,9 @@ class PacsBackend:
     name = "pacs"
     #: True when ``store`` keeps the index itself and so can emit new-exam events.
     emits_new_exam_events = False
+    #: True when ``dicomweb_get`` answers DICOMweb reads (a peer PACS), False when they are served
+    #: natively from ``open_instance`` and the index.
+    proxies_dicomweb = False
 
     def __init__(self, **options):
         self.options = options
