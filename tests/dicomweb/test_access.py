@@ -176,6 +176,25 @@ def test_bad_requests_get_a_json_error_with_the_standard_status(stored, make_cli
     assert response.json()["detail"]
 
 
+def test_the_frames_route_answers_credentials_and_methods_like_the_other_resources(stored, make_client):
+    # Frames have their own view (dicomweb/frames.py, without DRF): the same answers as metadata's.
+    study, series, sop = stored[0]
+    instance = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}"
+    for path in (f"{instance}/metadata", f"{instance}/frames/1"):
+        anonymous = APIClient().get(path)
+        assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == 'Bearer realm="dicomsvc"'
+        assert anonymous.json() == {"detail": "Authentication credentials were not provided.", "errors": {}}
+        wrong = make_client("worklist:read").get(path)
+        assert wrong.status_code == 403 and "exams:read" in wrong.json()["detail"]
+        reader = make_client("exams:read")
+        posted = reader.post(path)
+        assert posted.status_code == 405 and posted.json()["detail"] == 'Method "POST" not allowed.'
+        head = reader.head(path)
+        assert head.status_code == 200 and head["ETag"] and not head.content
+        assert head["Allow"] == posted["Allow"] == "GET, HEAD, OPTIONS"
+        assert reader.get(path, HTTP_IF_NONE_MATCH=head["ETag"]).status_code == 304
+
+
 def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded_pacs, make_client):
     data = (PYDICOM_TEST_FILES / "MR_small_jp2klossless.dcm").read_bytes()
     ds = pydicom.dcmread(io.BytesIO(data))
