@@ -6,7 +6,8 @@
 Against the database in DATABASE_URL (migrated here; data added under fresh UIDs): OHIF's QIDO study
 search by PatientID with its includefields, and a single frame GET with OHIF's Accept on an
 uncompressed 512x512 CT slice and on pydicom's JPEG2000.dcm, through Django's test client (the
-middleware, DRF and the view, no sockets). For each: the SQL queries of one request
+middleware and the view, DRF's for searches and dicomweb/frames.py's plain one for frames; no
+sockets, and the test client's own work is counted). For each: the SQL queries of one request
 (an execute wrapper), the process CPU ms per request (time.process_time over --requests), and
 with --profile the top functions by cumulative time (cProfile).
 """

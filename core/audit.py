@@ -2,14 +2,19 @@
 
 Services record what they do: ``audit_by`` takes the ``Actor`` their caller names (``Actor.of_request``
 in a view), ``audit_record`` takes actor and address one by one (DIMSE associations, commands,
-Celery tasks), ``audit_request`` takes them from a request.
+Celery tasks), ``audit_request`` takes them from a request. ``audit_request_once`` is for reads that
+come in bursts (a viewer fetches every frame of a series, one request each): one record per actor,
+address and study per window, as the DICOM Instances Accessed message of PS3.15 A.5.3.2 records a
+study's access, not each instance read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -206,3 +211,73 @@ def audit_request(
         client_address=client_address(request),
         detail=detail,
     )
+
+
+class _RecentReads:
+    """Reads recorded recently, per process: (actor, kind, address, action, study) -> until when
+    (``time.monotonic``) a repeat is covered by the record already written."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._until: dict[tuple, float] = {}
+        self._lock = threading.Lock()
+
+    def covered(self, key: tuple, now: float) -> bool:
+        until = self._until.get(key)
+        return until is not None and now < until
+
+    def remember(self, key: tuple, until: float) -> None:
+        with self._lock:
+            if len(self._until) >= self.MAX_ENTRIES:
+                now = time.monotonic()
+                self._until = {k: v for k, v in self._until.items() if v > now}
+                if len(self._until) >= self.MAX_ENTRIES:
+                    self._until.clear()  # forgetting only costs an extra record
+            self._until[key] = until
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()
+
+
+recent_reads = _RecentReads()
+
+
+def audit_request_once(
+    request,
+    *,
+    action: str,
+    study_uid: str,
+    window: int,
+    detail: dict[str, Any],
+    patient_id: Callable[[], str] = str,
+) -> AuditEvent | None:
+    """``audit_request`` of a successful read, unless this process recorded the same ``action`` on the
+    same study by the same actor from the same address less than ``window`` seconds ago: that record
+    covers it (its detail says for how long: ``window_seconds``). ``window`` 0 records every read.
+    ``patient_id`` is called only when a record is written. Per process: N server processes write at
+    most N records per actor, study and window."""
+    if not settings.AUDIT_ENABLED:
+        return None
+    if window <= 0:
+        return audit_request(
+            request, action=action, patient_id=patient_id(), study_uid=study_uid, detail=detail
+        )
+    actor, actor_type = actor_of(request)
+    address = client_address(request)
+    key = (actor, actor_type, address, action, study_uid)
+    now = time.monotonic()
+    if recent_reads.covered(key, now):
+        return None
+    event = audit_record(
+        actor=actor,
+        actor_type=actor_type,
+        action=action,
+        patient_id=patient_id(),
+        study_uid=study_uid,
+        client_address=address,
+        detail={**detail, "window_seconds": window},
+    )
+    recent_reads.remember(key, now + window)  # after the write: a failed INSERT is not remembered
+    return event

@@ -82,11 +82,19 @@ class _PrincipalCache:
 principal_cache = _PrincipalCache()
 
 
+def authorization_header(request) -> str:
+    """The Authorization header as sent (a WSGI environ value: latin-1 text). What DRF's
+    get_authorization_header returns, decoded, without building ``request.headers`` (a dict of every
+    header) on each request."""
+    value = request.META.get("HTTP_AUTHORIZATION", "")
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        header = authorization_header(request)
         if not header:
             if settings.API_AUTH_DISABLED:
                 return (GATEWAY_PRINCIPAL, None)

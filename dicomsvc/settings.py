@@ -155,6 +155,9 @@ if API_AUTH_DISABLED:
         "Only run like this behind a gateway that authenticates every request."
     )
 AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
+# WADO-RS frame reads: one AuditEvent per actor, client address and study per this many seconds and
+# process (core.audit.audit_request_once); 0 writes one per frame request.
+AUDIT_FRAMES_WINDOW_SECONDS = env_int("AUDIT_FRAMES_WINDOW_SECONDS", 60, minimum=0, maximum=3600)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0, maximum=300)
 # Deepest nesting of arrays/objects a JSON request body may have (core.inputs.json_body; orjson's own
 # limit is 1024).

@@ -8,7 +8,11 @@ admin.site.index_title = "Worklist and exams"
 # The console has a handful of pages: their width goes to the lists (the worklist fits 1,400 px).
 admin.site.enable_nav_sidebar = False
 
+# The DICOMweb root comes first: Django tries the patterns in order, and a viewer's WADO-RS reads (one
+# per image) are the most frequent requests; behind the other apps' ~90 patterns, resolving one cost
+# ~0.3 ms. No other app has a route under DICOMWEB_PATH but UPS-RS (workitems), which it does not overlap.
 urlpatterns = [
+    path(f"{settings.DICOMWEB_PATH}/", include("dicomweb.urls")),
     path("admin/", admin.site.urls),
     path("", include("core.urls")),
     path("", include("worklist.urls")),
@@ -17,7 +21,6 @@ urlpatterns = [
     path("", include("viewer.urls")),
     path(f"{settings.OHIF_PATH}/", include("ohif.urls")),
     path(f"{settings.DICOMWEB_PATH}/", include("ups.urls")),
-    path(f"{settings.DICOMWEB_PATH}/", include("dicomweb.urls")),
 ]
 
 handler400 = "core.errors.json_400"

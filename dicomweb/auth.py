@@ -8,10 +8,10 @@ never reveals that another study is there), and searches only ever see that stud
 
 from __future__ import annotations
 
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import exceptions, permissions
 
 from core import scopes
-from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope
+from core.auth import ApiKeyAuthentication, ApiPrincipal, HasScope, authorization_header
 from viewer.tokens import Grant, TokenInvalid, grant_decode, session_decode
 
 # What a patient-role viewer token may not read (the viewer's InstanceTagsView / InstanceFileView rule).
@@ -36,7 +36,7 @@ class DicomwebAuthentication(ApiKeyAuthentication):
     """``Authorization: Bearer <viewer token>`` or ``Bearer <API key>``."""
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        header = authorization_header(request)
         keyword, _, token = header.partition(" ")
         token = token.strip()
         # Signed viewer tokens hold a ':' separator; API keys never do.

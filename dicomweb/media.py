@@ -7,6 +7,7 @@ Negotiation failures raise ``NotAcceptable``, which the views answer with 406.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,6 +108,13 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     """The ranges of an Accept header, best quality first (a missing header accepts anything)."""
     if not header or not header.strip():
         return [MediaRange("*/*")]
+    return list(_parse_accept(header))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_accept(header: str) -> tuple[MediaRange, ...]:
+    # Remembered: a client sends the same few Accept headers on every request (a viewer, once per
+    # frame), and parsing one char by char cost ~0.1 ms. A malformed one raises, and is not remembered.
     ranges = []
     for position, item in enumerate(_split(header, ",")):
         pieces = _split(item, ";")
@@ -128,7 +136,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
             elif name:
                 params[name] = value
         ranges.append((-quality, position, MediaRange(media_type, params, quality)))
-    return [entry[2] for entry in sorted(ranges, key=lambda entry: entry[:2]) if entry[2].quality > 0]
+    return tuple(entry[2] for entry in sorted(ranges, key=lambda entry: entry[:2]) if entry[2].quality > 0)
 
 
 def accepts(ranges: Iterable[MediaRange], media_type: str) -> bool:

@@ -6,6 +6,7 @@ PS3.18 Table 10.4.1-1 (WADO-RS), Table 10.5.1-1 (STOW-RS) and Table 10.6.1-1 (QI
 from django.urls import path
 
 from dicomweb import views
+from dicomweb.frames import lean_frames_view
 from dicomweb.schema import documented, retrieve_schema, search_schema, store_schema
 
 S = "studies/<str:study_uid>"
@@ -39,6 +40,8 @@ study = documented(
 )
 
 urlpatterns = [
+    # First: Django tries the patterns in order, and a viewer asks for frames once per image.
+    path(F, lean_frames_view(_retrieve("frames", "frames", "Frames")), name="dicomweb-frames"),
     # QIDO-RS and STOW-RS
     path("studies", studies.as_view(level="study"), name="dicomweb-studies"),
     path("series", _search("search_all_series", "series", "Search for series"), name="dicomweb-all-series"),
@@ -120,7 +123,6 @@ urlpatterns = [
         _retrieve("bulk", "bulkdata", "Bulk data (a peer's URI form)"),
         name="dicomweb-bulk",
     ),
-    path(F, _retrieve("frames", "frames", "Frames"), name="dicomweb-frames"),
     path(
         F + "/rendered",
         _retrieve("frames_rendered", "rendered", "A frame rendered"),

@@ -11,7 +11,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.views import APIView
 
 from core import scopes
-from core.audit import Outcome, actor_of, audit_request, client_address
+from core.audit import Outcome, actor_of, audit_request, audit_request_once, client_address
 from core.errors import ApiError
 from dicomsvc.dicom.frames import FrameError
 from dicomsvc.dicom.matching import QueryInvalid
@@ -46,46 +46,12 @@ class DicomwebView(APIView):
         return (renderer, renderer.media_type)
 
     def handle_exception(self, exc):
-        if isinstance(exc, PacsError):
-            exc = ApiError(str(exc), status_code=exc.status_code)
-        elif isinstance(exc, media.NotAcceptable):
-            exc = ApiError(f"Not acceptable: {exc}.", status_code=406, errors={"Accept": [str(exc)]})
-        elif isinstance(exc, QueryInvalid):
-            field, _, reason = str(exc).partition(": ")
-            exc = ApiError(f"Invalid query: {exc}.", errors={field: [reason or str(exc)]})
-        elif isinstance(exc, selectors.InstanceNotFound):
-            exc = NotFound("No such instance under this study and series.")
-        elif isinstance(exc, NoPixelData):
-            exc = NotFound(f"This instance has no image: {exc}.")
-        elif isinstance(exc, FrameError | RenderError | MetadataError):
-            # Messages are safe to return (they name no patient data); the field says what to fix.
-            field, status = {FrameError: ("frames", 400), MetadataError: ("instance", 422)}.get(
-                type(exc), ("rendering", 400)
-            )
-            exc = ApiError(
-                str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=status, errors={field: [str(exc)]}
-            )
-        return super().handle_exception(exc)
+        return super().handle_exception(as_api_error(exc))
 
     # -- shared steps ----------------------------------------------------------------------------
 
     def check_uids(self, request, kwargs) -> None:
-        """Malformed UIDs are a 400 naming the path segment; a viewer token's other study a 404."""
-        for name in ("study_uid", "series_uid", "instance_uid"):
-            value = kwargs.get(name)
-            if value is not None and uid_problems(value):
-                raise ApiError(f"{name} is not a valid UID.", errors={name: uid_problems(value)})
-        grant = viewer_grant(request)
-        study_uid = kwargs.get("study_uid")
-        if grant is not None and study_uid is not None and study_uid != grant.study_uid:
-            audit_request(
-                request,
-                action="dicomweb.read",
-                outcome=Outcome.FAILURE,
-                study_uid=study_uid,
-                detail={"reason": "viewer token for another study"},
-            )
-            raise NotFound("No such study.")
+        check_uids(request, kwargs)
 
     def passthrough(
         self, request, *, json_body: bool, query: list[tuple[str, str]] | None = None, fallback: bool = False
@@ -142,19 +108,78 @@ class DicomwebView(APIView):
         return response
 
     def audit_read(self, request, *, study_uid: str, detail: dict, refs=None) -> None:
-        patient_id = ""
-        if refs:
-            series_uid, instance_uid = refs[0]
-            patient_id = selectors.instance_patient_id(
-                study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
-            )
+        audit_read(request, resource=self.resource, study_uid=study_uid, detail=detail, refs=refs)
+
+
+def as_api_error(exc: Exception) -> Exception:
+    """The ApiError (JSON 4xx) a DICOMweb view answers for a domain error; other exceptions as they are."""
+    if isinstance(exc, PacsError):
+        return ApiError(str(exc), status_code=exc.status_code)
+    if isinstance(exc, media.NotAcceptable):
+        return ApiError(f"Not acceptable: {exc}.", status_code=406, errors={"Accept": [str(exc)]})
+    if isinstance(exc, QueryInvalid):
+        field, _, reason = str(exc).partition(": ")
+        return ApiError(f"Invalid query: {exc}.", errors={field: [reason or str(exc)]})
+    if isinstance(exc, selectors.InstanceNotFound):
+        return NotFound("No such instance under this study and series.")
+    if isinstance(exc, NoPixelData):
+        return NotFound(f"This instance has no image: {exc}.")
+    if isinstance(exc, FrameError | RenderError | MetadataError):
+        # Messages are safe to return (they name no patient data); the field says what to fix.
+        field, status = {FrameError: ("frames", 400), MetadataError: ("instance", 422)}.get(
+            type(exc), ("rendering", 400)
+        )
+        return ApiError(
+            str(exc)[:1].upper() + str(exc)[1:] + ".", status_code=status, errors={field: [str(exc)]}
+        )
+    return exc
+
+
+def check_uids(request, kwargs) -> None:
+    """Malformed UIDs are a 400 naming the path segment; a viewer token's other study a 404."""
+    for name in ("study_uid", "series_uid", "instance_uid"):
+        value = kwargs.get(name)
+        if value is not None and uid_problems(value):
+            raise ApiError(f"{name} is not a valid UID.", errors={name: uid_problems(value)})
+    grant = viewer_grant(request)
+    study_uid = kwargs.get("study_uid")
+    if grant is not None and study_uid is not None and study_uid != grant.study_uid:
         audit_request(
             request,
-            action=f"dicomweb.{self.resource}",
-            patient_id=patient_id,
+            action="dicomweb.read",
+            outcome=Outcome.FAILURE,
             study_uid=study_uid,
-            detail=detail,
+            detail={"reason": "viewer token for another study"},
         )
+        raise NotFound("No such study.")
+
+
+def audit_read(request, *, resource: str, study_uid: str, detail: dict, refs=None) -> None:
+    """The audit record of a successful read. Frames, which a viewer reads one request per image,
+    are recorded once per actor, address and study per AUDIT_FRAMES_WINDOW_SECONDS (PS3.15 A.5.3.2
+    audits a study's access); every other resource once per request."""
+
+    def patient_id() -> str:
+        if not refs:
+            return ""
+        series_uid, instance_uid = refs[0]
+        return selectors.instance_patient_id(
+            study_uid=study_uid, series_uid=series_uid, instance_uid=instance_uid
+        )
+
+    if resource == "frames":
+        audit_request_once(
+            request,
+            action="dicomweb.frames",
+            study_uid=study_uid,
+            window=settings.AUDIT_FRAMES_WINDOW_SECONDS,
+            detail=detail,
+            patient_id=patient_id,
+        )
+        return
+    audit_request(
+        request, action=f"dicomweb.{resource}", patient_id=patient_id(), study_uid=study_uid, detail=detail
+    )
 
 
 def _cacheable(request, response, etag: str | None, *, instance_level: bool) -> HttpResponse:

@@ -51,11 +51,14 @@ def workitem_payload() -> dict:
 
 @pytest.fixture(autouse=True)
 def _fresh_key_cache():
+    from core.audit import recent_reads
     from core.auth import principal_cache
 
     principal_cache.clear()
+    recent_reads.clear()
     yield
     principal_cache.clear()
+    recent_reads.clear()
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions, permissions
 
-from core.auth import ApiPrincipal
+from core.auth import ApiPrincipal, authorization_header
 from viewer.tokens import Grant, TokenInvalid, session_decode
 
 
 class ViewerSessionAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        header = authorization_header(request)
         keyword, _, token = header.partition(" ")
         if keyword.lower() != "bearer" or not token.strip():
             return None

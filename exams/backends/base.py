@@ -99,6 +99,9 @@ class PacsBackend:
     #: True when ``instance_versions`` gives version tokens, so that WADO-RS metadata built from the
     #: stored files can be kept (``exams.metadata``) and filled after ingest.
     keeps_instance_metadata = False
+    #: True when ``dicomweb_get`` answers DICOMweb reads (a peer PACS), False when they are served
+    #: natively from ``open_instance`` and the index.
+    proxies_dicomweb = False
 
     def __init__(self, **options):
         self.options = options

@@ -89,6 +89,7 @@ def _timed_out(exc: requests.RequestException) -> bool:
 
 class DicomWebBackend(PacsBackend):
     name = "dicomweb"
+    proxies_dicomweb = True
 
     def __init__(
         self,

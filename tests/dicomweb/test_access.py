@@ -103,6 +103,44 @@ def test_every_read_of_patient_data_is_audited(stored, make_client):
     assert AuditEvent.objects.filter(action="dicomweb.search").exists()
 
 
+def test_frame_reads_are_audited_once_per_actor_address_and_study_per_window(stored, make_client, settings):
+    (study, series, sop), (other, other_series, other_sop) = stored
+    settings.AUDIT_FRAMES_WINDOW_SECONDS = 60
+    frame = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}/frames/1"
+    reader, second_reader = make_client("exams:read", name="reader"), make_client("exams:read", name="second")
+
+    def frame_records(study_uid):
+        return AuditEvent.objects.filter(action="dicomweb.frames", study_uid=study_uid)
+
+    assert reader.get(frame).status_code == 200  # the first read in the window is recorded
+    (record,) = frame_records(study)
+    assert record.actor.startswith("reader ") and record.patient_id
+    assert record.detail["sop_instance_uid"] == sop and record.detail["window_seconds"] == 60
+    assert reader.get(frame).status_code == 200  # covered by that record
+    assert frame_records(study).count() == 1
+    assert second_reader.get(frame).status_code == 200  # another actor: a record of its own
+    assert frame_records(study).filter(actor__startswith="second ").count() == 1
+    assert reader.get(frame, REMOTE_ADDR="10.1.2.3").status_code == 200  # another address: its own
+    assert frame_records(study).filter(client_address="10.1.2.3").count() == 1
+    other_frame = f"{ROOT}/studies/{other}/series/{other_series}/instances/{other_sop}/frames/1"
+    assert reader.get(other_frame).status_code == 200  # another study: its own
+    assert frame_records(other).count() == 1
+    assert frame_records(study).count() == 3
+    settings.AUDIT_FRAMES_WINDOW_SECONDS = 0  # every frame read recorded
+    reader.get(frame)
+    reader.get(frame)
+    assert frame_records(study).count() == 5
+
+
+def test_a_refused_frame_read_is_recorded_every_time(stored, make_client):
+    (study, _, _), (other, other_series, other_sop) = stored
+    viewer = _viewer(make_client, study)
+    other_frame = f"{ROOT}/studies/{other}/series/{other_series}/instances/{other_sop}/frames/1"
+    for _ in range(2):
+        assert viewer.get(other_frame).status_code == 404
+    assert AuditEvent.objects.filter(study_uid=other, outcome="failure").count() == 2
+
+
 @pytest.mark.parametrize(
     ("path", "accept", "status"),
     [
@@ -140,6 +178,25 @@ def test_bad_requests_get_a_json_error_with_the_standard_status(stored, make_cli
     assert response.json()["detail"]
 
 
+def test_the_frames_route_answers_credentials_and_methods_like_the_other_resources(stored, make_client):
+    # Frames have their own view (dicomweb/frames.py, without DRF): the same answers as metadata's.
+    study, series, sop = stored[0]
+    instance = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}"
+    for path in (f"{instance}/metadata", f"{instance}/frames/1"):
+        anonymous = APIClient().get(path)
+        assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == 'Bearer realm="dicomsvc"'
+        assert anonymous.json() == {"detail": "Authentication credentials were not provided.", "errors": {}}
+        wrong = make_client("worklist:read").get(path)
+        assert wrong.status_code == 403 and "exams:read" in wrong.json()["detail"]
+        reader = make_client("exams:read")
+        posted = reader.post(path)
+        assert posted.status_code == 405 and posted.json()["detail"] == 'Method "POST" not allowed.'
+        head = reader.head(path)
+        assert head.status_code == 200 and head["ETag"] and not head.content
+        assert head["Allow"] == posted["Allow"] == "GET, HEAD, OPTIONS"
+        assert reader.get(path, HTTP_IF_NONE_MATCH=head["ETag"]).status_code == 304
+
+
 def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded_pacs, make_client):
     data = (PYDICOM_TEST_FILES / "MR_small_jp2klossless.dcm").read_bytes()
     ds = pydicom.dcmread(io.BytesIO(data))
@@ -153,7 +210,7 @@ def test_frames_are_sent_as_stored_to_ohif_and_revalidate_with_the_etag(embedded
     response = writer.get(path, HTTP_ACCEPT=ohif)
     assert response.status_code == 200
     assert 'type="image/jp2"' in response["Content-Type"]
-    body = b"".join(response.streaming_content)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
     assert b"Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in body
     bulk = writer.get(path.replace("/frames/1", "/bulkdata/7FE00010"), HTTP_ACCEPT=ohif)
     assert b"Content-Location: http://testserver/dicomweb/studies/" in b"".join(bulk.streaming_content)
