@@ -222,7 +222,7 @@ class Search(DicomwebView):
             scoped = {"study": study_uid} if study_uid else {}
             if series_uid:
                 scoped["series"] = series_uid
-            rows, warnings = qido.search(
+            body, count, warnings = qido.search(
                 self.level,
                 query,
                 scoped=scoped,
@@ -231,10 +231,9 @@ class Search(DicomwebView):
                 max_limit=settings.EXAMS_PAGE_MAX,
                 only_study=grant.study_uid if grant is not None else None,
             )
-            response = HttpResponse(wado.json_bytes(rows), content_type=media.DICOM_JSON)
+            response = HttpResponse(body, content_type=media.DICOM_JSON)
             if warnings:
                 response["Warning"] = ", ".join(_warning(text) for text in warnings)
-            count = len(rows)
         else:
             count = None
         params = request.query_params
