@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """DICOMweb benchmark: our DICOMweb root beside Orthanc's DICOMweb plugin, same data, same run.
 
-    .venv/bin/python bench/dicomweb.py [--slices 100] [--studies 200] [--ohif-runs 5] [--quick]
+    .venv/bin/python bench/dicomweb.py [--slices 100] [--studies 200] [--ohif-runs 5] [--quick] [--qido-only]
 
 Data: one CT series of `--slices` 512x512 16-bit slices (Explicit VR Little Endian) and `--studies`
 one-instance filler studies (pydicom's CT_small.dcm under fresh UIDs, a patient each), stored in both:
@@ -11,7 +11,8 @@ both serving the same OHIF build at /ohif/ (Orthanc with its ServeFolders plugin
 
 Measured, each on both servers, interleaved:
 - QIDO-RS p95 (sequential requests, one keep-alive client): `/studies?PatientID=<id>` and
-  `/studies?StudyDate=<range>&includefield=all` (PS3.18 10.6);
+  `/studies?StudyDate=<range>&includefield=all` (PS3.18 10.6), and the server's CPU ms per query (as for
+  frames below);
 - series metadata (`/studies/{s}/series/{se}/metadata`, PS3.18 10.4.1.1.2) of the CT series: median of
   sequential requests;
 - frames/s: `/studies/{s}/series/{se}/instances/{i}/frames/1` (PS3.18 10.4.1.1.4), with OHIF's Accept
