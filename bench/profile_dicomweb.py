@@ -5,8 +5,9 @@
 
 Against the database in DATABASE_URL (migrated here; data added under fresh UIDs): OHIF's QIDO study
 search by PatientID with its includefields, bench/dicomweb.py's StudyDate range with
-``includefield=all`` (``qido-range``: whatever the database holds in that range), and a single frame GET with OHIF's Accept on an
-uncompressed 512x512 CT slice and on pydicom's JPEG2000.dcm, through Django's test client (the
+``includefield=all`` (``qido-range``: whatever the database holds in that range), and a single frame
+GET with OHIF's Accept on an uncompressed 512x512 CT slice and on pydicom's JPEG2000.dcm, through
+Django's test client (the
 middleware, DRF and the view, no sockets). For each: the SQL queries of one request
 (an execute wrapper), the process CPU ms per request (time.process_time over --requests), and
 with --profile the top functions by cumulative time (cProfile).
