@@ -154,6 +154,7 @@ class DicomwebView(APIView):
             patient_id=patient_id,
             study_uid=study_uid,
             detail=detail,
+            read=True,
         )
 
 
@@ -243,6 +244,7 @@ class Search(DicomwebView):
             patient_id=params.get("PatientID") or params.get("00100020") or "",
             study_uid=study_uid or "",
             detail={"level": self.level, **({"count": count} if count is not None else {})},
+            read=True,
         )
         return response
 
