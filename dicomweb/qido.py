@@ -203,7 +203,7 @@ def answers_json(
 
     Written as bytes from fragments worked out once per search (each element's tag and VR), each value
     through orjson: a study search with ``includefield=all`` answers a few hundred data sets of twenty
-    elements, and a dict and a list per element cost about three times as much
+    elements, and a dict and a list per element then the json module cost about twice as much
     (bench/profile_dicomweb.py, ``qido-range``).
     """
     column = {keyword: i for i, keyword in enumerate(keywords)}
