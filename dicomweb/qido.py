@@ -195,7 +195,7 @@ _CONSTANT, _URL, _ONE, _LIST, _PN = range(5)
 
 
 def answers_json(
-    keywords: list[str], rows: list[list[Any]], *, fields: list[str], root: str, level: str
+    keywords: list[str], rows: list[tuple[Any, ...]], *, fields: list[str], root: str, level: str
 ) -> bytes:
     """The answers, as ``exams.query.search_values`` returns them (values in the order of
     ``keywords``), as a DICOM JSON array (PS3.18 F.2): each data set holds ``fields`` that the index
@@ -234,24 +234,33 @@ def answers_json(
     if level == IMAGE:
         path.append(("/instances/", column["SOPInstanceUID"]))
     dumps = orjson.dumps
+    # Per element, the fragment of each value met so far: dates, modalities, names, descriptions
+    # repeat across the answers of a search.
+    memos: list[dict[Any, bytes]] = [{} for _ in steps]
     answers = []
     for row in rows:
         elements = []
-        for kind, head, empty, index in steps:
+        for (kind, head, empty, index), memo in zip(steps, memos, strict=True):
             if kind == _CONSTANT:
                 elements.append(head)
-            elif kind == _URL:
+                continue
+            if kind == _URL:
                 elements.append(head + dumps([root + "".join([part + row[i] for part, i in path])]) + b"}")
-            else:
-                value = row[index]
+                continue
+            value = row[index]
+            key = tuple(value) if kind == _LIST else value
+            fragment = memo.get(key)
+            if fragment is None:
                 if value is None or value == "" or value == []:
-                    elements.append(empty)
+                    fragment = empty
                 elif kind == _ONE:
-                    elements.append(head + dumps([value]) + b"}")
+                    fragment = head + dumps([value]) + b"}"
                 elif kind == _PN:
-                    elements.append(head + dumps([pn_to_json(value)]) + b"}")
+                    fragment = head + dumps([pn_to_json(value)]) + b"}"
                 else:
-                    elements.append(head + dumps(value) + b"}")
+                    fragment = head + dumps(value) + b"}"
+                memo[key] = fragment
+            elements.append(fragment)
         answers.append(b"{" + b",".join(elements) + b"}")
     return b"[" + b",".join(answers) + b"]"
 

@@ -366,8 +366,8 @@ def search_values(
     combined_datetime: bool = False,
     limit: int | None = None,
     offset: int = 0,
-) -> tuple[list[str], list[list[Any]]]:
-    """``search`` as (the keywords of the answer, one list of plain values per match in that order):
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``search`` as (the keywords of the answer, one tuple of plain values per match in that order):
     the same one SQL query, without a dict per row."""
     _check_page(limit, offset)
     match = match or {}
@@ -386,15 +386,19 @@ def search_values(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    converters = list(enumerate(_plain_converter(attr) for attr in returned))
+    converters = [(i, _plain_converter(attr)) for i, attr in enumerate(returned)]
     converters = [(i, convert) for i, convert in converters if convert is not None]
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, convert in converters:
-            values[i] = convert(values[i])
-        out.append(values)
-    return keywords, out
+    if not rows or not converters:
+        return keywords, rows
+    # Column by column: dates and times repeat across the answers, each is formatted once.
+    columns = list(zip(*rows, strict=True))
+    for i, convert in converters:
+        if convert is _modalities:  # a list per answer, not shared
+            columns[i] = [convert(value) for value in columns[i]]
+        else:
+            memo: dict[Any, str] = {}
+            columns[i] = [memo[v] if v in memo else memo.setdefault(v, convert(v)) for v in columns[i]]
+    return keywords, list(zip(*columns, strict=True))
 
 
 def search(
