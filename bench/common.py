@@ -32,6 +32,15 @@ def bench_database_url(name: str) -> str:
     return f"{base}/{name}"
 
 
+def bench_database_name(bench: str) -> str:
+    """A throwaway database name of this checkout's own: ``<DATABASE_URL's name>_bench_<bench>``, so two
+    checkouts benching on one Postgres never drop each other's data (``dicomsvc_bench_<bench>`` without
+    DATABASE_URL)."""
+    url = os.environ.get("DATABASE_URL", "")
+    own = url.rsplit("/", 1)[1].split("?", 1)[0] if "/" in url.split("://", 1)[-1] else ""
+    return f"{own or 'dicomsvc'}_bench_{bench}"
+
+
 @contextlib.contextmanager
 def throwaway_database(name: str, *, keep: bool = False):
     """Create database ``name`` (dropping an old one), yield its URL, drop it afterwards."""

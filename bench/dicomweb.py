@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """DICOMweb benchmark: our DICOMweb root beside Orthanc's DICOMweb plugin, same data, same run.
 
-    .venv/bin/python bench/dicomweb.py [--slices 100] [--studies 200] [--ohif-runs 5] [--quick]
+    .venv/bin/python bench/dicomweb.py [--slices 100] [--studies 200] [--ohif-runs 5] [--quick] [--qido-only]
 
 Data: one CT series of `--slices` 512x512 16-bit slices (Explicit VR Little Endian) and `--studies`
 one-instance filler studies (pydicom's CT_small.dcm under fresh UIDs, a patient each), stored in both:
@@ -11,7 +11,8 @@ both serving the same OHIF build at /ohif/ (Orthanc with its ServeFolders plugin
 
 Measured, each on both servers, interleaved:
 - QIDO-RS p95 (sequential requests, one keep-alive client): `/studies?PatientID=<id>` and
-  `/studies?StudyDate=<range>&includefield=all` (PS3.18 10.6);
+  `/studies?StudyDate=<range>&includefield=all` (PS3.18 10.6), and the server's CPU ms per query (as for
+  frames below);
 - series metadata (`/studies/{s}/series/{se}/metadata`, PS3.18 10.4.1.1.2) of the CT series: median of
   sequential requests;
 - frames/s: `/studies/{s}/series/{se}/instances/{i}/frames/1` (PS3.18 10.4.1.1.4), with OHIF's Accept
@@ -45,7 +46,14 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common  # noqa: E402
-from bench.common import gunicorn, manage, percentiles, throughput, throwaway_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_database_name,
+    gunicorn,
+    manage,
+    percentiles,
+    throughput,
+    throwaway_database,
+)
 
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
@@ -73,12 +81,23 @@ def main() -> None:
         "the issue's 1M scale; Orthanc holds only the bench data, which favours it",
     )
     parser.add_argument("--qido", type=int, default=200, help="requests per QIDO query and server")
+    parser.add_argument(
+        "--peer-range-requests",
+        type=int,
+        default=None,
+        help="Orthanc's date range requests (default --qido): at 1-5 s each they are most of a run",
+    )
     parser.add_argument("--metadata", type=int, default=7, help="series metadata requests per server")
     parser.add_argument("--frame-seconds", type=float, default=8.0, help="frames/s run length per server")
     parser.add_argument("--clients", type=int, default=8, help="concurrent frame clients (default 8)")
     parser.add_argument("--ohif-runs", type=int, default=5, help="OHIF loads per server (default 5)")
     parser.add_argument("--idle", type=float, default=4.0, help="idle seconds between browser loads")
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute of measuring)")
+    parser.add_argument(
+        "--qido-only",
+        action="store_true",
+        help="only the QIDO figures (no metadata, frames/s or OHIF): for work on the query path",
+    )
     args = parser.parse_args()
     if args.quick:
         args.slices, args.studies, args.qido, args.metadata = 20, 20, 40, 3
@@ -91,7 +110,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="dicomweb-bench-") as tmp,
-        throwaway_database("dicomsvc_bench_dicomweb") as url,
+        throwaway_database(bench_database_name("dicomweb")) as url,
     ):
         env = {
             **os.environ,
@@ -137,8 +156,9 @@ def main() -> None:
                 origin.get(f"/studies/{data.study_uid}/series/{data.series_uid}/metadata")
             for origin in (ours, theirs):
                 results[origin.name].update(http_figures(origin, data, args))
-            token = viewer_token(ours, data)
-            results.update(ohif_figures(ours, theirs, data, token, args))
+            if not args.qido_only:
+                token = viewer_token(ours, data)
+                results.update(ohif_figures(ours, theirs, data, token, args))
     report(results, args)
 
 
@@ -213,15 +233,25 @@ def http_figures(origin: Origin, data: Data, args) -> dict:
 
     root = origin.root
 
-    def qido(path: str):
+    pids = origin.processes()
+
+    def qido(path: str, requests: int):
         def make(client, index):
             status, _ = client.request("GET", root + path, headers={"Accept": "application/dicom+json"})
             return status
 
-        return percentiles(timed_requests(make, origin.port, origin.headers, args.qido))
+        cpu = common.cpu_seconds(pids)
+        figures = percentiles(timed_requests(make, origin.port, origin.headers, requests))
+        # Server CPU ms per request: steadier than latency on a shared machine.
+        figures["cpu_ms"] = (common.cpu_seconds(pids) - cpu) * 1000 / requests
+        figures["requests"] = requests
+        return figures
 
-    by_patient = qido(f"/studies?PatientID={data.patient_id}")
-    by_date = qido("/studies?StudyDate=20240301-20240630&includefield=all")
+    by_patient = qido(f"/studies?PatientID={data.patient_id}", args.qido)
+    range_requests = args.qido if origin.name == "dicomsvc" else (args.peer_range_requests or args.qido)
+    by_date = qido("/studies?StudyDate=20240301-20240630&includefield=all", range_requests)
+    if args.qido_only:
+        return {"qido_patient": by_patient, "qido_date": by_date}
     metadata_path = f"/studies/{data.study_uid}/series/{data.series_uid}/metadata"
     metadata_ms, size = [], 0
     for _ in range(args.metadata):
@@ -240,7 +270,6 @@ def http_figures(origin: Origin, data: Data, args) -> dict:
         )
         return status
 
-    pids = origin.processes()
     cpu, started = common.cpu_seconds(pids), time.perf_counter()
     frames_per_s = throughput(
         frame, origin.port, origin.headers, clients=args.clients, seconds=args.frame_seconds
@@ -336,11 +365,11 @@ def report(results: dict, args) -> None:
     print(
         f"DICOMweb benchmark: {args.slices}-slice CT (512x512) + {args.studies} studies"
         f"{f' (+ {args.index_instances} instances in our index only)' if args.index_instances else ''}, "
-        f"gunicorn 2x4 vs Orthanc 1.10 DICOMweb plugin, same data, same run; {os.cpu_count()} CPUs; "
-        f"Chromium {results['chromium']}"
+        f"gunicorn 2x4 vs Orthanc 1.10 DICOMweb plugin, same data, same run; {os.cpu_count()} CPUs"
+        f"{'' if args.qido_only else '; Chromium ' + results['chromium']}"
     )
     print("(shared machine: figures are noisy; the lead reruns on a quiet one)")
-    rows = [
+    qido_rows = [
         ("QIDO /studies?PatientID= p95", ours["qido_patient"]["p95"], theirs["qido_patient"]["p95"], "ms"),
         (
             "QIDO StudyDate range+includefield=all p95",
@@ -349,22 +378,42 @@ def report(results: dict, args) -> None:
             "ms",
         ),
         (
-            "series metadata median",
-            statistics.median(ours["metadata"]),
-            statistics.median(theirs["metadata"]),
+            "  server CPU per PatientID query",
+            ours["qido_patient"]["cpu_ms"],
+            theirs["qido_patient"]["cpu_ms"],
             "ms",
         ),
-        ("frames/s (8 clients)", ours["frames_per_s"], theirs["frames_per_s"], "/s"),
-        ("server CPU per frame (during frames/s)", ours["frame_cpu_ms"], theirs["frame_cpu_ms"], "ms"),
+        (
+            "  server CPU per date range query",
+            ours["qido_date"]["cpu_ms"],
+            theirs["qido_date"]["cpu_ms"],
+            "ms",
+        ),
     ]
+    rows = list(qido_rows)
+    if not args.qido_only:
+        rows += [
+            (
+                "series metadata median",
+                statistics.median(ours["metadata"]),
+                statistics.median(theirs["metadata"]),
+                "ms",
+            ),
+            ("frames/s (8 clients)", ours["frames_per_s"], theirs["frames_per_s"], "/s"),
+            ("server CPU per frame (during frames/s)", ours["frame_cpu_ms"], theirs["frame_cpu_ms"], "ms"),
+        ]
     print(f"{'':44s} {'dicomsvc':>12s} {'Orthanc':>12s} {'ratio':>8s}")
     for name, a, b, unit in rows:
         ratio = (b / a) if unit == "ms" else (a / b)
         print(f"{name:44s} {a:10.1f}{unit:>2s} {b:10.1f}{unit:>2s} {ratio:7.2f}x")
     print(
         f"  QIDO p50 PatientID {ours['qido_patient']['p50']:.1f} vs {theirs['qido_patient']['p50']:.1f} ms; "
-        f"date range {ours['qido_date']['p50']:.1f} vs {theirs['qido_date']['p50']:.1f} ms"
+        f"date range {ours['qido_date']['p50']:.1f} vs {theirs['qido_date']['p50']:.1f} ms "
+        f"({ours['qido_date']['requests']} vs {theirs['qido_date']['requests']} requests)"
     )
+    if args.qido_only:
+        print(f"  {load_text()}")
+        return
     print(
         f"  metadata: ours {_spread(ours['metadata'])}, {ours['metadata_bytes'] / 1e6:.2f} MB; "
         f"Orthanc {_spread(theirs['metadata'])}, {theirs['metadata_bytes'] / 1e6:.2f} MB"

@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Per-request CPU profile of the DICOMweb hot paths (no network, no load sensitivity in the counts).
 
-    .venv/bin/python bench/profile_dicomweb.py [--requests 200] [--profile qido|ct|j2k]
+    .venv/bin/python bench/profile_dicomweb.py [--requests 200] [--profile qido|qido-range|exams|ct|j2k]
 
 Against the database in DATABASE_URL (migrated here; data added under fresh UIDs): OHIF's QIDO study
-search by PatientID with its includefields, and a single frame GET with OHIF's Accept on an
-uncompressed 512x512 CT slice and on pydicom's JPEG2000.dcm, through Django's test client (the
-middleware and the view, DRF's for searches and dicomweb/frames.py's plain one for frames; no
-sockets, and the test client's own work is counted). For each: the SQL queries of one request
+search by PatientID with its includefields, bench/dicomweb.py's StudyDate range with
+``includefield=all`` (``qido-range``: whatever the database holds in that range), and a single frame
+GET with OHIF's Accept on an uncompressed 512x512 CT slice and on pydicom's JPEG2000.dcm, through
+Django's test client (the middleware and the view, DRF's for searches and dicomweb/frames.py's plain
+one for frames; no sockets, and the test client's own work is counted). For each: the SQL queries of
+one request
 (an execute wrapper), the process CPU ms per request (time.process_time over --requests), and
 with --profile the top functions by cumulative time (cProfile).
 """
@@ -33,7 +35,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--profile", choices=["qido", "exams", "ct", "j2k"], default=None)
+    parser.add_argument("--profile", choices=["qido", "qido-range", "exams", "ct", "j2k"], default=None)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomsvc.settings")
@@ -71,6 +73,12 @@ def main() -> None:
             f"&includefield={OHIF_INCLUDE}",
             "application/dicom+json",
         ),
+        # bench/dicomweb.py's study search by date range with every attribute (a few hundred answers
+        # on its data; against a bulk-loaded index, e.g. after bench/dicomweb.py --index-instances)
+        "qido-range": (
+            "/dicomweb/studies?StudyDate=20240301-20240630&includefield=all",
+            "application/dicom+json",
+        ),
         "exams": (f"/exams/studies?PatientID={patient}", "application/json"),  # the documented search
         "ct": (
             f"/dicomweb/studies/{study}/series/{series}/instances/{ct.SOPInstanceUID}/frames/1",
@@ -105,7 +113,7 @@ def main() -> None:
         cpu_ms = (time.process_time() - started) * 1000 / args.requests
         wall_ms = (time.perf_counter() - wall) * 1000 / args.requests
         print(
-            f"{name:5s} {cpu_ms:6.2f} CPU ms/request ({wall_ms:.2f} wall)  {len(queries)} queries  "
+            f"{name:10s} {cpu_ms:6.2f} CPU ms/request ({wall_ms:.2f} wall)  {len(queries)} queries  "
             f"{len(body)} bytes"
         )
         for sql in queries:

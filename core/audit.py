@@ -140,7 +140,10 @@ def audit_record(
     study_uid: str = "",
     client_address: str | None = None,
     detail: dict[str, Any] | None = None,
+    read: bool = False,
 ) -> AuditEvent | None:
+    """Record one event. ``read``: it records a read (nothing changed), so that with
+    ``AUDIT_READS_ASYNC_COMMIT`` its row may commit without waiting for the WAL flush."""
     if not settings.AUDIT_ENABLED:
         return None
     event = AuditEvent(
@@ -157,7 +160,7 @@ def audit_record(
     if batch is not None:
         batch.append(event)  # written when the batch ends
     else:
-        _insert(event)
+        _insert(event, asynchronous=read and settings.AUDIT_READS_ASYNC_COMMIT)
     return event
 
 
@@ -183,10 +186,22 @@ def _row(event: AuditEvent) -> list:
     ]
 
 
-def _insert(event: AuditEvent) -> None:
+# The same row, committed without waiting for its WAL flush when it is its own transaction (autocommit):
+# set_config(..., true) is SET LOCAL inside the one statement, so nothing else's commit changes and it
+# costs no extra round trip (the flush it saves is 1-20 ms on a busy disk).
+_INSERT_ASYNC = (
+    f"{_INSERT_HEAD} SELECT {_VALUES[1:-1]}"  # noqa: S608 (constants; the values are parameters)
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous RETURNING id"
+)
+
+
+def _insert(event: AuditEvent, *, asynchronous: bool = False) -> None:
     event.at = timezone.now()
+    asynchronous = asynchronous and not connection.in_atomic_block  # else it commits with the work
     with connection.cursor() as cursor:
-        cursor.execute(f"{_INSERT_HEAD} VALUES {_VALUES} RETURNING id", _row(event))
+        cursor.execute(
+            _INSERT_ASYNC if asynchronous else f"{_INSERT_HEAD} VALUES {_VALUES} RETURNING id", _row(event)
+        )
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
 
@@ -199,6 +214,7 @@ def audit_request(
     patient_id: str = "",
     study_uid: str = "",
     detail: dict[str, Any] | None = None,
+    read: bool = False,
 ) -> AuditEvent | None:
     actor, actor_type = actor_of(request)
     return audit_record(
@@ -210,6 +226,7 @@ def audit_request(
         study_uid=study_uid,
         client_address=client_address(request),
         detail=detail,
+        read=read,
     )
 
 
@@ -262,7 +279,7 @@ def audit_request_once(
         return None
     if window <= 0:
         return audit_request(
-            request, action=action, patient_id=patient_id(), study_uid=study_uid, detail=detail
+            request, action=action, patient_id=patient_id(), study_uid=study_uid, detail=detail, read=True
         )
     actor, actor_type = actor_of(request)
     address = client_address(request)
@@ -278,6 +295,7 @@ def audit_request_once(
         study_uid=study_uid,
         client_address=address,
         detail={**detail, "window_seconds": window},
+        read=True,
     )
     recent_reads.remember(key, now + window)  # after the write: a failed INSERT is not remembered
     return event

@@ -158,6 +158,10 @@ AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
 # WADO-RS frame reads: one AuditEvent per actor, client address and study per this many seconds and
 # process (core.audit.audit_request_once); 0 writes one per frame request.
 AUDIT_FRAMES_WINDOW_SECONDS = env_int("AUDIT_FRAMES_WINDOW_SECONDS", 60, minimum=0, maximum=3600)
+# core.audit: the audit row of a read (a QIDO-RS search, a WADO-RS retrieve) commits without waiting
+# for the WAL flush (synchronous_commit off for that one INSERT): a database crash may lose the last
+# fraction of a second of read records; never changes, which commit with their work.
+AUDIT_READS_ASYNC_COMMIT = env_bool("AUDIT_READS_ASYNC_COMMIT", False)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0, maximum=300)
 # Deepest nesting of arrays/objects a JSON request body may have (core.inputs.json_body; orjson's own
 # limit is 1024).

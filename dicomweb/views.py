@@ -178,7 +178,12 @@ def audit_read(request, *, resource: str, study_uid: str, detail: dict, refs=Non
         )
         return
     audit_request(
-        request, action=f"dicomweb.{resource}", patient_id=patient_id(), study_uid=study_uid, detail=detail
+        request,
+        action=f"dicomweb.{resource}",
+        patient_id=patient_id(),
+        study_uid=study_uid,
+        detail=detail,
+        read=True,
     )
 
 
@@ -247,7 +252,7 @@ class Search(DicomwebView):
             scoped = {"study": study_uid} if study_uid else {}
             if series_uid:
                 scoped["series"] = series_uid
-            rows, warnings = qido.search(
+            body, count, warnings = qido.search(
                 self.level,
                 query,
                 scoped=scoped,
@@ -256,10 +261,9 @@ class Search(DicomwebView):
                 max_limit=settings.EXAMS_PAGE_MAX,
                 only_study=grant.study_uid if grant is not None else None,
             )
-            response = HttpResponse(wado.json_bytes(rows), content_type=media.DICOM_JSON)
+            response = HttpResponse(body, content_type=media.DICOM_JSON)
             if warnings:
                 response["Warning"] = ", ".join(_warning(text) for text in warnings)
-            count = len(rows)
         else:
             count = None
         params = request.query_params
@@ -269,6 +273,7 @@ class Search(DicomwebView):
             patient_id=params.get("PatientID") or params.get("00100020") or "",
             study_uid=study_uid or "",
             detail={"level": self.level, **({"count": count} if count is not None else {})},
+            read=True,
         )
         return response
 

@@ -25,18 +25,31 @@ QIDO-RS ``fuzzymatching`` parameter, PS3.18 8.3.4.1, asks for it): then case-ins
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import datetime as dt
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import Lookup
 
 from dicomsvc.dicom.matching import QueryInvalid, combined_date_time, is_universal, match_values
 from dicomsvc.dicom.vr import format_da, format_tm
 from exams.models import Instance, Patient, Series, Study
 
-__all__ = ["ATTRIBUTES", "LEVELS", "QueryInvalid", "UnsupportedKey", "attribute", "queryset", "search"]
+__all__ = [
+    "ATTRIBUTES",
+    "LEVELS",
+    "QueryInvalid",
+    "UnsupportedKey",
+    "attribute",
+    "queryset",
+    "search",
+    "search_values",
+]
 
 PATIENT, STUDY, SERIES, IMAGE = "PATIENT", "STUDY", "SERIES", "IMAGE"
 LEVELS = (PATIENT, STUDY, SERIES, IMAGE)
@@ -47,6 +60,13 @@ PREFIX = {
     STUDY: {PATIENT: "patient__", STUDY: ""},
     SERIES: {PATIENT: "study__patient__", STUDY: "study__", SERIES: ""},
     IMAGE: {PATIENT: "series__study__patient__", STUDY: "series__study__", SERIES: "series__", IMAGE: ""},
+}
+# The ORM path from a level's model to its patient's id (the patient counts' subqueries).
+PATIENT_REF = {
+    PATIENT: "pk",
+    STUDY: "patient_id",
+    SERIES: "study__patient_id",
+    IMAGE: "series__study__patient_id",
 }
 UNIQUE_KEYS = {
     PATIENT: "PatientID",
@@ -196,16 +216,53 @@ def _returned(level: str, fields: Iterable[str]) -> list[Attribute]:
     return [ATTRIBUTES[k] for k in wanted]
 
 
-def _plain(attr: Attribute, value: Any) -> Any:
-    if attr.vr == "DA":
-        return format_da(value)
-    if attr.vr == "TM":
-        return format_tm(value)
-    if attr.keyword == "ModalitiesInStudy":
-        return value.split("\\") if value else []
-    if attr.vr in ("IS", "US"):
-        return value
+def _text(value: str | None) -> str:
     return "" if value is None else value
+
+
+def _modalities(value: str | None) -> list[str]:
+    return value.split("\\") if value else []
+
+
+def _plain_converter(attr: Attribute) -> Callable[[Any], Any] | None:
+    """How a column's value becomes the plain value of the answer (None: as it comes)."""
+    if attr.vr == "DA":
+        return format_da
+    if attr.vr == "TM":
+        return format_tm
+    if attr.keyword == "ModalitiesInStudy":
+        return _modalities
+    if attr.vr in ("IS", "US"):
+        return None
+    if attr.column is not None and not MODELS[attr.level]._meta.get_field(attr.column).null:
+        return None  # a NOT NULL text column: a string already
+    return _text
+
+
+def _unsliced(level: str, q: Q, returned: list[Attribute]):
+    """The values_list queryset of ``search`` without limit and offset: condition ``q``, the columns
+    of ``returned`` in order."""
+    columns: list[str] = []
+    annotations: dict[str, Any] = {}
+    for attr in returned:
+        if attr.keyword == "ModalitiesInStudy":
+            columns.append(PREFIX[level][STUDY] + "modalities")
+        elif attr.keyword in _PATIENT_COUNTS:
+            studies = (
+                Study.objects.filter(patient_id=OuterRef(PATIENT_REF[level]))
+                .values("patient_id")
+                .annotate(n=_PATIENT_COUNTS[attr.keyword])
+                .values("n")
+            )
+            name = f"qr_{attr.keyword}"
+            annotations[name] = Coalesce(Subquery(studies, output_field=IntegerField()), 0)
+            columns.append(name)
+        else:
+            columns.append(PREFIX[level][attr.level] + attr.column)
+    qs = MODELS[level].objects.filter(q)
+    if annotations:
+        qs = qs.annotate(**annotations)
+    return qs.order_by("pk").values_list(*columns)
 
 
 def queryset(
@@ -219,34 +276,129 @@ def queryset(
     offset: int = 0,
 ):
     """(the values_list queryset of ``search``, the keywords of its columns in order)."""
+    _check_page(limit, offset)
     match = match or {}
-    if offset < 0 or (limit is not None and limit < 0):
-        raise QueryInvalid("limit/offset: must not be negative")
     q = condition(level, match, fuzzy=fuzzy, combined_datetime=combined_datetime)
     returned = _returned(level, [*fields, *match])
-    columns: dict[str, str] = {}
-    annotations: dict[str, Any] = {}
-    for attr in returned:
-        if attr.keyword == "ModalitiesInStudy":
-            columns[attr.keyword] = PREFIX[level][STUDY] + "modalities"
-        elif attr.keyword in _PATIENT_COUNTS:
-            studies = (
-                Study.objects.filter(patient_id=OuterRef("pk"))
-                .values("patient_id")
-                .annotate(n=_PATIENT_COUNTS[attr.keyword])
-                .values("n")
-            )
-            name = f"qr_{attr.keyword}"
-            annotations[name] = Coalesce(Subquery(studies, output_field=IntegerField()), 0)
-            columns[attr.keyword] = name
-        else:
-            columns[attr.keyword] = PREFIX[level][attr.level] + attr.column
-    qs = MODELS[level].objects.filter(q)
-    if annotations:
-        qs = qs.annotate(**annotations)
-    qs = qs.order_by("pk").values_list(*columns.values())
+    qs = _unsliced(level, q, returned)
     qs = qs[offset : offset + limit] if limit is not None else qs[offset:]
-    return qs, list(columns)
+    return qs, [attr.keyword for attr in returned]
+
+
+def _check_page(limit: int | None, offset: int) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise QueryInvalid("limit/offset: must not be negative")
+
+
+# -- compiled SQL per query shape --------------------------------------------------------------------
+# Building and compiling the queryset, and the ORM's row iteration, cost about 1 ms of CPU per search,
+# as much as the rest of a QIDO-RS request by PatientID (bench/profile_dicomweb.py). A search's SQL
+# depends on its level, columns and the shape of its condition (which lookups, on which columns, with
+# parameters of which types), not on the parameter values: the SQL is compiled once per shape and
+# then executed with each search's values. A shape is cached only when the compiled parameters are
+# exactly the condition's values in the order walked here (checked when it is compiled); anything
+# else (the ModalitiesInStudy subquery) is compiled by Django each time.
+_PARAM_TYPES = (str, int, dt.date, dt.time)
+_SQL: dict[Hashable, tuple[str, tuple]] = {}
+_SQL_MAX = 512
+
+
+def _shape(node: Any, values: list) -> Hashable | None:
+    """The SQL shape of a condition without its values (appended to ``values``, in order), or None
+    when it holds something this does not know (a subquery)."""
+    if isinstance(node, Q):
+        parts = tuple(_shape(child, values) for child in node.children)
+        return None if None in parts else ("Q", node.connector, node.negated, parts)
+    if isinstance(node, tuple):  # ("column__lookup", value), as Q(**kwargs) holds it
+        name, value = node
+        items = value if isinstance(value, list) else [value]
+        if not all(type(item) in _PARAM_TYPES for item in items):
+            return None
+        values.extend(items)
+        return (name, isinstance(value, list), tuple(type(item) for item in items))
+    if isinstance(node, Value):
+        if type(node.value) not in _PARAM_TYPES:
+            return None
+        values.append(node.value)
+        return ("Value", type(node.value))
+    if isinstance(node, F):
+        return ("F", node.name)
+    if isinstance(node, Lookup | Func):
+        parts = tuple(_shape(child, values) for child in node.get_source_expressions())
+        return None if None in parts else (type(node), parts)
+    return None
+
+
+def _same(compiled: Sequence[Any], values: Sequence[Any]) -> bool:
+    # isinstance: Django hands an IntegerField's int to psycopg as an Int4 (an int that says its SQL
+    # type); a plain int compares the same with the column, whatever its size.
+    return len(compiled) == len(values) and all(
+        isinstance(a, type(b)) and a == b for a, b in zip(compiled, values, strict=True)
+    )
+
+
+def _sql(level: str, q: Q, returned: list[Attribute]) -> tuple[str, list]:
+    """The SQL and parameters of ``_unsliced``, from the shape cache when it can be."""
+    values: list = []
+    shape = _shape(q, values)
+    key = (level, tuple(attr.keyword for attr in returned), shape)
+    if shape is not None:
+        cached = _SQL.get(key)
+        if cached is not None:
+            sql, constants = cached
+            return sql, [*constants, *values]
+    sql, params = _unsliced(level, q, returned).query.sql_with_params()
+    params = list(params)
+    constants = params[: len(params) - len(values)]
+    if shape is not None and _same(params[len(constants) :], values):
+        if len(_SQL) >= _SQL_MAX:
+            _SQL.clear()  # shapes are few (the fronts' query forms); this only bounds a flood
+        _SQL[key] = (sql, tuple(constants))
+    return sql, params
+
+
+def search_values(
+    level: str,
+    match: Mapping[str, str | Sequence[str] | None] | None = None,
+    *,
+    fields: Iterable[str] = (),
+    fuzzy: bool = False,
+    combined_datetime: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``search`` as (the keywords of the answer, one tuple of plain values per match in that order):
+    the same one SQL query, without a dict per row."""
+    _check_page(limit, offset)
+    match = match or {}
+    q = condition(level, match, fuzzy=fuzzy, combined_datetime=combined_datetime)
+    returned = _returned(level, [*fields, *match])
+    keywords = [attr.keyword for attr in returned]
+    try:
+        sql, params = _sql(level, q, returned)
+    except EmptyResultSet:  # Django knows there is no match (an integer beyond the column's range)
+        return keywords, []
+    # Ordered by pk (above): stable pages. LIMIT/OFFSET as parameters keep one SQL text per shape.
+    if limit is not None:
+        sql, params = f"{sql} LIMIT %s OFFSET %s", [*params, limit, offset]
+    elif offset:
+        sql, params = f"{sql} OFFSET %s", [*params, offset]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = [(i, _plain_converter(attr)) for i, attr in enumerate(returned)]
+    converters = [(i, convert) for i, convert in converters if convert is not None]
+    if not rows or not converters:
+        return keywords, rows
+    # Column by column: dates and times repeat across the answers, each is formatted once.
+    columns = list(zip(*rows, strict=True))
+    for i, convert in converters:
+        if convert is _modalities:  # a list per answer, not shared
+            columns[i] = [convert(value) for value in columns[i]]
+        else:
+            memo: dict[Any, str] = {}
+            columns[i] = [memo[v] if v in memo else memo.setdefault(v, convert(v)) for v in columns[i]]
+    return keywords, list(zip(*columns, strict=True))
 
 
 def search(
@@ -265,7 +417,7 @@ def search(
 
     Raises QueryInvalid (UnsupportedKey for keys the index does not keep), naming the attribute.
     """
-    qs, keywords = queryset(
+    keywords, rows = search_values(
         level,
         match,
         fields=fields,
@@ -274,7 +426,4 @@ def search(
         limit=limit,
         offset=offset,
     )
-    by_keyword = [ATTRIBUTES[k] for k in keywords]
-    return [
-        {attr.keyword: _plain(attr, value) for attr, value in zip(by_keyword, row, strict=True)} for row in qs
-    ]
+    return [dict(zip(keywords, row, strict=True)) for row in rows]

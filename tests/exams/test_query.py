@@ -196,7 +196,62 @@ def test_hierarchy_keys_and_levels(index):
     assert uids(
         query.search("SERIES", {"Modality": "CT", "PatientName": "BIANCHI*"}), "SeriesInstanceUID"
     ) == ["1.2.3.3.1"]
+    # Beyond the column's range: no match, not an error (before and after its shape is compiled).
+    query._SQL.clear()
+    assert query.search("IMAGE", {"InstanceNumber": "99999999999"}) == []
     assert uids(query.search("IMAGE", {"InstanceNumber": "2"}), "SOPInstanceUID") == ["1.2.3.1.1.2"]
+    assert query.search("IMAGE", {"InstanceNumber": "99999999999"}) == []
+
+
+def test_patient_counts_below_the_patient_level_are_those_of_each_answers_patient(index):
+    fields = [
+        "NumberOfPatientRelatedStudies",
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    ]
+    counts = {
+        row["StudyInstanceUID"]: [row[k] for k in fields] for row in query.search("STUDY", fields=fields)
+    }
+    assert counts == {"1.2.3.1": [2, 3, 4], "1.2.3.2": [2, 3, 4], "1.2.3.3": [1, 1, 1]}
+    rows = query.search("IMAGE", {"PatientID": "P2"}, fields=fields[:1])
+    assert [row["NumberOfPatientRelatedStudies"] for row in rows] == [1]
+
+
+SAME_SHAPE = [
+    # (level, keys, options, keys of the same shape with other values)
+    ("STUDY", {"PatientID": "P1"}, {}, {"PatientID": "P2"}),
+    ("STUDY", {"PatientName": "ross*"}, {"fuzzy": True}, {"PatientName": "bian*"}),
+    ("STUDY", {"AccessionNumber": "ACC?"}, {}, {"AccessionNumber": "ACC_*"}),
+    ("STUDY", {"StudyInstanceUID": ["1.2.3.1", "1.2.3.3"]}, {}, {"StudyInstanceUID": ["1.2.3.2", "1.2.3.3"]}),
+    ("STUDY", {"StudyDate": "20240106-"}, {}, {"StudyDate": "20240201-"}),
+    (
+        "STUDY",
+        {"StudyDate": "20240105-20240107", "StudyTime": "0900-1900"},
+        {"combined_datetime": True},
+        {"StudyDate": "20240105-20240201", "StudyTime": "0800-0900"},
+    ),
+    ("IMAGE", {"InstanceNumber": "1", "PatientID": "P1"}, {}, {"InstanceNumber": "2", "PatientID": "P1"}),
+    ("SERIES", {"ModalitiesInStudy": "SR"}, {}, {"ModalitiesInStudy": "MR"}),  # a subquery: not cached
+]
+
+
+@pytest.mark.parametrize(("level", "keys", "options", "others"), SAME_SHAPE)
+def test_a_search_of_a_known_shape_answers_with_its_own_values(index, level, keys, options, others):
+    def orm(keys):
+        qs, keywords = query.queryset(level, keys, fields=["StudyDate"], **options)
+        return sorted(dict(zip(keywords, row, strict=True))[query.UNIQUE_KEYS[level]] for row in qs)
+
+    def answers(keys):
+        rows = query.search(level, keys, fields=["StudyDate"], **options)
+        return sorted(row[query.UNIQUE_KEYS[level]] for row in rows)
+
+    query._SQL.clear()
+    first = answers(keys)
+    cached = len(query._SQL)
+    assert cached == (0 if "ModalitiesInStudy" in keys else 1)
+    assert answers(others) == orm(others) != first
+    assert first == orm(keys) == answers(keys)
+    assert len(query._SQL) == cached
 
 
 def test_limit_and_offset_page_in_a_stable_order(index):
