@@ -276,18 +276,19 @@ def queryset(
     offset: int = 0,
 ):
     """(the values_list queryset of ``search``, the keywords of its columns in order)."""
-    _check_page(limit, offset)
-    match = match or {}
-    q = condition(level, match, fuzzy=fuzzy, combined_datetime=combined_datetime)
-    returned = _returned(level, [*fields, *match])
+    q, returned = _plan(level, match, fields, fuzzy, combined_datetime, limit, offset)
     qs = _unsliced(level, q, returned)
     qs = qs[offset : offset + limit] if limit is not None else qs[offset:]
     return qs, [attr.keyword for attr in returned]
 
 
-def _check_page(limit: int | None, offset: int) -> None:
+def _plan(level, match, fields, fuzzy, combined_datetime, limit, offset) -> tuple[Q, list[Attribute]]:
+    """The condition of a search and the attributes it returns, once its page is checked."""
     if offset < 0 or (limit is not None and limit < 0):
         raise QueryInvalid("limit/offset: must not be negative")
+    match = match or {}
+    q = condition(level, match, fuzzy=fuzzy, combined_datetime=combined_datetime)
+    return q, _returned(level, [*fields, *match])
 
 
 # -- compiled SQL per query shape --------------------------------------------------------------------
@@ -369,10 +370,7 @@ def search_values(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """``search`` as (the keywords of the answer, one tuple of plain values per match in that order):
     the same one SQL query, without a dict per row."""
-    _check_page(limit, offset)
-    match = match or {}
-    q = condition(level, match, fuzzy=fuzzy, combined_datetime=combined_datetime)
-    returned = _returned(level, [*fields, *match])
+    q, returned = _plan(level, match, fields, fuzzy, combined_datetime, limit, offset)
     keywords = [attr.keyword for attr in returned]
     try:
         sql, params = _sql(level, q, returned)
