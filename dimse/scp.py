@@ -187,20 +187,21 @@ class DimseService:
             yield failure, None
             return
 
-        limit = settings.DIMSE_MWL_MAX_RESULTS
-        try:
-            rows = self.workers.call(mwl.query_rows, query, limit=limit + 1)
-        except Exception as exc:
-            logger.error("C-FIND from %r failed: %s", state.calling_ae, type(exc).__name__)
-            yield _failure(status.UNABLE_TO_PROCESS, "the worklist cannot be read"), None
+        rows, truncated, failure = self._find_rows(
+            state,
+            mwl.query_rows,
+            query,
+            limit=settings.DIMSE_MWL_MAX_RESULTS,
+            setting="DIMSE_MWL_MAX_RESULTS",
+            label="C-FIND",
+            unreadable="the worklist cannot be read",
+        )
+        if failure is not None:
+            yield failure, None
             return
-        truncated = len(rows) > limit
-        rows = rows[:limit]
         pending = status.PENDING_WARNING if query.unsupported_keys else status.PENDING
         implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
         encoder = mwl.ResponseEncoder(query, implicit_vr=implicit_vr)
-        if truncated:
-            logger.warning("C-FIND from %r: answer cut at DIMSE_MWL_MAX_RESULTS=%d", state.calling_ae, limit)
         outcome: dict = {}
         try:
             yield from self._answer(event, state, rows, encoder.encode, pending, outcome)
@@ -235,6 +236,22 @@ class DimseService:
                 "%s from %r: identifier not understood (%s)", label, state.calling_ae, type(exc).__name__
             )
             return None, _failure(status.CANNOT_UNDERSTAND, "the identifier cannot be decoded")
+
+    def _find_rows(self, state, fetch, query, *, limit, setting, label, unreadable, invalid=()):
+        """(the matches, at most ``limit``, whether more matched, None), or (None, False, the failure
+        status): 0xA900 for an ``invalid`` value the database side refuses, 0xC001 when the index
+        cannot be read. One row past ``limit`` is asked for to tell a cut answer."""
+        try:
+            rows = self.workers.call(fetch, query, limit=limit + 1)
+        except invalid as exc:
+            return None, False, _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc))
+        except Exception as exc:
+            logger.error("%s from %r failed: %s", label, state.calling_ae, type(exc).__name__)
+            return None, False, _failure(status.UNABLE_TO_PROCESS, unreadable)
+        if len(rows) > limit:
+            logger.warning("%s from %r: answer cut at %s=%d", label, state.calling_ae, setting, limit)
+            return rows[:limit], True, None
+        return rows, False, None
 
     def _answer(self, event, state: AssociationState, rows, encode, pending: int, outcome: dict):
         """Send each row as a pending C-FIND response, then yield the final status: Success, or
@@ -274,24 +291,21 @@ class DimseService:
         if failure is not None:
             yield failure, None
             return
-        limit = settings.DIMSE_QR_MAX_RESULTS
-        try:
-            rows = self.workers.call(qr.find_rows, query, limit=limit + 1)
-        except qr.QueryInvalid as exc:  # a value the matcher refuses (a bad date range...)
-            yield _failure(status.DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
+        rows, truncated, failure = self._find_rows(
+            state,
+            qr.find_rows,
+            query,
+            limit=settings.DIMSE_QR_MAX_RESULTS,
+            setting="DIMSE_QR_MAX_RESULTS",
+            label="Q/R C-FIND",
+            unreadable="the index cannot be read",
+            invalid=qr.QueryInvalid,  # a value the matcher refuses (a bad date range...)
+        )
+        if failure is not None:
+            yield failure, None
             return
-        except Exception as exc:
-            logger.error("Q/R C-FIND from %r failed: %s", state.calling_ae, type(exc).__name__)
-            yield _failure(status.UNABLE_TO_PROCESS, "the index cannot be read"), None
-            return
-        truncated = len(rows) > limit
-        rows = rows[:limit]
         pending = status.PENDING_WARNING if query.unsupported_keys else status.PENDING
         encoder = qr.ResponseEncoder(query, implicit_vr=UID(event.context.transfer_syntax).is_implicit_VR)
-        if truncated:
-            logger.warning(
-                "Q/R C-FIND from %r: answer cut at DIMSE_QR_MAX_RESULTS=%d", state.calling_ae, limit
-            )
         outcome: dict = {}
         try:
             yield from self._answer(event, state, rows, encoder.encode, pending, outcome)
