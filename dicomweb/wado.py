@@ -359,16 +359,21 @@ class RenderParams:
 def rendered(refs, *, study_uid: str, frames: list[int] | None, params: RenderParams, fmt: str) -> bytes:
     """PS3.18 10.4.1.3: one rendered image. Study and series renderings are their representative
     (middle) instance's; frame renderings take the first frame asked for."""
-    series_uid, instance_uid = refs[len(refs) // 2]
     if frames is not None and len(frames) > 1:
         raise ApiError(
             "A rendered frame resource takes one frame number.", errors={"frames": ["give one frame"]}
         )
+    return _render(study_uid, refs[len(refs) // 2], params, fmt, frame=None if not frames else frames[0] - 1)
+
+
+def _render(study_uid: str, ref, params: RenderParams, fmt: str, *, frame: int | None = None) -> bytes:
+    """One instance (``ref``: series UID, SOP Instance UID) rendered through the thumbnail cache."""
+    series_uid, instance_uid = ref
     return selectors.instance_rendered(
         study_uid=study_uid,
         series_uid=series_uid,
         instance_uid=instance_uid,
-        frame=None if not frames else frames[0] - 1,
+        frame=frame,
         size=params.size,
         window_center=params.window_center,
         window_width=params.window_width,
@@ -388,17 +393,7 @@ def rendered_parts(
     instance). Rendered one at a time while the body streams."""
 
     def render(ref) -> bytes:
-        series_uid, instance_uid = ref
-        return selectors.instance_rendered(
-            study_uid=study_uid,
-            series_uid=series_uid,
-            instance_uid=instance_uid,
-            size=params.size,
-            window_center=params.window_center,
-            window_width=params.window_width,
-            fmt="png" if fmt == "image/png" else "jpeg",
-            quality=params.quality,
-        )
+        return _render(study_uid, ref, params, fmt)
 
     def location(ref) -> dict[str, str]:
         series_uid, instance_uid = ref
