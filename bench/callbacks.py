@@ -154,6 +154,29 @@ def events_stored(url: str, prefix: str) -> int:
         ).fetchone()[0]
 
 
+def received_once(url: str, prefix: str, answered_2xx, lock) -> dict[str, int]:
+    """Of the deliveries of this phase's events: how many there are, how many no receiver ever
+    answered 2xx (lost), and how many extra 2xx answers a webhook-id got (duplicates)."""
+    with psycopg.connect(url) as conn:
+        webhook_ids = {
+            row[0]
+            for row in conn.execute(
+                "SELECT d.webhook_id FROM callbacks_callbackdelivery d "
+                "JOIN callbacks_callbackevent e ON e.id = d.event_id "
+                "WHERE e.study_instance_uid LIKE %s",
+                [f"1.2.826.0.1.3680043.10.{prefix}.%"],
+            )
+        }
+    with lock:
+        received_ok = {wid for wid in webhook_ids if answered_2xx[wid] > 0}
+        duplicates = sum(answered_2xx[wid] - 1 for wid in received_ok)
+    return {
+        "deliveries": len(webhook_ids),
+        "lost": len(webhook_ids) - len(received_ok),
+        "duplicates": duplicates,
+    }
+
+
 def wait_delivered(url: str, prefix: str, expected: int, timeout: float) -> collections.Counter:
     deadline = time.monotonic() + timeout
     while True:
@@ -320,27 +343,13 @@ def crash_recovery(port: int, key: str, db_url: str, env: dict, mode: dict, answ
     finally:
         supervisor.stop()
     late, never = _open_at_kill_lateness(db_url, "4", killed["at"])
-    with psycopg.connect(db_url) as conn:
-        webhook_ids = {
-            row[0]
-            for row in conn.execute(
-                "SELECT d.webhook_id FROM callbacks_callbackdelivery d "
-                "JOIN callbacks_callbackevent e ON e.id = d.event_id "
-                "WHERE e.study_instance_uid LIKE '1.2.826.0.1.3680043.10.4.%'"
-            )
-        }
-    with lock:
-        received_ok = {wid for wid in webhook_ids if answered_2xx[wid] > 0}
-        duplicates = sum(answered_2xx[wid] - 1 for wid in received_ok)
     return {
         "settings": settings_used,
         "late": late,
         "never": never,
         "restart": timeline.get("restart", float("nan")),
         "states": states,
-        "deliveries": len(webhook_ids),
-        "lost": len(webhook_ids) - len(received_ok),
-        "duplicates": duplicates,
+        **received_once(db_url, "4", answered_2xx, lock),
         "unexpected": unexpected,
     }
 
@@ -535,26 +544,12 @@ def main() -> int:
                 chaos_states = wait_delivered(db_url, "3", 3 * n, timeout=240)
                 chaos_seconds = time.monotonic() - chaos_started
                 mode["flaky"] = False
-                with psycopg.connect(db_url) as conn:
-                    webhook_ids = {
-                        row[0]
-                        for row in conn.execute(
-                            "SELECT d.webhook_id FROM callbacks_callbackdelivery d "
-                            "JOIN callbacks_callbackevent e ON e.id = d.event_id "
-                            "WHERE e.study_instance_uid LIKE '1.2.826.0.1.3680043.10.3.%'"
-                        )
-                    }
-                with lock:
-                    received_ok = {wid for wid in webhook_ids if answered_2xx[wid] > 0}
-                    duplicates = sum(answered_2xx[wid] - 1 for wid in received_ok)
                 chaos_result = {
                     "log": chaos_log,
                     "seconds": chaos_seconds,
                     "stored": stored,
                     "states": chaos_states,
-                    "deliveries": len(webhook_ids),
-                    "lost": len(webhook_ids) - len(received_ok),
-                    "duplicates": duplicates,
+                    **received_once(db_url, "3", answered_2xx, lock),
                     "unexpected": supervisor.unexpected_exits,
                 }
             if supervisor:
