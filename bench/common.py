@@ -98,20 +98,38 @@ def gunicorn(
         "--timeout",
         str(timeout),
     ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
-    if master_pid is not None:
-        master_pid.append(proc.pid)
     try:
-        wait_for_port(port, timeout=30)
-        yield port
+        with serving(cmd, port, env=env, log=log) as proc:
+            if master_pid is not None:
+                master_pid.append(proc.pid)
+            yield port
+    finally:
+        if log_path:
+            log.close()
+
+
+@contextlib.contextmanager
+def serving(
+    cmd: list[str],
+    port: int,
+    *,
+    env: dict,
+    log=subprocess.DEVNULL,
+    start_timeout: float = 30,
+    stop_timeout: float = 10,
+):
+    """A server process (``cmd``, from the checkout, its output to ``log``) for the block: yields its
+    Popen once ``port`` accepts, and stops it after (SIGTERM, then SIGKILL past ``stop_timeout``)."""
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    try:
+        wait_for_port(port, timeout=start_timeout)
+        yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if log_path:
-            log.close()
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

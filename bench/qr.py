@@ -38,7 +38,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ROOT, manage, percentiles, throwaway_database
+from bench.common import ROOT, manage, percentiles, serving, throwaway_database
 from bench.dimse import BENCH_AE, storescu_rate, time_findscu_repeat, write_ct_files
 from tests.support.net import free_port, wait_for_port
 from tests.support.orthanc import orthanc_server
@@ -224,22 +224,9 @@ def _answers(port: int, called_ae: str, query: Path) -> int:
 @contextmanager
 def dicomsvc_listener(env: dict):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "run_dimse", "--bind", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, timeout=60)
+    cmd = [sys.executable, "manage.py", "run_dimse", "--bind", "127.0.0.1", "--port", str(port)]
+    with serving(cmd, port, env=env, start_timeout=60, stop_timeout=20):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _env(url: str, work: Path, **extra: str) -> dict:
