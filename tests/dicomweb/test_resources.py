@@ -11,25 +11,14 @@ import pydicom
 import pytest
 import requests
 from pydicom.encaps import generate_frames
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from exams import selectors
 from exams.multipart import header_params, iter_parts
 from tests.dicomweb.conftest import CORPUS
-from tests.support.testdata import PYDICOM_TEST_FILES
+from tests.support.testdata import with_fresh_uids
 
 ANY = (("application/dicom", "*"),)
-
-
-def _file(name: str) -> bytes:
-    """The test file with fresh Study/Series/SOP Instance UIDs (several of pydicom's files share
-    them), written back in its own transfer syntax: pixel data and encoding are untouched."""
-    ds = pydicom.dcmread(PYDICOM_TEST_FILES / name)
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
 
 
 def _stored(backend, client, ds) -> bytes:
@@ -95,7 +84,7 @@ def _expected_frames(ds) -> list[bytes]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", CORPUS)
 def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
-    data = _file(name)
+    data = with_fresh_uids(name)
     original = pydicom.dcmread(io.BytesIO(data))
     answer = _post(client, data)
     assert answer.status_code == 200, answer.text
@@ -140,7 +129,7 @@ def test_instance_and_frames_come_back_byte_for_byte(backend, client, name):
     ],
 )
 def test_frames_and_instances_are_transcoded_when_asked_for_uncompressed(backend, client, name):
-    data = _file(name)
+    data = with_fresh_uids(name)
     original = pydicom.dcmread(io.BytesIO(data))
     assert _post(client, data).status_code == 200
     uids = (original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID)

@@ -29,7 +29,7 @@ from tests.dicomweb.conftest import CORPUS
 from tests.dimse.conftest import AE_TITLE, dimse_settings, scp  # noqa: F401 - fixtures
 from tests.exams.conftest import make_dicom, new_patient, upload
 from tests.support.net import free_port
-from tests.support.testdata import PYDICOM_TEST_FILES
+from tests.support.testdata import PYDICOM_TEST_FILES, with_fresh_uids
 
 # sha256 of build_metadata's text for each of pydicom's test files (path under its test_files, at
 # /studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5), recorded from dicomweb/metadata.py before the
@@ -146,20 +146,10 @@ def test_an_instance_sent_with_c_store_has_its_metadata_row_after_ingest(metadat
     _assert_filled(ds)
 
 
-def _corpus_file(name: str) -> bytes:
-    """The test file under fresh UIDs (several of pydicom's share them), in its own encoding."""
-    ds = pydicom.dcmread(PYDICOM_TEST_FILES / name)
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 @pytest.mark.celery
 def test_metadata_filled_at_ingest_serves_the_bytes_a_first_read_builds(metadata_worker, api, settings):
     settings.PUBLIC_BASE_URL = "http://testserver"  # the root our BulkDataURIs start with
-    files = [_corpus_file(name) for name in CORPUS]  # every transfer syntax pydicom's files hold
+    files = [with_fresh_uids(name) for name in CORPUS]  # every transfer syntax pydicom's files hold
     body, content_type = _related(*files)
     root = f"/{django_settings.DICOMWEB_PATH}"
     assert api.generic("POST", f"{root}/studies", body, content_type=content_type).status_code == 200
